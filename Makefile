@@ -1,0 +1,77 @@
+# dualvla — top-level build. gcc + OpenMP; nothing else is needed for the CPU build.
+#
+#   make            library, CLI, tests and benchmarks into build/
+#   make test       build and run every test (last line: "N passed, N failed")
+#   make bench      build and run the kernel benchmarks
+#   make run        the README's main job (until the models land: the kernel benchmark)
+#
+# The portable C files are compiled for baseline x86-64 (or whatever the host is), so the
+# binary runs on any CPU; kernels/avx512/*.c get their own -mavx512* flags and are only
+# called after a run-time CPUID check (kernels/cpu.c).
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
+LDLIBS  += -lm -ldl -lpthread -fopenmp
+
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+  AVX512_SRC   := $(wildcard kernels/avx512/*.c)
+  AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+else
+  AVX512_SRC   :=
+  CFLAGS       += -DDV_NO_AVX512
+endif
+
+LIB_SRC   := $(wildcard tensor/*.c kernels/*.c nn/*.c optim/*.c data/calvin/*.c \
+                        models/llava/*.c models/diffuser_actor/*.c models/dit/*.c)
+TEST_SRC  := $(wildcard tests/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+TOOL_SRC  := $(wildcard tools/*.c)
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(AVX512_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+
+LIB := $(BUILD)/libdualvla.a
+
+.PHONY: all test bench run clean
+all: $(LIB) $(BUILD)/dualvla $(BUILD)/test $(BUILD)/bench
+
+$(BUILD)/kernels/avx512/%.o: kernels/avx512/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/dualvla: $(TOOL_OBJ) $(LIB)
+	$(CC) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/test: $(TEST_OBJ) $(LIB)
+	$(CC) -o $@ -Wl,--whole-archive $(TEST_OBJ) -Wl,--no-whole-archive $(LIB) $(LDLIBS)
+
+$(BUILD)/bench: $(BENCH_OBJ) $(LIB)
+	$(CC) -o $@ $(BENCH_OBJ) $(LIB) $(LDLIBS)
+
+test: $(BUILD)/test
+	./$(BUILD)/test
+
+bench: $(BUILD)/bench
+	./$(BUILD)/bench all
+
+run: $(BUILD)/dualvla
+	./$(BUILD)/dualvla bench gemm
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(TOOL_OBJ:.o=.d)
