@@ -1,0 +1,44 @@
+/* tests/util.h — shared checks for op tests.
+ *
+ * An op under test is wrapped in a dv_test_op: it gets the input tensors and returns the
+ * output (a new reference). Three checks use it:
+ *   ut_gradcheck  — f64 central finite differences vs autograd, for every input that
+ *                   requires grad (loss = sum(out * r) with a fixed random r).
+ *   ut_parity     — the same f32 inputs through the AVX-512 and the portable kernel sets:
+ *                   outputs and input gradients must agree (skipped without AVX-512).
+ *   ut_fixture    — PyTorch reference values from tests/reference/<file>.bin (written by the
+ *                   generator scripts there): case.in0.., case.out, case.gout, case.grad0..
+ */
+#ifndef DV_TESTS_UTIL_H
+#define DV_TESTS_UTIL_H
+
+#include "tensor/ops.h"
+#include "tests/test.h"
+
+typedef dv_tensor *(*dv_test_op)(dv_tensor **in, void *ctx);
+
+/* random leaves; ut_randn_leaf gives requires_grad = true */
+dv_tensor *ut_randn(dv_dtype dt, const int64_t *shape, int ndim, uint64_t seed);
+dv_tensor *ut_randn_leaf(dv_dtype dt, const int64_t *shape, int ndim, uint64_t seed);
+/* a leaf with the same values but non-contiguous strides (every other element of a bigger
+ * buffer, dims reversed in memory) */
+dv_tensor *ut_noncontig(dv_tensor *t);
+
+/* returns the max error found; records a test failure (naming what) when above tol */
+double ut_gradcheck(const char *what, dv_test_op op, dv_tensor **in, int n, void *ctx, double tol);
+double ut_parity(const char *what, dv_test_op op, dv_tensor **in, int n, void *ctx, double tol);
+/* loads file, runs op on case's inputs; checks out and grads within tol (relative to max|ref|) */
+double ut_fixture(const char *file, const char *name, dv_test_op op, void *ctx, double tol);
+
+/* max |a - b| / max(1e-12, max|b|)... as a plain helper; shapes must match */
+double ut_max_rel_diff(const dv_tensor *a, const dv_tensor *b);
+/* all elements within tol*max(1,|b|) of b? records a failure naming what */
+void ut_check_tensor(const char *what, const dv_tensor *a, const dv_tensor *b, double tol);
+
+/* fixture files */
+typedef struct ut_fixture_file ut_fixture_file;
+ut_fixture_file *ut_fixture_open(const char *path);  /* NULL + test failure when unreadable */
+dv_tensor *ut_fixture_get(ut_fixture_file *f, const char *name); /* new ref or NULL */
+void ut_fixture_close(ut_fixture_file *f);
+
+#endif
