@@ -22,7 +22,7 @@ dv_tensor *ut_noncontig(dv_tensor *t) {
     /* buffer with dims reversed and the (new) last dim doubled, then view it back */
     int nd = t->ndim;
     if (nd == 0) { dv_tensor *c = dv_clone(t); dv_tensor *d = dv_detach(c); dv_release(c); d->requires_grad = t->requires_grad; return d; }
-    int64_t sh[DV_MAX_DIMS];
+    int64_t sh[DV_MAX_DIMS] = {0};
     for (int d = 0; d < nd; d++) sh[d] = t->shape[nd - 1 - d];
     sh[nd - 1] *= 2;
     dv_tensor *buf = dv_full(t->dtype, sh, nd, NAN);
@@ -286,4 +286,35 @@ done:
     for (int i = 0; i < n; i++) dv_release(in[i]);
     ut_fixture_close(fx);
     return worst;
+}
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+bool ut_aborts_with(void (*fn)(void *), void *ctx, const char *want) {
+    int fds[2];
+    if (pipe(fds)) return false;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn(ctx);
+        _exit(0); /* did not abort */
+    }
+    close(fds[1]);
+    char buf[4096];
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof buf - 1 && (k = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)k;
+    buf[got] = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+    if (!aborted) CHECK_MSG(0, "expected an abort with '%s'; the call returned", want);
+    else if (!strstr(buf, want)) CHECK_MSG(0, "abort message '%s' lacks '%s'", buf, want);
+    return aborted && strstr(buf, want);
 }

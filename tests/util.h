@@ -41,4 +41,9 @@ ut_fixture_file *ut_fixture_open(const char *path);  /* NULL + test failure when
 dv_tensor *ut_fixture_get(ut_fixture_file *f, const char *name); /* new ref or NULL */
 void ut_fixture_close(ut_fixture_file *f);
 
+
+
+/* run fn(ctx) in a child process; true when it aborted and its stderr contains want
+ * (checks that bad calls die loudly with a message naming the op and the shapes) */
+bool ut_aborts_with(void (*fn)(void *), void *ctx, const char *want);
 #endif
