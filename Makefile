@@ -66,10 +66,13 @@ test: $(BUILD)/test
 	./$(BUILD)/test
 
 bench: $(BUILD)/bench
+	@bash tools/peer_blas.sh
 	./$(BUILD)/bench all
 
-run: $(BUILD)/dualvla
-	./$(BUILD)/dualvla bench gemm
+run: $(BUILD)/dualvla $(BUILD)/bench
+	@bash tools/peer_blas.sh
+	./$(BUILD)/dualvla info
+	./$(BUILD)/bench all
 
 clean:
 	rm -rf $(BUILD)
