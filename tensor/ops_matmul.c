@@ -28,9 +28,8 @@ static void gemm_dispatch(dv_backend bk, dv_dtype adt, dv_dtype bdt, int ta, int
         return;
     }
     DV_ASSERT(adt == DV_F32, "matmul: left operand must be f32 or f64, got %s", dv_dtype_name(adt));
-    bool avx = bk == DV_BACKEND_AVX512;
-#ifdef DV_NO_AVX512
-    avx = false;
+#ifndef DV_NO_AVX512
+    const bool avx = bk == DV_BACKEND_AVX512;
 #endif
     switch (bdt) {
     case DV_F32:
