@@ -9,4 +9,6 @@
 void dv_sum_f32_portable(int64_t outer, int64_t n, int64_t inner, const float *x, float *y);
 void dv_sum_f64_portable(int64_t outer, int64_t n, int64_t inner, const double *x, double *y);
 
+void dv_sum_f32_avx512(int64_t outer, int64_t n, int64_t inner, const float *x, float *y);
+
 #endif

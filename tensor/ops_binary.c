@@ -130,11 +130,13 @@ dv_tensor *dv_minimum(dv_tensor *a, dv_tensor *b) { return dv_binary(DV_BINARY_M
 /* ---- where / masked_fill ---- */
 /* cond as 0/1 in dtype dt, broadcast to shape (contiguous) */
 static dv_tensor *cond_as(dv_tensor *cond, dv_dtype dt, const int64_t *shape, int n) {
-    dv_tensor *m = dv_empty(dt, shape, n);
     dv_tensor *ce = dv_expand(cond, shape, n);
-    int64_t k = dv_numel(m);
-    for (int64_t i = 0; i < k; i++) dv_flat_set(m, i, dv_flat_get(ce, i) != 0 ? 1.0 : 0.0);
+    dv_tensor *b = dv_empty(DV_BOOL, shape, n);
+    dv_copy_(b, ce); /* any nonzero -> 1 */
+    dv_tensor *m = dv_empty(dt, shape, n);
+    dv_copy_(m, b);
     dv_release(ce);
+    dv_release(b);
     return m;
 }
 

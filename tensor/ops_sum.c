@@ -17,8 +17,11 @@ static dv_tensor *sum_one_dim(dv_tensor *x, int d) {
     memcpy(sh, x->shape, sizeof sh);
     sh[d] = 1;
     dv_tensor *y = dv_empty(x->dtype, sh, x->ndim);
-    if (x->dtype == DV_F32) dv_sum_f32_portable(outer, n, inner, dv_data(x), dv_data(y));
-    else dv_sum_f64_portable(outer, n, inner, dv_data(x), dv_data(y));
+    if (x->dtype == DV_F64) dv_sum_f64_portable(outer, n, inner, dv_data(x), dv_data(y));
+#ifndef DV_NO_AVX512
+    else if (dv_backend_of(x) == DV_BACKEND_AVX512) dv_sum_f32_avx512(outer, n, inner, dv_data(x), dv_data(y));
+#endif
+    else dv_sum_f32_portable(outer, n, inner, dv_data(x), dv_data(y));
     return y;
 }
 

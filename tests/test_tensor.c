@@ -257,3 +257,20 @@ TEST(zero_size_dims) {
     CHECK(dv_numel(r) == 0);
     dv_release(e); dv_release(b); dv_release(s); dv_release(t); dv_release(r); dv_release(z);
 }
+
+static dv_tensor *run_sum_mode(dv_tensor **in, void *ctx) {
+    int mode = *(int *)ctx;
+    if (mode == 0) return dv_sum(in[0], (int[]){-1}, 1, false);
+    if (mode == 1) return dv_sum(in[0], (int[]){0}, 1, false);
+    if (mode == 2) return dv_mean(in[0], (int[]){1}, 1, true);
+    return dv_sum_all(in[0]);
+}
+
+TEST(sum_parity) {
+    const int64_t shapes[][3] = {{3, 5, 1}, {7, 33, 17}, {2, 1000, 9}, {1, 1, 100003}};
+    for (int s = 0; s < 4; s++) {
+        dv_tensor *x = ut_randn_leaf(DV_F32, shapes[s], 3, 40 + s);
+        for (int mode = 0; mode < 4; mode++) ut_parity("sum", run_sum_mode, &x, 1, &mode, 1e-6);
+        dv_release(x);
+    }
+}
