@@ -7,8 +7,8 @@
  *   vm_sigmoid(x)  1 / (1 + e^-x); <= ~2 ulp, also for x << 0 (no overflow of e^-x there)
  *   vm_erf(x)      erf x; relative error <= ~2 ulp (absolute <= ~1e-7)
  *   vm_normcdf(x)  Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal CDF (exact GELU is
- *                  x * Phi(x)); <= ~2 ulp for x > -1.2 and <= ~6 ulp relative in the left
- *                  tail (x < -1.2, Phi < 0.12), where 1 + erf(.) would cancel completely
+ *                  x * Phi(x)); <= ~3 ulp for x >= 0; for x < 0 <= ~9 ulp relative, down to
+ *                  the underflow at x = -14 (1 + erf(.) would lose all digits there)
  *   vm_hsum(v), vm_hmax(v)   horizontal sum / max of the 16 lanes
  *
  * Every AVX-512 kernel that needs these functions includes this header (it is static inline
@@ -27,9 +27,11 @@
  *         ln x = e ln2 + ln(1 + f).
  *   tanh  |x| < 0.625: x + x^3 P(x^2) (deg-11 odd fit); else 1 - 2 / (e^{2|x|} + 1); the sign
  *         of x is copied onto the result (so tanh(-0) = -0).
- *   erf   |x| < 0.875: x + x Q(x^2) (deg-15 odd fit); else 1 - erfc(|x|) with
- *         erfc(a) = e^{-a^2} R(t), t = 2 / (2 + a), R a deg-8 fit of erfc(a) e^{a^2} on
- *         [0.875, 10]; a^2 is split into p + e exactly (FMA) and e^{-a^2} = e^{-p} (1 - e).
+ *   erfc  erfc(a) = e^{-a^2} R(t) for a >= 0, t = 2 / (2 + a), R a deg-10 fit of erfc(a) e^{a^2}
+ *         on [0, 10]; a^2 is split into p + e exactly (FMA) and e^{-a^2} = e^{-p} (1 - e).
+ *   erf   |x| < 0.875: x + x Q(x^2) (deg-15 odd fit, keeps the relative accuracy near 0);
+ *         else 1 - erfc(|x|).
+ *   Phi   erfc(|x| / sqrt 2) / 2 or 1 minus that: one erfc, no branch of its own.
  *
  * Not here: f64, and the argument range of the trigonometric functions (nothing needs them).
  */
@@ -144,21 +146,23 @@ VM_INLINE __m512 vm_erf_small_(__m512 a) {
     return _mm512_mul_ps(a, q);
 }
 
-/* erfc(a) for 0.875 <= a <= ~11 (erfc underflows f32 from a = 10 on; R is fitted up to 10 and
- * flat beyond), given a^2 = p + e exactly: e^{-p} (1 - e) R(t), t = 2 / (2 + a). Rel. err of the
+/* erfc(a) for 0 <= a (clamped to 10, where erfc has underflowed f32; R is fitted up to 10),
+ * given a^2 = p + e exactly: e^{-p} (1 - e) R(t), t = 2 / (2 + a) in (1/6, 1]. Rel. err of the
  * fit 2e-8. The caller keeps a finite (so p and e are). */
-VM_INLINE __m512 vm_erfc_tail_(__m512 a, __m512 p, __m512 e) {
+VM_INLINE __m512 vm_erfc_(__m512 a, __m512 p, __m512 e) {
     a = _mm512_min_ps(vm_set(10.0f), a);
-    __m512 u = _mm512_sub_ps(_mm512_div_ps(vm_set(2.0f), _mm512_add_ps(vm_set(2.0f), a)), vm_set(0.4311594069f));
-    __m512 r = vm_set(7.105502486e-02f);
-    r = _mm512_fmadd_ps(r, u, vm_set(9.289451689e-02f));
-    r = _mm512_fmadd_ps(r, u, vm_set(-1.112168655e-01f));
-    r = _mm512_fmadd_ps(r, u, vm_set(-1.890678704e-01f));
-    r = _mm512_fmadd_ps(r, u, vm_set(1.315518767e-01f));
-    r = _mm512_fmadd_ps(r, u, vm_set(6.052168608e-01f));
-    r = _mm512_fmadd_ps(r, u, vm_set(8.385532498e-01f));
-    r = _mm512_fmadd_ps(r, u, vm_set(7.301648259e-01f));
-    r = _mm512_fmadd_ps(r, u, vm_set(2.009566724e-01f));
+    __m512 u = _mm512_sub_ps(_mm512_div_ps(vm_set(2.0f), _mm512_add_ps(vm_set(2.0f), a)), vm_set(0.5833333135f));
+    __m512 r = vm_set(3.247715905e-02f);
+    r = _mm512_fmadd_ps(r, u, vm_set(-4.980694875e-02f));
+    r = _mm512_fmadd_ps(r, u, vm_set(-3.945396096e-02f));
+    r = _mm512_fmadd_ps(r, u, vm_set(1.135504842e-01f));
+    r = _mm512_fmadd_ps(r, u, vm_set(1.721922122e-02f));
+    r = _mm512_fmadd_ps(r, u, vm_set(-2.328716964e-01f));
+    r = _mm512_fmadd_ps(r, u, vm_set(-3.669901565e-02f));
+    r = _mm512_fmadd_ps(r, u, vm_set(6.357730627e-01f));
+    r = _mm512_fmadd_ps(r, u, vm_set(1.125755072e+00f));
+    r = _mm512_fmadd_ps(r, u, vm_set(1.028723478e+00f));
+    r = _mm512_fmadd_ps(r, u, vm_set(3.336736262e-01f));
     r = _mm512_fnmadd_ps(r, e, r);                        /* R (1 - e) */
     return _mm512_mul_ps(vm_exp(_mm512_sub_ps(_mm512_setzero_ps(), p)), r);
 }
@@ -167,29 +171,24 @@ VM_INLINE __m512 vm_erf(__m512 x) {
     __m512 a = _mm512_min_ps(vm_set(10.0f), vm_abs(x)); /* erf = +-1 in f32 from 3.92 on */
     __m512 small = _mm512_add_ps(a, vm_erf_small_(a));
     __m512 p = _mm512_mul_ps(a, a), e = _mm512_fmsub_ps(a, a, p);
-    __m512 big = _mm512_sub_ps(vm_set(1.0f), vm_erfc_tail_(a, p, e));
+    __m512 big = _mm512_sub_ps(vm_set(1.0f), vm_erfc_(a, p, e));
     __mmask16 is_small = _mm512_cmp_ps_mask(a, vm_set(0.875f), _CMP_LT_OQ);
     __m512 y = _mm512_mask_mov_ps(big, is_small, small);
     return _mm512_or_ps(y, vm_signbit(x));
 }
 
-/* Phi(x) = erfc(-x / sqrt 2) / 2. With a = |x| / sqrt 2:
- *   a < 0.875:  1/2 + sign(x) erf(a) / 2
- *   otherwise:  x < 0: erfc(a) / 2;  x > 0: 1 - erfc(a) / 2
- * a^2 = x^2 / 2 is taken from x directly (split exactly), so the left tail keeps its accuracy. */
+/* Phi(x) = erfc(-x / sqrt 2) / 2: with h = erfc(|x| / sqrt 2) / 2, Phi = h for x < 0 and 1 - h
+ * for x >= 0 (no cancellation in the left tail; absolute accuracy is all that 1 - h needs).
+ * a^2 = x^2 / 2 is split exactly from x itself. */
 VM_INLINE __m512 vm_normcdf(__m512 x) {
     const __m512 half = vm_set(0.5f);
     x = vm_clamp(x, -16.0f, 16.0f); /* Phi is 0 / 1 in f32 well before */
     __m512 a = _mm512_mul_ps(vm_abs(x), vm_set(0.70710678118654752f));
     __m512 x2 = _mm512_mul_ps(x, x);
     __m512 p = _mm512_mul_ps(x2, half), e = _mm512_mul_ps(_mm512_fmsub_ps(x, x, x2), half);
-    __m512 hs = _mm512_mul_ps(_mm512_add_ps(a, vm_erf_small_(a)), half); /* erf(a) / 2 */
-    __m512 small = _mm512_add_ps(half, _mm512_or_ps(hs, vm_signbit(x)));
-    __m512 hl = _mm512_mul_ps(vm_erfc_tail_(a, p, e), half);            /* erfc(a) / 2 */
+    __m512 h = _mm512_mul_ps(vm_erfc_(a, p, e), half);
     __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-    __m512 big = _mm512_mask_mov_ps(_mm512_sub_ps(vm_set(1.0f), hl), neg, hl);
-    __mmask16 is_small = _mm512_cmp_ps_mask(a, vm_set(0.875f), _CMP_LT_OQ);
-    return _mm512_mask_mov_ps(big, is_small, small);
+    return _mm512_mask_mov_ps(_mm512_sub_ps(vm_set(1.0f), h), neg, h);
 }
 
 #endif
