@@ -1,0 +1,70 @@
+/* optim/clip.c — global-norm gradient clipping, as torch.nn.utils.clip_grad_norm_ (L2):
+ *
+ *   total = sqrt(sum over parameters with a gradient of sum(g^2))
+ *   coef  = max_norm / (total + 1e-6);   if coef < 1: every g *= coef
+ *
+ * Sums run in f64 for both f32 and f64 gradients. The gradients are contiguous leaf
+ * buffers (the tensor core accumulates them so); other layouts are handled through a copy.
+ */
+#include "optim/internal.h"
+
+#include <math.h>
+
+static double sum_squares(const dv_tensor *g) {
+    int64_t n = dv_numel(g);
+    double s = 0;
+    if (g->dtype == DV_F32) {
+        const float *x = dv_data(g);
+        #pragma omp parallel for reduction(+ : s) schedule(static) if (n > (1 << 16))
+        for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    } else {
+        const double *x = dv_data(g);
+        #pragma omp parallel for reduction(+ : s) schedule(static) if (n > (1 << 16))
+        for (int64_t i = 0; i < n; i++) s += x[i] * x[i];
+    }
+    return s;
+}
+
+static void scale_in_place(dv_tensor *g, double coef) {
+    int64_t n = dv_numel(g);
+    if (g->dtype == DV_F32) {
+        float *x = dv_data(g), c = (float)coef;
+        #pragma omp parallel for schedule(static) if (n > (1 << 16))
+        for (int64_t i = 0; i < n; i++) x[i] *= c;
+    } else {
+        double *x = dv_data(g);
+        #pragma omp parallel for schedule(static) if (n > (1 << 16))
+        for (int64_t i = 0; i < n; i++) x[i] *= coef;
+    }
+}
+
+double dv_grad_norm(const dv_params *ps) {
+    double s = 0;
+    for (int i = 0; i < ps->n; i++) {
+        dv_tensor *g = dv_optim_grad("grad_norm", ps->names[i], ps->tensors[i]);
+        if (!g) continue;
+        s += sum_squares(g);
+        dv_release(g);
+    }
+    return sqrt(s);
+}
+
+double dv_clip_grad_norm(const dv_params *ps, double max_norm) {
+    double total = dv_grad_norm(ps);
+    double coef = max_norm / (total + 1e-6);
+    if (!(coef < 1.0) && !isnan(coef)) return total; /* nothing to clip */
+    for (int i = 0; i < ps->n; i++) {
+        dv_tensor *p = ps->tensors[i];
+        if (!p->grad) continue;
+        dv_check_float("clip_grad_norm", p->grad);
+        if (dv_is_contiguous(p->grad)) {
+            scale_in_place(p->grad, coef);
+        } else { /* scale a contiguous copy and write it back */
+            dv_tensor *g = dv_contiguous(p->grad);
+            scale_in_place(g, coef);
+            dv_copy_(p->grad, g);
+            dv_release(g);
+        }
+    }
+    return total;
+}
