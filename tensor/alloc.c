@@ -60,7 +60,8 @@ void *dv_alloc(int64_t nbytes) {
     if (g_stats.live_bytes > g_stats.peak_bytes) g_stats.peak_bytes = g_stats.live_bytes;
     pthread_mutex_unlock(&g_lock);
     if (b) return b;
-    void *p = aligned_alloc(ALIGN, (size_t)sz);
+    void *p = NULL;
+    if (posix_memalign(&p, ALIGN, (size_t)sz) != 0) p = NULL; /* sz need not be a multiple of 64 */
     if (!p) {
         dv_panic("dv_alloc: out of host memory allocating %lld bytes (%.2f GiB live)",
                  (long long)sz, g_stats.live_bytes / 1073741824.0);

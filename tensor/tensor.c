@@ -144,7 +144,9 @@ dv_tensor *dv_pool_add(dv_pool *p, dv_tensor *t) {
 }
 void dv_pool_release(dv_pool *p) {
     for (int i = p->n - 1; i >= 0; i--) dv_release(p->items[i]);
-    p->n = 0;
+    free(p->items);
+    p->items = NULL;
+    p->n = p->cap = 0;
 }
 
 /* a tensor struct (no storage yet) with contiguous strides */

@@ -94,7 +94,7 @@ void dv_release(dv_tensor *t);                   /* NULL is fine */
 /* a list of owned references, released together: x = dv_pool_add(&pool, dv_exp(y)); */
 typedef struct { dv_tensor **items; int n, cap; } dv_pool;
 dv_tensor *dv_pool_add(dv_pool *p, dv_tensor *t); /* takes t's reference, returns t */
-void dv_pool_release(dv_pool *p);                 /* releases all; the pool is reusable */
+void dv_pool_release(dv_pool *p);                 /* releases all and frees the list; reusable */
 
 /* ---- creation ---------------------------------------------------------------------------- */
 dv_tensor *dv_empty(dv_dtype dt, const int64_t *shape, int ndim);

@@ -27,7 +27,8 @@ void dv_sum_f32_avx512(int64_t outer, int64_t n, int64_t inner, const float *x, 
     }
     #pragma omp parallel if (outer * n * inner > (1 << 16))
     {
-        double *acc = aligned_alloc(64, (size_t)((inner + 15) / 16 * 16) * sizeof(double));
+        double *acc = NULL;
+        if (posix_memalign((void **)&acc, 64, (size_t)((inner + 7) / 8 * 8) * sizeof(double))) acc = NULL;
         #pragma omp for schedule(static)
         for (int64_t o = 0; o < outer; o++) {
             for (int64_t j = 0; j < inner; j++) acc[j] = 0;
