@@ -184,16 +184,9 @@ TEST(one_hot_values) {
 
 /* ---- PyTorch fixtures ---- */
 static bool fixture_cfg(const char *name, int64_t *cfg, int n) {
-    ut_fixture_file *f = ut_fixture_open("tests/reference/spatial.bin");
     char key[128];
     snprintf(key, sizeof key, "%s.cfg", name);
-    dv_tensor *t = ut_fixture_get(f, key);
-    bool ok = t && dv_numel(t) == n;
-    CHECK_MSG(ok, "spatial.bin: %s missing or not %d long", key, n);
-    for (int i = 0; ok && i < n; i++) cfg[i] = (int64_t)dv_flat_get(t, i);
-    dv_release(t);
-    ut_fixture_close(f);
-    return ok;
+    return ut_fixture_ints("spatial.bin", key, cfg, n);
 }
 
 static dv_tensor *fx_embedding(dv_tensor **in, void *ctx) { return dv_embedding(in[0], in[1]); }

@@ -6,7 +6,6 @@
 
 #include <stdlib.h>
 
-bool norm_expect_panic(void (*fn)(void *), void *ctx, const char *want); /* tests/test_reduce.c */
 
 typedef enum { L_MSE, L_L1, L_BCE } pair_loss;
 
@@ -189,11 +188,11 @@ static void mse_broadcast(void *ctx) {
 }
 
 TEST(loss_bad_calls_abort) {
-    CHECK(norm_expect_panic(ce_out_of_range, NULL, "cross_entropy: target[1] = 5 is not a class id in [0, 5)"));
-    CHECK(norm_expect_panic(ce_negative, NULL, "cross_entropy: target[2] = -1 is not a class id"));
-    CHECK(norm_expect_panic(ce_float_target, NULL, "cross_entropy: target must be i32 or i64"));
-    CHECK(norm_expect_panic(ce_bad_shape, NULL, "cross_entropy: expected logits (N, C) and target (N), got (3, 5) and (4)"));
-    CHECK(norm_expect_panic(mse_broadcast, NULL, "mse_loss: shape mismatch (4, 1) vs (4)"));
+    CHECK(ut_aborts_with(ce_out_of_range, NULL, "cross_entropy: target[1] = 5 is not a class id in [0, 5)"));
+    CHECK(ut_aborts_with(ce_negative, NULL, "cross_entropy: target[2] = -1 is not a class id"));
+    CHECK(ut_aborts_with(ce_float_target, NULL, "cross_entropy: target must be i32 or i64"));
+    CHECK(ut_aborts_with(ce_bad_shape, NULL, "cross_entropy: expected logits (N, C) and target (N), got (3, 5) and (4)"));
+    CHECK(ut_aborts_with(mse_broadcast, NULL, "mse_loss: shape mismatch (4, 1) vs (4)"));
 }
 
 /* every op of this group, forward and backward, gives back all its memory (graph nodes release

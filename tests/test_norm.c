@@ -5,7 +5,6 @@
 #include "tests/util.h"
 #include "kernels/cpu.h"
 
-bool norm_expect_panic(void (*fn)(void *), void *ctx, const char *want); /* tests/test_reduce.c */
 
 typedef struct { int dim; bool log; } sm_ctx;
 /* which of weight / bias are given: in[1] / in[2] in that order (in[1] is the bias when there is
@@ -216,7 +215,7 @@ static void softmax_bad_dim(void *ctx) {
 }
 
 TEST(norm_bad_calls_abort) {
-    CHECK(norm_expect_panic(ln_bad_weight, NULL, "layer_norm: weight (7) does not match the last dim of x (2, 8)"));
-    CHECK(norm_expect_panic(ln_bad_dtype, NULL, "rms_norm: weight is f64 but x is f32"));
-    CHECK(norm_expect_panic(softmax_bad_dim, NULL, "dim 2 out of range"));
+    CHECK(ut_aborts_with(ln_bad_weight, NULL, "layer_norm: weight (7) does not match the last dim of x (2, 8)"));
+    CHECK(ut_aborts_with(ln_bad_dtype, NULL, "rms_norm: weight is f64 but x is f32"));
+    CHECK(ut_aborts_with(softmax_bad_dim, NULL, "dim 2 out of range"));
 }

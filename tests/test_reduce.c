@@ -3,43 +3,10 @@
  * cases (ties, NaN, infinities, zero-size and 0-d inputs) and calls that must abort. */
 #include "tests/util.h"
 
-#include <signal.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 /* Runs fn(ctx) in a child process and returns true when it aborted (dv_panic) with `want` in
  * its message. Shared with test_norm.c and test_loss.c (declared there). */
-bool norm_expect_panic(void (*fn)(void *), void *ctx, const char *want) {
-    fflush(stdout);
-    fflush(stderr);
-    int fds[2];
-    if (pipe(fds)) return false;
-    pid_t pid = fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-        struct rlimit no_core = {0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
-        close(fds[0]);
-        dup2(fds[1], 2);
-        fn(ctx);
-        _exit(0); /* returned: no panic */
-    }
-    close(fds[1]);
-    char buf[2048];
-    size_t len = 0;
-    ssize_t k;
-    while (len < sizeof buf - 1 && (k = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)k;
-    buf[len] = 0;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    bool ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(buf, want);
-    if (!ok && dv_test_verbose) fprintf(stdout, "  child said: %s\n", buf);
-    return ok;
-}
-
 typedef struct { int dim; bool keepdim; } dim_ctx;
 typedef struct { const int *dims; int ndims, correction; bool keepdim; } var_ctx;
 
@@ -173,7 +140,7 @@ static void cumsum_int(void *ctx) {
 }
 
 TEST(reduce_bad_calls_abort) {
-    CHECK(norm_expect_panic(max_empty_dim, NULL, "max: cannot reduce dim 1 of size 0"));
-    CHECK(norm_expect_panic(max_bad_dim, NULL, "dim 2 out of range"));
-    CHECK(norm_expect_panic(cumsum_int, NULL, "cumsum: expected a f32 or f64 tensor"));
+    CHECK(ut_aborts_with(max_empty_dim, NULL, "max: cannot reduce dim 1 of size 0"));
+    CHECK(ut_aborts_with(max_bad_dim, NULL, "dim 2 out of range"));
+    CHECK(ut_aborts_with(cumsum_int, NULL, "cumsum: expected a f32 or f64 tensor"));
 }

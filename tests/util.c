@@ -289,6 +289,7 @@ done:
 }
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -299,6 +300,8 @@ bool ut_aborts_with(void (*fn)(void *), void *ctx, const char *want) {
     fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
         dup2(fds[1], 2);
         close(fds[0]);
         fn(ctx);
@@ -317,4 +320,17 @@ bool ut_aborts_with(void (*fn)(void *), void *ctx, const char *want) {
     if (!aborted) CHECK_MSG(0, "expected an abort with '%s'; the call returned", want);
     else if (!strstr(buf, want)) CHECK_MSG(0, "abort message '%s' lacks '%s'", buf, want);
     return aborted && strstr(buf, want);
+}
+
+bool ut_fixture_ints(const char *file, const char *key, int64_t *out, int n) {
+    char path[512];
+    snprintf(path, sizeof path, "tests/reference/%s", file);
+    ut_fixture_file *f = ut_fixture_open(path);
+    dv_tensor *t = ut_fixture_get(f, key);
+    bool ok = t && dv_numel(t) == n;
+    CHECK_MSG(ok, "%s: %s missing or not %d long", file, key, n);
+    for (int i = 0; ok && i < n; i++) out[i] = (int64_t)dv_flat_get(t, i);
+    dv_release(t);
+    ut_fixture_close(f);
+    return ok;
 }

@@ -40,6 +40,8 @@ typedef struct ut_fixture_file ut_fixture_file;
 ut_fixture_file *ut_fixture_open(const char *path);  /* NULL + test failure when unreadable */
 dv_tensor *ut_fixture_get(ut_fixture_file *f, const char *name); /* new ref or NULL */
 void ut_fixture_close(ut_fixture_file *f);
+/* n integers stored under key in tests/reference/<file> (op arguments of a case) */
+bool ut_fixture_ints(const char *file, const char *key, int64_t *out, int n);
 
 
 
