@@ -2,6 +2,7 @@
 #
 #   make            library, CLI, tests and benchmarks into build/
 #   make test       build and run every test (last line: "N passed, N failed")
+#   make test-asan  the tests under AddressSanitizer / UBSan (build-asan/)
 #   make bench      build and run the kernel benchmarks
 #   make run        the README's main job (until the models land: the kernel benchmark)
 #
@@ -38,7 +39,7 @@ TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 
 LIB := $(BUILD)/libdualvla.a
 
-.PHONY: all test bench run clean
+.PHONY: all test test-asan bench run clean
 all: $(LIB) $(BUILD)/dualvla $(BUILD)/test $(BUILD)/bench
 
 $(BUILD)/kernels/avx512/%.o: kernels/avx512/%.c
@@ -64,6 +65,14 @@ $(BUILD)/bench: $(BENCH_OBJ) $(LIB)
 
 test: $(BUILD)/test
 	./$(BUILD)/test
+
+# every test under AddressSanitizer + UndefinedBehaviorSanitizer (the sanitizer flags ride on
+# CC so the Makefile's own CFLAGS stay intact)
+ASAN_BUILD ?= build-asan
+ASAN_CC := $(CC) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+test-asan:
+	$(MAKE) BUILD=$(ASAN_BUILD) CC="$(ASAN_CC)" OPT=-O1 $(ASAN_BUILD)/test
+	ASAN_OPTIONS=detect_leaks=1 ./$(ASAN_BUILD)/test
 
 bench: $(BUILD)/bench
 	@bash tools/peer_blas.sh
