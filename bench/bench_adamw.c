@@ -5,7 +5,7 @@
  * One update of 16M f32 parameters reads p, g, m, v and writes p, m, v: 28 bytes a parameter
  * (30 with the bf16 copy written in the same pass). The update is memory bound, so the figure
  * is GB/s of that traffic, printed next to memcpy's GB/s (bytes read + bytes written) measured
- * in the same run with the same threads, and the ratio. Portable and AVX-512 kernels, 1 and 2
+ * just before it with the same threads, and the ratio. Portable and AVX-512 kernels, 1 and 2
  * threads (or only N with --threads N).
  * Not here: correctness (tests/test_optim.c).
  */
@@ -106,10 +106,11 @@ int dv_bench_adamw(int argc, char **argv) {
            "% memcpy");
     for (int t = 0; t < nthreads; t++) {
         omp_set_num_threads(threads[t]);
-        double copy_gbs = memcpy_gbs();
         for (int avx = 0; avx < 2; avx++) {
             if (avx && !dv_cpu_has_avx512()) continue;
             for (int kind = 0; kind < 2; kind++) {
+                /* memcpy right before each row, so both figures see the same machine load */
+                double copy_gbs = memcpy_gbs();
                 j.avx512 = avx;
                 j.kind = kind ? DV_ADAMW_COPY_BF16 : DV_ADAMW_COPY_NONE;
                 double sec = dv_bench_time(run_adamw, &j, MIN_SECONDS);

@@ -1,10 +1,19 @@
 /* kernels/avx512/adamw.c — the fused AdamW update, f32, 16 lanes at a time, with the optional
  * f16 (vcvtps2ph) or bf16 (integer round-to-nearest-even) copy written from the same registers.
  * Same formula and order as the portable kernel (kernels/adamw.h); results differ from it
- * only by the rounding of fused multiply-adds. The tail is done with masked loads and stores. */
+ * only by the rounding of fused multiply-adds. The tail is done with masked loads and stores.
+ *
+ * p, m and v are read before they are written, so their stores hit lines already in the cache.
+ * The copy is a pure output: when it is large it is written with non-temporal stores, which
+ * saves reading its lines before writing them (the copy is read next by the forward pass, by
+ * which time a large copy would have left the cache anyway).
+ */
 #include "kernels/adamw.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
+
+#define STREAM_MIN_BYTES ((int64_t)8 << 20)
 
 typedef struct {
     __m512 decay, b1, b2, omb1, omb2, neg_step, bc2, eps;
@@ -43,15 +52,21 @@ void dv_adamw_f32_avx512(int64_t n, float *p, const float *g, float *m, float *v
         _mm512_set1_ps((float)c->bc2_sqrt),       _mm512_set1_ps((float)c->eps),
     };
     int64_t nv = n / 16 * 16;
-    #pragma omp parallel for schedule(static) if (n > (1 << 16))
-    for (int64_t i = 0; i < nv; i += 16) {
-        __m512 gi = _mm512_loadu_ps(g + i), mi = _mm512_loadu_ps(m + i);
-        __m512 vi = _mm512_loadu_ps(v + i), pi = _mm512_loadu_ps(p + i);
-        update16(&k, gi, &mi, &vi, &pi);
-        _mm512_storeu_ps(m + i, mi);
-        _mm512_storeu_ps(v + i, vi);
-        _mm512_storeu_ps(p + i, pi);
-        if (kind != DV_ADAMW_COPY_NONE) _mm256_storeu_si256((__m256i *)(copy + i), to_half(pi, kind));
+    bool stream = kind != DV_ADAMW_COPY_NONE && n * 2 >= STREAM_MIN_BYTES && ((uintptr_t)copy & 31) == 0;
+    #pragma omp parallel if (n > (1 << 16))
+    {
+        #pragma omp for schedule(static) nowait
+        for (int64_t i = 0; i < nv; i += 16) {
+            __m512 gi = _mm512_loadu_ps(g + i), mi = _mm512_loadu_ps(m + i);
+            __m512 vi = _mm512_loadu_ps(v + i), pi = _mm512_loadu_ps(p + i);
+            update16(&k, gi, &mi, &vi, &pi);
+            _mm512_storeu_ps(m + i, mi);
+            _mm512_storeu_ps(v + i, vi);
+            _mm512_storeu_ps(p + i, pi);
+            if (stream) _mm256_stream_si256((__m256i *)(copy + i), to_half(pi, kind));
+            else if (kind != DV_ADAMW_COPY_NONE) _mm256_storeu_si256((__m256i *)(copy + i), to_half(pi, kind));
+        }
+        if (stream) _mm_sfence(); /* this thread's streamed stores visible before the barrier */
     }
     if (nv < n) {
         __mmask16 t = (__mmask16)((1u << (n - nv)) - 1);
