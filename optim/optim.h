@@ -170,7 +170,9 @@ dv_ema *dv_ema_new(const dv_params *ps, double decay);
 void dv_ema_free(dv_ema *e);
 void dv_ema_update(dv_ema *e);
 /* exchange the contents of params and shadows in place (no extra memory): after swap_in the
- * model evaluates with the averaged weights; swap_out puts the trained weights back */
+ * model evaluates with the averaged weights; swap_out puts the trained weights back. f16/bf16
+ * copies registered with dv_adamw_set_copy are not rewritten by a swap. Update and state
+ * enumeration abort while swapped in. */
 void dv_ema_swap_in(dv_ema *e);
 void dv_ema_swap_out(dv_ema *e);
 /* "ema.<param name>" -> shadow, for checkpoints */
