@@ -14,7 +14,7 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
+CFLAGS  += -std=gnu11 -fopenmp -fno-math-errno -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
 LDLIBS  += -lm -ldl -lpthread -fopenmp
 
 ARCH := $(shell uname -m)
@@ -32,21 +32,23 @@ TEST_SRC  := $(wildcard tests/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 TOOL_SRC  := $(wildcard tools/*.c)
 
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(AVX512_SRC:%.c=$(BUILD)/%.o)
-TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
-BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
-TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+# objects under build/obj/ so that build/bench (the binary) is not also a folder
+OBJ       := $(BUILD)/obj
+LIB_OBJ   := $(LIB_SRC:%.c=$(OBJ)/%.o) $(AVX512_SRC:%.c=$(OBJ)/%.o)
+TEST_OBJ  := $(TEST_SRC:%.c=$(OBJ)/%.o)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(OBJ)/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(OBJ)/%.o)
 
 LIB := $(BUILD)/libdualvla.a
 
 .PHONY: all test test-asan bench run clean
 all: $(LIB) $(BUILD)/dualvla $(BUILD)/test $(BUILD)/bench
 
-$(BUILD)/kernels/avx512/%.o: kernels/avx512/%.c
+$(OBJ)/kernels/avx512/%.o: kernels/avx512/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.c
+$(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
