@@ -275,7 +275,8 @@ static double worst_diff(int64_t n, const float *a, const float *b, double floor
 /* one op at one length: forward, then backward from the portable y */
 static void check_unary(const ew_case *c, int64_t n, int offset, bool specials, double *wf, double *wb) {
     /* offset shifts every array off the 64-byte alignment (no streaming stores then) */
-    float *buf = aligned_alloc(64, (size_t)(6 * (n + 16 + offset)) * sizeof(float) + 64);
+    size_t bytes = ((size_t)(6 * (n + 16 + offset)) * sizeof(float) + 127) / 64 * 64; /* aligned_alloc wants a multiple */
+    float *buf = aligned_alloc(64, bytes);
     float *x = buf + offset, *y0 = x + n + 16, *y1 = y0 + n + 16, *gy = y1 + n + 16;
     float *g0 = gy + n + 16, *g1 = g0 + n + 16;
     fill_input(c, n, x, specials);

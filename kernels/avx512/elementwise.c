@@ -38,7 +38,6 @@ static inline bool aligned64(const void *p) { return ((uintptr_t)p & 63) == 0; }
  * Unary forward
  */
 static const float k_sqrt_2_over_pi = 0.79788456080286535588f;
-static const float k_inv_sqrt_2pi = 0.39894228040143267794f;
 
 VM_INLINE __m512 unary_vec(dv_unary_op op, __m512 x, __m512 p1, __m512 p2) {
     const __m512 one = vm_set(1.0f), zero = _mm512_setzero_ps();
@@ -149,8 +148,8 @@ VM_INLINE __m512 deriv_vec(dv_unary_op op, __m512 x, __m512 y, __m512 p1, __m512
     case DV_UNARY_SIGMOID: return _mm512_mul_ps(y, _mm512_sub_ps(one, y));
     case DV_UNARY_RELU: return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), one);
     case DV_UNARY_GELU: { /* Phi(x) + x phi(x) */
-        __m512 pdf = _mm512_mul_ps(vm_exp(_mm512_mul_ps(vm_set(-0.5f), _mm512_mul_ps(x, x))), vm_set(k_inv_sqrt_2pi));
-        return _mm512_fmadd_ps(x, pdf, vm_normcdf(x));
+        __m512 pdf, cdf = vm_normcdf_pdf_(x, &pdf);
+        return _mm512_fmadd_ps(x, pdf, cdf);
     }
     case DV_UNARY_GELU_TANH: {
         /* (1 + th) / 2 + x (1 - th^2) k (1 + 0.134145 x^2) / 2, th = tanh(k (x + 0.044715 x^3)) */
