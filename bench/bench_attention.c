@@ -119,7 +119,8 @@ static double visible_pairs(const attn_shape *s) {
     return n;
 }
 
-static void bench_shape(const attn_shape *s, double min_s) {
+/* prints the two lines of one shape; peak_out: the fused and the unfused forward + backward peak */
+static void bench_shape(const attn_shape *s, double min_s, int64_t peak_out[2]) {
     dv_rng rng = dv_rng_new(42);
     run_ctx c = {.s = s};
     c.q = dv_randn(&rng, DV_F32, DV_SHAPE(s->B, s->H, s->Tq, s->D));
@@ -156,6 +157,8 @@ static void bench_shape(const attn_shape *s, double min_s) {
                peak[1][b] / 1048576.0);
     }
     fflush(stdout);
+    peak_out[0] = peak[0][1];
+    peak_out[1] = peak[1][1];
     dv_release(c.q); dv_release(c.k); dv_release(c.v); dv_release(c.gout); dv_release(c.mask);
     dv_alloc_trim();
 }
@@ -180,8 +183,16 @@ int dv_bench_attention(int argc, char **argv) {
            omp_get_max_threads());
     printf("%-15s %-34s %-4s %9s %8s %10s %8s %8s %10s %10s\n", "case", "shape", "pass", "fused ms", "GFLOP/s",
            "unfused ms", "GFLOP/s", "speedup", "peak MiB", "unfused MiB");
-    for (int i = 0; i < n; i++) bench_shape(&shapes[i], quick ? 0.1 : 0.4);
+    int64_t peaks[sizeof shapes / sizeof shapes[0]][2];
+    for (int i = 0; i < n; i++) bench_shape(&shapes[i], quick ? 0.1 : 0.4, peaks[i]);
     printf("peak MiB: allocator peak during one call above the live inputs (fwd: forward without grad; "
            "bwd: forward + backward)\n");
+    if (n > 4) { /* the sweep: how the forward + backward peak grows when T doubles */
+        printf("peak memory growth per doubling of T (fwd + bwd), fused:");
+        for (int i = 4; i < n; i++) printf(" x%.2f", (double)peaks[i][0] / (double)peaks[i - 1][0]);
+        printf("; unfused:");
+        for (int i = 4; i < n; i++) printf(" x%.2f", (double)peaks[i][1] / (double)peaks[i - 1][1]);
+        printf("  (linear: x2, quadratic: x4)\n");
+    }
     return 0;
 }
