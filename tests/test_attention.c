@@ -109,6 +109,11 @@ TEST(attention_gradcheck) {
     in[3] = ut_randn_leaf(DV_F64, DV_SHAPE(3, 4), 75);
     c.causal = false;
     ut_gradcheck("attention bias (Tq,Tk)", run_attn, in, 4, &c, 1e-6);
+    dv_release(in[3]);
+    in[3] = ut_randn_leaf(DV_F64, DV_SHAPE(3, 1), 76); /* a per-row constant: no effect, zero gradient */
+    ut_gradcheck("attention bias (Tq,1)", run_attn, in, 4, &c, 1e-6);
+    dv_release(in[3]);
+    in[3] = ut_randn_leaf(DV_F64, DV_SHAPE(3, 4), 75);
     /* a bias without requires_grad still shifts the scores, and gets no gradient */
     dv_set_requires_grad(in[3], false);
     ut_gradcheck("attention frozen bias", run_attn, in, 4, &c, 1e-6);
@@ -173,6 +178,9 @@ TEST(attention_parity) {
     in[4] = ut_randn_leaf(DV_F32, DV_SHAPE(2, 1, 1, 90), 205);
     c.causal = false;
     ut_parity("attention parity padded + bias (B,1,1,Tk)", run_attn, in, 5, &c, 2e-5);
+    dv_release(in[4]);
+    in[4] = ut_randn_leaf(DV_F32, DV_SHAPE(2, 1, 11, 1), 206); /* broadcast along the keys */
+    ut_parity("attention parity padded + bias (B,1,Tq,1)", run_attn, in, 5, &c, 2e-5);
     release_all(in, 5);
     dv_tensor *q = ut_randn_leaf(DV_F32, DV_SHAPE(2, 21, 4, 32), 210); /* (B, T, H, D) */
     qkv(DV_F32, 2, 4, 2, 21, 21, 32, 32, 211, in);
