@@ -93,22 +93,12 @@ static double time_pass(run_ctx *c, double min_s) {
     return best;
 }
 
-/* peak bytes the allocator hands out during one run, above what was live before. The peak only
- * ever grows, so ballast blocks first lift the live bytes to the old peak: any new peak is this
- * run's. They are powers of two, which the allocator does not round up, so the ballast never
- * raises the peak itself (rounded-up ballast would compound from one measurement to the next). */
+/* peak bytes the allocator hands out during one run, above what was live before */
 static int64_t peak_bytes(run_ctx *c) {
-    dv_alloc_stats s0 = dv_alloc_get_stats();
-    int64_t need = s0.peak_bytes - s0.live_bytes, sizes[64];
-    void *blocks[64];
-    int nb = 0;
-    for (int bit = 62; bit >= 6; bit--)
-        if ((need >> bit) & 1) { sizes[nb] = (int64_t)1 << bit; blocks[nb] = dv_alloc(sizes[nb]); nb++; }
+    dv_alloc_reset_peak();
     int64_t base = dv_alloc_get_stats().live_bytes;
     run_once(c);
-    int64_t used = dv_alloc_get_stats().peak_bytes - base;
-    for (int i = 0; i < nb; i++) dv_free(blocks[i], sizes[i]);
-    return used;
+    return dv_alloc_get_stats().peak_bytes - base;
 }
 
 /* visible (query, key) pairs per head: all, or the top-left causal triangle */

@@ -105,3 +105,9 @@ void dv_alloc_trim(void) {
     g_stats.cached_bytes = 0;
     pthread_mutex_unlock(&g_lock);
 }
+
+void dv_alloc_reset_peak(void) {
+    pthread_mutex_lock(&g_lock);
+    g_stats.peak_bytes = g_stats.live_bytes;
+    pthread_mutex_unlock(&g_lock);
+}

@@ -178,5 +178,6 @@ void dv_free(void *p, int64_t nbytes);
 typedef struct { int64_t live_bytes, cached_bytes, peak_bytes, n_alloc, n_cache_hits; } dv_alloc_stats;
 dv_alloc_stats dv_alloc_get_stats(void);
 void dv_alloc_trim(void);                         /* give cached blocks back to the OS */
+void dv_alloc_reset_peak(void);                   /* peak_bytes = live_bytes, to measure one call */
 
 #endif

@@ -350,22 +350,12 @@ TEST(attention_zero_size) {
 }
 
 /* ---- memory: O(T), never a (Tq, Tk) matrix --------------------------------------------------- */
-/* peak bytes the allocator hands out while fn runs, above what was live before. The allocator's
- * peak only ever grows, so first hold ballast blocks that lift the live bytes to the old peak:
- * any new peak is then the op's. The blocks are powers of two, sizes the allocator does not round
- * up, so the ballast itself never raises the peak (a rounded-up ballast would compound). */
+/* peak bytes the allocator hands out while fn runs, above what was live before */
 static int64_t peak_during(void (*fn)(void *), void *ctx) {
-    dv_alloc_stats s0 = dv_alloc_get_stats();
-    int64_t need = s0.peak_bytes - s0.live_bytes, sizes[64];
-    void *blocks[64];
-    int nb = 0;
-    for (int bit = 62; bit >= 6; bit--)
-        if ((need >> bit) & 1) { sizes[nb] = (int64_t)1 << bit; blocks[nb] = dv_alloc(sizes[nb]); nb++; }
+    dv_alloc_reset_peak();
     int64_t base = dv_alloc_get_stats().live_bytes;
     fn(ctx);
-    int64_t used = dv_alloc_get_stats().peak_bytes - base;
-    for (int i = 0; i < nb; i++) dv_free(blocks[i], sizes[i]);
-    return used;
+    return dv_alloc_get_stats().peak_bytes - base;
 }
 
 static void attention_fwd_bwd(void *ctx) {
