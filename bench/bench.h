@@ -1,0 +1,25 @@
+/* bench/bench.h — the benchmark binary (build/bench): subcommands and timing helpers.
+ *
+ *   build/bench <subcommand> [options]      build/bench all      build/bench help
+ *
+ * A subcommand is a function `int dv_bench_xxx(int argc, char **argv)` (argv[0] is its name)
+ * returning 0 on success, plus one line in the table in bench/main.c.
+ * Speed is measured here and never asserted; each figure is printed next to a peer's figure
+ * measured in the same run where one exists.
+ */
+#ifndef DV_BENCH_BENCH_H
+#define DV_BENCH_BENCH_H
+
+double dv_bench_now(void); /* monotonic clock, seconds */
+
+/* Best seconds per call of fn(ctx): one warm-up call, then trials of back-to-back calls (each
+ * trial at least min_s / 4 long) until at least min_s has been spent and at least 3 trials ran.
+ * The best trial is reported, which filters out interference from the rest of the machine. */
+double dv_bench_time(void (*fn)(void *ctx), void *ctx, double min_s);
+
+/* "--threads N" anywhere in argv, else 0 */
+int dv_bench_threads_arg(int argc, char **argv);
+
+int dv_bench_gemm(int argc, char **argv);
+
+#endif

@@ -1,0 +1,82 @@
+/* bench/main.c — build/bench: dispatch to the benchmark subcommands and the shared timing helpers.
+ *
+ * Adding a benchmark is one line in `commands` below plus its function declared in bench.h.
+ */
+#include "bench/bench.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"gemm", dv_bench_gemm,
+     "SGEMM and f16/bf16-weight GEMM GFLOP/s vs the system BLAS (dlopen), % of FMA peak "
+     "[--threads N]"},
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+double dv_bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double dv_bench_time(void (*fn)(void *ctx), void *ctx, double min_s) {
+    double t = dv_bench_now();
+    fn(ctx); /* warm-up: page faults, pack buffers, thread pools */
+    double once = dv_bench_now() - t;
+    long reps = once > 0 ? (long)(min_s / 4 / once) + 1 : 1;
+    double best = -1, spent = 0;
+    for (int trial = 0; trial < 3 || spent < min_s; trial++) {
+        t = dv_bench_now();
+        for (long r = 0; r < reps; r++) fn(ctx);
+        double dt = dv_bench_now() - t;
+        spent += dt;
+        if (best < 0 || dt / reps < best) best = dt / reps;
+    }
+    return best;
+}
+
+int dv_bench_threads_arg(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--threads")) {
+            int n = 0;
+            if (sscanf(argv[i + 1], "%d", &n) == 1 && n > 0) return n;
+            fprintf(stderr, "bench: --threads needs a positive integer, got '%s'\n", argv[i + 1]);
+            return -1;
+        }
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: bench <subcommand> [options]\n\nsubcommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "  %-10s every subcommand above, in order, with the same options\n", "all");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "all")) {
+        int rc = 0;
+        for (int i = 0; i < NCOMMANDS; i++) {
+            printf("=== bench %s ===\n", commands[i].name);
+            fflush(stdout);
+            char *name = (char *)commands[i].name;
+            argv[1] = name;
+            rc |= commands[i].fn(argc - 1, argv + 1);
+        }
+        return rc ? 1 : 0;
+    }
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1) ? 1 : 0;
+    fprintf(stderr, "bench: unknown subcommand '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,595 @@
+/* kernels/avx512/gemm.c — AVX-512 SGEMM: f32, and f32 activations times f16 / bf16 weights.
+ *
+ *   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C        (conventions: kernels/gemm.h)
+ *
+ * Three paths, chosen from the shape:
+ *
+ * 1. Packed (everything but small M): GotoBLAS / BLIS blocking.
+ *
+ *      for jc over N in NC steps                 B block: KC x NC, packed into NR-wide panels
+ *        for pc over K in KC steps
+ *          pack B[pc:+KC, jc:+NC]                 (f16 / bf16 widened to f32 here)
+ *          for ic over M in MC steps             A block: MC x KC, packed into MR-tall panels (L2)
+ *            pack A[ic:+MC, pc:+KC]
+ *            for jr over NC in NR steps          one B panel, KC x NR = 32 KiB (stays in L1)
+ *              for ir over MC in MR steps        micro-kernel: C[ir:+MR, jr:+NR] += Ap_ir . Bp_jr
+ *
+ *    Micro-kernel MR x NR = 14 x 32: 28 zmm accumulators (14 rows x 2 vectors of 16 lanes); per
+ *    k it loads two vectors of the B panel and broadcasts 14 scalars of the A panel into 28 FMAs,
+ *    the most FMAs per load that 32 registers allow. In L1 it runs at the core's FMA peak (Zen 4
+ *    and Zen 5 alike; 6x64 and 8x48 measured the same, 14x32 keeps the B panel smallest).
+ *    Panels are zero-padded to MR rows / NR columns; the kernel stores only the valid mr x nr
+ *    corner (row count + two lane masks). Transposes are absorbed by packing: a (K,M)-stored A
+ *    or a (K,N)-stored B is copied row by row, the other layouts go through 16x16 in-register
+ *    transposes.
+ *
+ * 2. Direct (tb = 0, M <= DIRECT_MAX_M): packing B would cost as much as the product, so the
+ *    same micro-kernel (specialised to 1, 2, 4, 8 or 14 rows) reads B in place, row k at
+ *    B + k*ldb, with masked loads at the right edge; only A (M x K, cheap) is packed.
+ *
+ * 3. Dot (tb = 1, M <= DOT_MAX_M): the Linear layer y = x W^T with W stored (N,K). Vectors run
+ *    along K over up to 4 rows of A and 6-8 rows of W at once, W is streamed straight from
+ *    memory exactly once and f16 / bf16 are widened in registers; each output is a horizontal
+ *    sum at the end. M = 1 is the decode GEMV and is bound by memory bandwidth.
+ *
+ * Threads: C is cut into a tm x tn grid of blocks, one per OpenMP thread (tn only, for the small
+ * paths), and each thread runs the serial algorithm on its block with its own pack buffers.
+ * Pack buffers are thread-local, 64-byte aligned, grown on demand and kept for the next call, so
+ * concurrent calls from different threads are safe. Small products run on fewer threads.
+ *
+ * Not here: f64 (the portable kernel serves the gradient checks), a packed-B cache across calls
+ * (weights are re-packed every call on the packed path), AVX512-BF16 dot products (bf16 weights
+ * are widened to f32 so the arithmetic is the f32 arithmetic of the reference).
+ */
+#include "kernels/gemm.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum {
+    MR = 14, NR = 32,             /* micro-kernel tile */
+    KC = 512, MC = 14 * 6,        /* A block MC x KC = 168 KiB (L2); B panel KC x NR = 64 KiB (L1/L2) */
+    NC = 2048,                    /* B block KC x NC = 4 MiB (L3) */
+    STREAM_MAX_M = 16,            /* tb = 0: stream rows of B up to this many rows of A, */
+    STREAM_ACC = 8192,            /*   into an accumulator of this many floats (32 KiB), */
+    STREAM_KC = 256,              /*   in blocks of this many rows of B (block 512 KiB) */
+    DOT_MAX_M = 8,                /* tb = 1: dot-product kernel up to this many rows */
+    MIN_FMAS_PER_THREAD = 1 << 18 /* below this much work per thread, fewer threads */
+};
+
+typedef enum { BT_F32, BT_F16, BT_BF16 } btype; /* element type of B */
+
+typedef struct {
+    int ta, tb;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *A;
+    int64_t lda;
+    const void *B;
+    btype bt;
+    int64_t ldb;
+    float *C;
+    int64_t ldc;
+} gemm_args;
+
+#define INLINE static inline __attribute__((always_inline))
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static __mmask16 lanes(int64_t n) { return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+INLINE int esize(btype bt) { return bt == BT_F32 ? 4 : 2; }
+
+/* 16 consecutive elements of B (lanes outside m read as 0), widened to f32 */
+INLINE __m512 load16(btype bt, const void *p, __mmask16 m) {
+    if (bt == BT_F32) return _mm512_maskz_loadu_ps(m, p);
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    if (bt == BT_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Thread-local scratch for packed panels: 64-byte aligned, grown on demand, never shrunk.
+ */
+static __thread float *tl_scratch;
+static __thread size_t tl_scratch_n;
+
+static float *scratch(size_t n) {
+    if (n > tl_scratch_n) {
+        free(tl_scratch);
+        size_t bytes = (size_t)round_up((int64_t)(n * sizeof(float)), 4096);
+        tl_scratch = aligned_alloc(64, bytes);
+        if (!tl_scratch) {
+            fprintf(stderr, "dv_gemm avx512: out of memory for a %zu-byte pack buffer\n", bytes);
+            abort();
+        }
+        tl_scratch_n = bytes / sizeof(float);
+    }
+    return tl_scratch;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Packing.
+ */
+
+/* In-place transpose of a 16x16 f32 block held in 16 registers: r[i] lane j <-> r[j] lane i. */
+INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) { /* interleave pairs of rows, 32-bit granules */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) { /* then 64-bit granules: r[i+c] lane l = column 4l+c */
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) { /* then 128-bit lanes across the four row groups */
+        __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
+        __m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
+        __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+        __m512 u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
+        t[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        t[4 + c] = _mm512_shuffle_f32x4(u0, u2, 0xdd);
+        t[8 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xdd);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Gather a 16-wide strip of a panel: rows[t] points at the 16 consecutive (along k) elements of
+ * panel column t (nrows of them valid, the rest read as 0); after the transpose, vector u holds
+ * k = u across the 16 columns and is stored at dst + u*stride under mask `store` (kn rows valid). */
+INLINE void transpose_strip(btype bt, const char *src, int64_t src_step, int nrows, int64_t kn,
+                            float *dst, int64_t stride, __mmask16 store) {
+    __m512 r[16];
+    __mmask16 km = lanes(kn);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++)
+        r[t] = t < nrows ? load16(bt, src + t * src_step, km) : _mm512_setzero_ps();
+    for (int t = 0; t < nrows; t++) /* the strip four ahead: many rows at once defeat the prefetcher */
+        _mm_prefetch(src + t * src_step + 256, _MM_HINT_T0);
+    transpose16(r);
+#pragma GCC unroll 16
+    for (int u = 0; u < 16; u++)
+        if (u < kn) _mm512_mask_storeu_ps(dst + u * stride, store, r[u]);
+}
+
+/* A[ic:+mr, pc:+kc] -> Ap[k*P + i], one panel of height P (mr <= P <= 16), rows mr..P-1 zero */
+static void pack_a_panel(const gemm_args *g, int64_t ic, int mr, int64_t pc, int64_t kc, int P,
+                         float *Ap) {
+    __mmask16 store = lanes(P);
+    if (g->ta) { /* A stored (K,M): row k of the panel is contiguous */
+        __mmask16 m = lanes(mr);
+        for (int64_t k = 0; k < kc; k++)
+            _mm512_mask_storeu_ps(Ap + k * P, store,
+                                  _mm512_maskz_loadu_ps(m, g->A + (pc + k) * g->lda + ic));
+    } else { /* A stored (M,K): transpose 16 x 16 strips */
+        const char *src = (const char *)(g->A + ic * g->lda + pc);
+        for (int64_t k = 0; k < kc; k += 16)
+            transpose_strip(BT_F32, src + k * 4, g->lda * 4, mr, kc - k, Ap + k * P, P, store);
+    }
+}
+
+/* B[pc:+kc, jc:+nc] -> NR-wide panels, panel q at Bp + q*NR*kc holding element (k, q*NR + j) at
+ * [k*NR + j], widened to f32; columns past nc are zero. */
+static void pack_b_block(const gemm_args *g, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
+                         float *Bp) {
+    const int es = esize(g->bt);
+    const char *B = (const char *)g->B;
+    if (!g->tb) { /* B stored (K,N): a row of a panel is contiguous */
+        for (int64_t q = 0; q < nc; q += NR, Bp += NR * kc) {
+            __mmask16 m0 = lanes(nc - q), m1 = lanes(nc - q - 16);
+            const char *row = B + (pc * g->ldb + jc + q) * es;
+            for (int64_t k = 0; k < kc; k++, row += g->ldb * es) {
+                /* one 128-byte piece per row: prefetch rows well ahead, the hardware won't */
+                _mm_prefetch(row + 32 * g->ldb * es, _MM_HINT_T0);
+                _mm_prefetch(row + 32 * g->ldb * es + 64, _MM_HINT_T0);
+                _mm512_store_ps(Bp + k * NR, load16(g->bt, row, m0));
+                _mm512_store_ps(Bp + k * NR + 16, load16(g->bt, row + 16 * es, m1));
+            }
+        }
+        return;
+    }
+    /* B stored (N,K): column j of a panel is contiguous; transpose 16 x 16 strips */
+    for (int64_t q = 0; q < nc; q += NR, Bp += NR * kc)
+        for (int h = 0; h < 2; h++) {
+            int64_t rows = nc - q - 16 * h;
+            if (rows <= 0) { /* all-zero half panel */
+                for (int64_t k = 0; k < kc; k++) _mm512_store_ps(Bp + k * NR + 16, _mm512_setzero_ps());
+                continue;
+            }
+            const char *src = B + ((jc + q + 16 * h) * g->ldb + pc) * es;
+            for (int64_t k = 0; k < kc; k += 16)
+                transpose_strip(g->bt, src + k * es, g->ldb * es, (int)min64(rows, 16), kc - k,
+                                Bp + k * NR + 16 * h, NR, 0xffff);
+        }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Micro-kernel: C[0:mr, 0:32] = alpha * Ap . Bp + beta * C  for an R-row A panel (element (k,i) at
+ * Ap[k*R + i]) and a 32-column B panel (Bp[k*NR + j]). Lanes outside n0 / n1 are not stored;
+ * beta == 0 does not read C. R is a compile-time constant: 14 for full panels, 1, 2, 4 or 8 for
+ * the short last panel of a small M.
+ */
+INLINE void micro_kernel(const int R, int64_t K, const float *Ap, const float *Bp, __mmask16 n0,
+                         __mmask16 n1, float *C, int64_t ldc, int mr, float alpha, float beta) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+#pragma GCC unroll 14
+    for (int i = 0; i < R; i++) /* C is needed only at the end: fetch it meanwhile */
+        if (i < mr) {
+            _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(C + i * ldc + 31), _MM_HINT_T0);
+        }
+    for (int64_t k = 0; k < K; k++, Bp += NR, Ap += R) {
+        __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < R; i++) {
+            __m512 a = _mm512_set1_ps(Ap[i]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+    for (int i = 0; i < R; i++) {
+        if (i >= mr) break;
+        float *c = C + i * ldc;
+        __m512 r0 = _mm512_mul_ps(va, c0[i]), r1 = _mm512_mul_ps(va, c1[i]);
+        if (beta != 0.0f) {
+            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(n0, c), r0);
+            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(n1, c + 16), r1);
+        }
+        _mm512_mask_storeu_ps(c, n0, r0);
+        _mm512_mask_storeu_ps(c + 16, n1, r1);
+    }
+}
+
+/* Rows in a panel: 14, or for the last rows of A the smallest of 1, 2, 4, 8, 14 that holds them. */
+static int panel_height(int64_t rows) {
+    return rows > 8 ? MR : rows > 4 ? 8 : rows > 2 ? 4 : (int)rows;
+}
+
+static void panel_kernel(int R, int64_t K, const float *Ap, const float *Bp, __mmask16 n0,
+                         __mmask16 n1, float *C, int64_t ldc, int mr, float alpha, float beta) {
+    switch (R) {
+    case 1: micro_kernel(1, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
+    case 2: micro_kernel(2, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
+    case 4: micro_kernel(4, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
+    case 8: micro_kernel(8, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
+    default: micro_kernel(MR, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Path 1: packed.
+ */
+
+/* One thread's block C[m0:m1, n0:n1]; Ap has room for MC x KC, Bp for KC x round_up(n1-n0, NR)
+ * (at most NC). */
+static void packed_block(const gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                         float *Ap, float *Bp) {
+    for (int64_t jc = n0; jc < n1; jc += NC) {
+        int64_t nc = min64(NC, n1 - jc);
+        for (int64_t pc = 0; pc < g->K; pc += KC) {
+            int64_t kc = min64(KC, g->K - pc);
+            float beta = pc == 0 ? g->beta : 1.0f;
+            pack_b_block(g, pc, kc, jc, nc, Bp);
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                int64_t mc = min64(MC, m1 - ic);
+                for (int64_t ir = 0; ir < mc; ir += MR)
+                    pack_a_panel(g, ic + ir, (int)min64(MR, mc - ir), pc, kc,
+                                 panel_height(mc - ir), Ap + ir * kc);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int64_t nr = min64(NR, nc - jr);
+                    float *C = g->C + ic * g->ldc + jc + jr;
+                    __mmask16 n0 = lanes(nr), n1 = lanes(nr - 16);
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        int mr = (int)min64(MR, mc - ir);
+                        if (mr == MR)
+                            micro_kernel(MR, kc, Ap + ir * kc, Bp + jr * kc, n0, n1,
+                                         C + ir * g->ldc, g->ldc, MR, g->alpha, beta);
+                        else
+                            panel_kernel(panel_height(mr), kc, Ap + ir * kc, Bp + jr * kc, n0, n1,
+                                         C + ir * g->ldc, g->ldc, mr, g->alpha, beta);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static int threads_for(int64_t fmas) {
+    int max = omp_in_parallel() ? 1 : omp_get_max_threads();
+    int64_t t = fmas / MIN_FMAS_PER_THREAD;
+    return t < 1 ? 1 : t < max ? (int)t : max;
+}
+
+/* Pick the tm x tn thread grid (tm * tn = nt) with the least work for the busiest thread: its
+ * padded block of MACs plus packing its A rows and B columns (~8 MACs per element packed). */
+static void thread_grid(int nt, int64_t M, int64_t N, int64_t K, int *tm, int *tn) {
+    double best = -1;
+    for (int a = 1; a <= nt; a++) {
+        if (nt % a) continue;
+        int64_t mt = round_up((M + a - 1) / a, MR), ntc = round_up((N + nt / a - 1) / (nt / a), NR);
+        double cost = (double)mt * ntc * K + 8.0 * K * (mt + ntc);
+        if (best < 0 || cost < best) best = cost, *tm = a, *tn = nt / a;
+    }
+}
+
+static void gemm_packed(const gemm_args *g) {
+    int nt = threads_for(g->M * g->N * g->K), tm = 1, tn = 1;
+    thread_grid(nt, g->M, g->N, g->K, &tm, &tn);
+    int64_t mt = round_up((g->M + tm - 1) / tm, MR), ntc = round_up((g->N + tn - 1) / tn, NR);
+#pragma omp parallel num_threads(tm * tn)
+    {
+        int t = omp_get_thread_num();
+        int64_t m0 = (t / tn) * mt, m1 = min64(g->M, m0 + mt);
+        int64_t n0 = (t % tn) * ntc, n1 = min64(g->N, n0 + ntc);
+        if (m0 < m1 && n0 < n1) {
+            float *Ap = scratch((size_t)MC * KC + (size_t)KC * min64(NC, ntc));
+            packed_block(g, m0, m1, n0, n1, Ap, Ap + (size_t)MC * KC);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Path 2: stream (tb = 0, M <= STREAM_MAX_M). B is read in place, row after row and each row
+ * from left to right, U rows at a time, and added into an accumulator of R rows of A (R <= 8)
+ * by n columns that stays in L1:
+ *
+ *   acc[0:R, 0:n] += A[0:R, k:k+U] . B[k:k+U, 0:n]        (A as an R-row panel, Ap[k*R + i])
+ *
+ * U = 4 for R <= 4, else 2, so the R x U broadcasts of A stay in registers.
+ */
+INLINE void stream_kernel(const int R, const btype bt, int64_t K, const float *Ap, const void *B,
+                          int64_t ldb, int64_t n, float *acc, int64_t ldacc) {
+    const int U = R <= 4 ? 4 : 2, es = esize(bt);
+    int64_t k = 0;
+    for (; k + U <= K; k += U) {
+        const char *b = (const char *)B + k * ldb * es;
+        __m512 a[8][4]; /* a[i][u] = A[i, k+u] */
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++) a[i][u] = _mm512_set1_ps(Ap[(k + u) * R + i]);
+        for (int64_t j = 0; j < n; j += 16) {
+            __mmask16 m = lanes(n - j);
+            __m512 bv[4];
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++) { /* U rows at once are too many streams for the prefetcher */
+                bv[u] = load16(bt, b + (u * ldb + j) * es, m);
+                _mm_prefetch(b + (u * ldb + j) * es + 1024, _MM_HINT_T0);
+            }
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) {
+                float *x = acc + i * ldacc + j;
+                __m512 s = _mm512_load_ps(x);
+#pragma GCC unroll 4
+                for (int u = 0; u < U; u++) s = _mm512_fmadd_ps(a[i][u], bv[u], s);
+                _mm512_store_ps(x, s);
+            }
+        }
+    }
+    for (; k < K; k++) { /* the last K % U rows */
+        const char *b = (const char *)B + k * ldb * es;
+        for (int64_t j = 0; j < n; j += 16) {
+            __m512 bv = load16(bt, b + j * es, lanes(n - j));
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) {
+                float *x = acc + i * ldacc + j;
+                _mm512_store_ps(x, _mm512_fmadd_ps(_mm512_set1_ps(Ap[k * R + i]), bv, _mm512_load_ps(x)));
+            }
+        }
+    }
+}
+
+static void stream_rows(int R, btype bt, int64_t K, const float *Ap, const void *B, int64_t ldb,
+                        int64_t n, float *acc, int64_t ldacc) {
+#define CASE(r)                                                                                \
+    case r:                                                                                    \
+        if (bt == BT_F32) stream_kernel(r, BT_F32, K, Ap, B, ldb, n, acc, ldacc);                    \
+        else if (bt == BT_F16) stream_kernel(r, BT_F16, K, Ap, B, ldb, n, acc, ldacc);               \
+        else stream_kernel(r, BT_BF16, K, Ap, B, ldb, n, acc, ldacc);                                \
+        break;
+    switch (R) { CASE(1) CASE(2) CASE(4) CASE(8) }
+#undef CASE
+}
+
+/* Threads share out the columns. Each walks its columns in chunks as wide as the accumulator
+ * allows (STREAM_ACC floats: 8192 columns for one row of A, 512 for 16; wide chunks mean long
+ * sequential reads of B), K in blocks of STREAM_KC rows (so the block of B is still in L2 for
+ * the second group of rows of A), and the rows of A in groups of 8. */
+static void gemm_stream(const gemm_args *g) {
+    const int64_t M = g->M, N = g->N, K = g->K;
+    const int es = esize(g->bt);
+    float *Ap = scratch((size_t)round_up(M, 8) * K);
+    for (int64_t i = 0; i < M; i += 8) {
+        int rows = (int)min64(8, M - i);
+        pack_a_panel(g, i, rows, 0, K, panel_height(rows), Ap + i * K);
+    }
+    const int64_t width = STREAM_ACC / round_up(M, 4) / 16 * 16; /* accumulator row length */
+    const int64_t kblock = M > 8 ? STREAM_KC : K;
+    int64_t vecs = (N + 15) / 16;
+    int nt = threads_for(M * N * K);
+    if (nt > vecs) nt = (int)vecs;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num();
+        int64_t n0 = vecs * t / nt * 16, n1 = min64(N, vecs * (t + 1) / nt * 16);
+        float acc[STREAM_ACC] __attribute__((aligned(64)));
+        __m512 va = _mm512_set1_ps(g->alpha), vb = _mm512_set1_ps(g->beta);
+        for (int64_t c = n0; c < n1; c += width) {
+            int64_t n = min64(width, n1 - c);
+            for (int64_t i = 0; i < M * width; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
+            for (int64_t pc = 0; pc < K; pc += kblock) {
+                const char *B = (const char *)g->B + (pc * g->ldb + c) * es;
+                for (int64_t i = 0; i < M; i += 8) {
+                    int P = panel_height(min64(8, M - i));
+                    stream_rows(P, g->bt, min64(kblock, K - pc), Ap + i * K + pc * P, B, g->ldb,
+                                n, acc + i * width, width);
+                }
+            }
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < n; j += 16) {
+                    __mmask16 m = lanes(n - j);
+                    float *cp = g->C + i * g->ldc + c + j;
+                    __m512 r = _mm512_mul_ps(va, _mm512_load_ps(acc + i * width + j));
+                    if (g->beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), r);
+                    _mm512_mask_storeu_ps(cp, m, r);
+                }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Path 3: dot (tb = 1, small M). C[i, j] = alpha * <A row i, W row j> + beta * C[i, j] for R rows
+ * of A and J rows of W at a time, vectors along K. Rows of W past nw repeat the last one (loaded,
+ * not stored).
+ */
+/* acc[i][j] += A[i, k:k+16] * W[j, k:k+16] (lanes outside m read as 0) */
+INLINE void dot_step(const int R, const int J, const btype bt, const float *A, int64_t lda,
+                     const char *const *w, int64_t k, __mmask16 m, __m512 acc[4][8]) {
+    const int es = esize(bt);
+    __m512 a[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) a[i] = _mm512_maskz_loadu_ps(m, A + i * lda + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < J; j++) {
+        __m512 b = load16(bt, w[j] + k * es, m);
+        _mm_prefetch(w[j] + k * es + 1024, _MM_HINT_T0); /* J streams: help the prefetcher */
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(a[i], b, acc[i][j]);
+    }
+}
+
+INLINE void dot_kernel(const int R, const int J, const btype bt, int64_t K, const float *A,
+                       int64_t lda, const void *W, int64_t ldw, int nw, float *C, int64_t ldc,
+                       float alpha, float beta) {
+    const char *w[8];
+    for (int j = 0; j < J; j++) w[j] = (const char *)W + (j < nw ? j : nw - 1) * ldw * esize(bt);
+    __m512 acc[4][8];
+#pragma GCC unroll 8
+    for (int j = 0; j < J; j++)
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) acc[i][j] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) dot_step(R, J, bt, A, lda, w, k, 0xffff, acc);
+    if (k < K) dot_step(R, J, bt, A, lda, w, k, lanes(K - k), acc);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < J; j++) {
+            if (j >= nw) break;
+            float s = alpha * _mm512_reduce_add_ps(acc[i][j]);
+            float *c = C + i * ldc + j;
+            *c = beta != 0.0f ? s + beta * *c : s;
+        }
+}
+
+enum { DOT_J = 6 }; /* rows of W per dot kernel call */
+
+static void dot_rows(int R, btype bt, int64_t K, const float *A, int64_t lda, const void *W,
+                     int64_t ldw, int nw, float *C, int64_t ldc, float alpha, float beta) {
+#define CASE(r)                                                                                \
+    case r:                                                                                    \
+        if (bt == BT_F32) dot_kernel(r, DOT_J, BT_F32, K, A, lda, W, ldw, nw, C, ldc, alpha, beta); \
+        else if (bt == BT_F16) dot_kernel(r, DOT_J, BT_F16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta); \
+        else dot_kernel(r, DOT_J, BT_BF16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta);       \
+        break;
+    switch (R) { CASE(1) CASE(2) CASE(4) }
+#undef CASE
+}
+
+static void gemm_dot(const gemm_args *g) {
+    const int64_t M = g->M, N = g->N, K = g->K;
+    const float *A = g->A;
+    int64_t lda = g->lda;
+    if (g->ta) { /* A stored (K,M): copy it to (M,K) so that rows run along K */
+        float *At = scratch((size_t)M * K);
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t i = 0; i < M; i++) At[i * K + k] = A[k * lda + i];
+        A = At, lda = K;
+    }
+    int nt = threads_for(M * N * K);
+    int64_t groups = (N + DOT_J - 1) / DOT_J;
+    if (nt > groups) nt = (int)groups;
+    const int es = esize(g->bt);
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num();
+        for (int64_t s = groups * t / nt; s < groups * (t + 1) / nt; s++) {
+            int64_t j = s * DOT_J;
+            int nw = (int)min64(DOT_J, N - j);
+            const char *W = (const char *)g->B + j * g->ldb * es;
+            for (int64_t i = 0; i < M;) {
+                int R = M - i >= 4 ? 4 : M - i >= 2 ? 2 : 1;
+                dot_rows(R, g->bt, K, A + i * lda, lda, W, g->ldb, nw, g->C + i * g->ldc + j,
+                         g->ldc, g->alpha, g->beta);
+                i += R;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Entry points.
+ */
+static void check_args(const char *name, const gemm_args *g) {
+    int64_t wa = g->ta ? g->M : g->K, wb = g->tb ? g->K : g->N;
+    if ((g->ta | g->tb) & ~1 || g->M < 0 || g->N < 0 || g->K < 0 || g->lda < wa || g->ldb < wb ||
+        g->ldc < g->N) {
+        fprintf(stderr,
+                "%s: bad arguments ta=%d tb=%d M=%lld N=%lld K=%lld lda=%lld (needs >= %lld) "
+                "ldb=%lld (needs >= %lld) ldc=%lld (needs >= %lld)\n",
+                name, g->ta, g->tb, (long long)g->M, (long long)g->N, (long long)g->K,
+                (long long)g->lda, (long long)wa, (long long)g->ldb, (long long)wb,
+                (long long)g->ldc, (long long)g->N);
+        abort();
+    }
+}
+
+static void gemm(const char *name, const gemm_args *g) {
+    check_args(name, g);
+    if (g->M == 0 || g->N == 0) return;
+    if (g->K == 0 || g->alpha == 0.0f) { /* C = beta * C */
+        for (int64_t i = 0; i < g->M; i++)
+            for (int64_t j = 0; j < g->N; j++) {
+                float *c = g->C + i * g->ldc + j;
+                *c = g->beta == 0.0f ? 0.0f : g->beta * *c;
+            }
+        return;
+    }
+    if (g->tb && g->M <= DOT_MAX_M) gemm_dot(g);
+    else if (!g->tb && g->M <= STREAM_MAX_M) gemm_stream(g);
+    else gemm_packed(g);
+}
+
+#define GEMM_ARGS_STRUCT(BT)                                                                  \
+    (gemm_args) { ta, tb, M, N, K, alpha, beta, A, lda, B, BT, ldb, C, ldc }
+
+void dv_gemm_f32_avx512(DV_GEMM_ARGS(float, float, float)) {
+    gemm_args g = GEMM_ARGS_STRUCT(BT_F32);
+    gemm("dv_gemm_f32_avx512", &g);
+}
+
+void dv_gemm_f16b_avx512(DV_GEMM_ARGS(float, uint16_t, float)) {
+    gemm_args g = GEMM_ARGS_STRUCT(BT_F16);
+    gemm("dv_gemm_f16b_avx512", &g);
+}
+
+void dv_gemm_bf16b_avx512(DV_GEMM_ARGS(float, uint16_t, float)) {
+    gemm_args g = GEMM_ARGS_STRUCT(BT_BF16);
+    gemm("dv_gemm_bf16b_avx512", &g);
+}
