@@ -159,7 +159,7 @@ TEST(registry_safetensors_roundtrip) {
     dv_reg_add(&d, "embed_tokens.weight", NULL, dv_zeros(DV_F32, DV_SHAPE(10, 8)));
     CHECK(dv_reg_load(&d, f, 0, NULL, NULL, err, sizeof err) == -1);
     CHECK(strstr(err, "lm_head.weight") && strstr(err, "(10, 8)") && strstr(err, "(8, 10)"));
-    /* a failed load changed nothing: embed_tokens (before lm_head? no: after) stays zero */
+    /* a failed load changed nothing: both parameters are still zero */
     CHECK(dv_flat_get(dv_reg_get(&d, "embed_tokens.weight"), 0) == 0.0 && dv_flat_get(wd, 0) == 0.0);
     dv_st_close(f);
     dv_reg_free(&c), dv_reg_free(&d);
