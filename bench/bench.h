@@ -20,6 +20,10 @@ double dv_bench_time(void (*fn)(void *ctx), void *ctx, double min_s);
 /* "--threads N" anywhere in argv, else 0 */
 int dv_bench_threads_arg(int argc, char **argv);
 
+/* the subcommands (bench/bench_<name>.c) */
 int dv_bench_gemm(int argc, char **argv);
+int dv_bench_bandwidth(int argc, char **argv);
+int dv_bench_attention(int argc, char **argv);
+int dv_bench_adamw(int argc, char **argv);
 
 #endif

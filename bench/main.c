@@ -16,6 +16,12 @@ static const struct {
     {"gemm", dv_bench_gemm,
      "SGEMM and f16/bf16-weight GEMM GFLOP/s vs the system BLAS (dlopen), % of FMA peak "
      "[--threads N]"},
+    {"bandwidth", dv_bench_bandwidth,
+     "memory-bound kernels (add, exp, gelu, softmax, ...) GB/s vs memcpy "
+     "[--threads N] [--mib M] [--rounds R]"},
+    {"attention", dv_bench_attention,
+     "fused attention vs the unfused op-by-op path [--threads N] [--quick]"},
+    {"adamw", dv_bench_adamw, "fused AdamW update GB/s vs memcpy [--threads N]"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -64,13 +64,24 @@ static void check_args(const char *name, int ta, int tb, int64_t M, int64_t N, i
     }
 }
 
-static void *alloc_or_die(size_t bytes) {
-    void *p = aligned_alloc(64, (size_t)round_up((int64_t)bytes, 64));
-    if (!p) {
-        fprintf(stderr, "dv_gemm portable: out of memory for a %zu-byte pack buffer\n", bytes);
-        abort();
+/* Thread-local scratch for packed panels and accumulators: 64-byte aligned, grown on demand and
+ * kept for the next call (small products would otherwise spend their time in malloc). One user
+ * at a time per thread. */
+static __thread void *tl_scratch;
+static __thread size_t tl_scratch_bytes;
+
+static void *scratch(size_t bytes) {
+    if (bytes > tl_scratch_bytes) {
+        free(tl_scratch);
+        bytes = (size_t)round_up((int64_t)bytes, 4096);
+        tl_scratch = aligned_alloc(64, bytes);
+        if (!tl_scratch) {
+            fprintf(stderr, "dv_gemm portable: out of memory for a %zu-byte buffer\n", bytes);
+            abort();
+        }
+        tl_scratch_bytes = bytes;
     }
-    return p;
+    return tl_scratch;
 }
 
 static int threads_for(int64_t fmas) {
@@ -119,7 +130,7 @@ typedef struct {
     int64_t ldc;
 } args32;
 
-static float b_at(const args32 *g, int64_t k, int64_t n) { /* element (k,n) of op(B), as f32 */
+static inline float b_at(const args32 *g, int64_t k, int64_t n) { /* element (k,n) of op(B), as f32 */
     int64_t i = g->tb ? n * g->ldb + k : k * g->ldb + n;
     switch (g->bt) {
     case BT_F16: return dv_f16_to_f32(((const uint16_t *)g->B)[i]);
@@ -171,7 +182,7 @@ static void store32(const float *tile, int mr, int nr, float alpha, float beta, 
 
 static void block32(const args32 *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     int64_t ncmax = min64(NC, round_up(n1 - n0, NR32));
-    float *Ap = alloc_or_die(sizeof(float) * MC * KC), *Bp = alloc_or_die(sizeof(float) * KC * ncmax);
+    float *Ap = scratch(sizeof(float) * (MC * KC + KC * ncmax)), *Bp = Ap + MC * KC;
     for (int64_t jc = n0; jc < n1; jc += NC) {
         int64_t nc = min64(NC, n1 - jc);
         for (int64_t pc = 0; pc < g->K; pc += KC) {
@@ -191,29 +202,37 @@ static void block32(const args32 *g, int64_t m0, int64_t m1, int64_t n0, int64_t
             }
         }
     }
-    free(Ap);
-    free(Bp);
 }
 
 /* C[i, n] = alpha * <A row i, W row n> + beta * C[i, n] for W = B stored (N,K), read in place */
 static void dot32(const args32 *g) {
     const int64_t M = g->M, N = g->N, K = g->K;
-    float *arow = alloc_or_die(sizeof(float) * K * M); /* A as (M,K), contiguous rows */
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t k = 0; k < K; k++)
-            arow[i * K + k] = g->A[g->ta ? k * g->lda + i : i * g->lda + k];
+    const float *A = g->A;
+    int64_t lda = g->lda;
+    float *At = NULL;
+    if (g->ta) { /* A stored (K,M): copy to (M,K) so that rows run along K */
+        At = malloc(sizeof(float) * (size_t)(M * K));
+        if (!At) {
+            fprintf(stderr, "dv_gemm portable: out of memory for a %lld x %lld copy of A\n",
+                    (long long)M, (long long)K);
+            abort();
+        }
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t k = 0; k < K; k++) At[i * K + k] = A[k * lda + i];
+        A = At, lda = K;
+    }
     int nt = threads_for(M * N * K);
 #pragma omp parallel num_threads(nt)
     {
         /* f16 / bf16: widen one row of W at a time into a per-thread buffer */
-        float *w = g->bt == BT_F32 ? NULL : alloc_or_die(sizeof(float) * K);
+        float *w = g->bt == BT_F32 ? NULL : scratch(sizeof(float) * K);
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; n++) {
             if (w)
                 for (int64_t k = 0; k < K; k++) w[k] = b_at(g, k, n);
             const float *wr = w ? w : (const float *)g->B + n * g->ldb;
             for (int64_t i = 0; i < M; i++) {
-                const float *a = arow + i * K;
+                const float *a = A + i * lda;
                 float s = 0.0f;
 #pragma omp simd reduction(+ : s)
                 for (int64_t k = 0; k < K; k++) s += a[k] * wr[k];
@@ -221,13 +240,12 @@ static void dot32(const args32 *g) {
                 *c = g->beta == 0.0f ? g->alpha * s : g->alpha * s + g->beta * *c;
             }
         }
-        free(w);
     }
-    free(arow);
+    free(At);
 }
 
-/* C[0:M, :] = alpha * A B + beta * C for B stored (K,N), small M: B is read once, row by row,
- * into M accumulator rows of at most STREAM_NC columns that stay in L1. */
+/* C[0:M, :] = alpha * A B + beta * C for B stored (K,N), small M: B is read once, four rows at a
+ * time, into M accumulator rows of at most STREAM_NC columns that stay in L1. */
 static void stream32(const args32 *g) {
     const int64_t M = g->M, N = g->N, K = g->K;
     int nt = threads_for(M * N * K);
@@ -237,22 +255,33 @@ static void stream32(const args32 *g) {
     chunks = (N + width - 1) / width;
 #pragma omp parallel num_threads(nt)
     {
-        float *acc = alloc_or_die(sizeof(float) * STREAM_MAX_M * width);
-        float *row = alloc_or_die(sizeof(float) * width); /* one row of B, widened */
+        /* accumulators, four rows of B widened to f32 (f16 / bf16 only), a row of zeros */
+        float *acc = scratch(sizeof(float) * (STREAM_MAX_M + 5) * width), *rows = acc + M * width;
+        float *zeros = rows + 4 * width;
+        for (int64_t j = 0; j < width; j++) zeros[j] = 0.0f;
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < chunks; c++) {
             int64_t j0 = c * width, n = min64(width, N - j0);
             for (int64_t i = 0; i < M * width; i++) acc[i] = 0.0f;
-            for (int64_t k = 0; k < K; k++) {
-                const float *b = row;
-                if (g->bt == BT_F32) b = (const float *)g->B + k * g->ldb + j0;
-                else
-                    for (int64_t j = 0; j < n; j++) row[j] = b_at(g, k, j0 + j);
+            for (int64_t k = 0; k < K; k += 4) {
+                int ku = (int)min64(4, K - k);
+                const float *b[4];
+                for (int u = 0; u < 4; u++) {
+                    if (u >= ku) b[u] = zeros; /* past K */
+                    else if (g->bt == BT_F32) b[u] = (const float *)g->B + (k + u) * g->ldb + j0;
+                    else {
+                        for (int64_t j = 0; j < n; j++) rows[u * width + j] = b_at(g, k + u, j0 + j);
+                        b[u] = rows + u * width;
+                    }
+                }
                 for (int64_t i = 0; i < M; i++) {
-                    float a = g->A[g->ta ? k * g->lda + i : i * g->lda + k];
+                    float a[4];
+                    for (int u = 0; u < 4; u++)
+                        a[u] = u < ku ? g->A[g->ta ? (k + u) * g->lda + i : i * g->lda + k + u] : 0.0f;
                     float *x = acc + i * width;
 #pragma omp simd
-                    for (int64_t j = 0; j < n; j++) x[j] += a * b[j];
+                    for (int64_t j = 0; j < n; j++)
+                        x[j] += a[0] * b[0][j] + a[1] * b[1][j] + a[2] * b[2][j] + a[3] * b[3][j];
                 }
             }
             for (int64_t i = 0; i < M; i++)
@@ -261,8 +290,6 @@ static void stream32(const args32 *g) {
                     *cp = g->beta == 0.0f ? v : v + g->beta * *cp;
                 }
         }
-        free(acc);
-        free(row);
     }
 }
 
@@ -366,7 +393,7 @@ static void store64(const double *tile, int mr, int nr, double alpha, double bet
 
 static void block64(const args64 *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     int64_t ncmax = min64(NC, round_up(n1 - n0, NR64));
-    double *Ap = alloc_or_die(sizeof(double) * MC * KC), *Bp = alloc_or_die(sizeof(double) * KC * ncmax);
+    double *Ap = scratch(sizeof(double) * (MC * KC + KC * ncmax)), *Bp = Ap + MC * KC;
     for (int64_t jc = n0; jc < n1; jc += NC) {
         int64_t nc = min64(NC, n1 - jc);
         for (int64_t pc = 0; pc < g->K; pc += KC) {
@@ -386,8 +413,6 @@ static void block64(const args64 *g, int64_t m0, int64_t m1, int64_t n0, int64_t
             }
         }
     }
-    free(Ap);
-    free(Bp);
 }
 
 void dv_gemm_f64_portable(DV_GEMM_ARGS(double, double, double)) {

@@ -204,14 +204,15 @@ static void check_shape(int64_t M, int64_t N, int64_t K, double alpha, double be
     free_problem(&p);
 }
 
-/* Odd sizes around every tile and block edge: MR 6/14, NR 8/32, the small-M paths (M <= 16),
- * K around 16-wide strips and the KC block. */
+/* Odd sizes around every tile and block edge: MR 6/14, NR 8/32, the small-M paths and their
+ * thresholds (stream: tb = 0, M <= 16, K blocks of 256; dot: tb = 1, M <= 32 depending on K),
+ * K around 16-wide strips. */
 TEST(gemm_small_shapes) {
     static const int64_t shapes[][3] = {
         {1, 1, 1},    {1, 3, 17},   {3, 17, 1},    {1, 33, 65},   {2, 65, 33},   {3, 31, 16},
         {4, 17, 130}, {5, 16, 15},  {7, 48, 47},   {8, 33, 65},   {9, 130, 17},  {14, 32, 64},
         {15, 47, 33}, {16, 1, 130}, {17, 33, 65},  {33, 65, 17},  {65, 130, 33}, {130, 17, 65},
-        {29, 7, 3},   {1, 130, 300}, {13, 300, 1},
+        {29, 7, 3},   {1, 130, 300}, {13, 300, 1},  {13, 40, 130}, {12, 70, 601}, {24, 20, 1030},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         double alpha = s % 3 == 0 ? 1.0 : s % 3 == 1 ? -0.75 : 2.5;

@@ -4,42 +4,49 @@
  *
  * Three paths, chosen from the shape:
  *
- * 1. Packed (everything but small M): GotoBLAS / BLIS blocking.
+ * 1. Packed (all but small M): GotoBLAS / BLIS blocking, per thread.
  *
- *      for jc over N in NC steps                 B block: KC x NC, packed into NR-wide panels
+ *      for jc over N in NC steps
  *        for pc over K in KC steps
- *          pack B[pc:+KC, jc:+NC]                 (f16 / bf16 widened to f32 here)
- *          for ic over M in MC steps             A block: MC x KC, packed into MR-tall panels (L2)
- *            pack A[ic:+MC, pc:+KC]
- *            for jr over NC in NR steps          one B panel, KC x NR = 32 KiB (stays in L1)
- *              for ir over MC in MR steps        micro-kernel: C[ir:+MR, jr:+NR] += Ap_ir . Bp_jr
+ *          pack B[pc:+KC, jc:+NC] into NR-wide panels    B block 4 MiB (L3); f16/bf16 widened here
+ *          for ic over M in MC steps
+ *            pack A[ic:+MC, pc:+KC] into MR-tall panels  A block 168 KiB (L2)
+ *            for jr over NC in NR steps                  B panel KC x NR = 64 KiB (L1/L2)
+ *              for ir over MC in MR steps                micro-kernel on C[ir:+MR, jr:+NR]
  *
  *    Micro-kernel MR x NR = 14 x 32: 28 zmm accumulators (14 rows x 2 vectors of 16 lanes); per
- *    k it loads two vectors of the B panel and broadcasts 14 scalars of the A panel into 28 FMAs,
- *    the most FMAs per load that 32 registers allow. In L1 it runs at the core's FMA peak (Zen 4
- *    and Zen 5 alike; 6x64 and 8x48 measured the same, 14x32 keeps the B panel smallest).
- *    Panels are zero-padded to MR rows / NR columns; the kernel stores only the valid mr x nr
- *    corner (row count + two lane masks). Transposes are absorbed by packing: a (K,M)-stored A
- *    or a (K,N)-stored B is copied row by row, the other layouts go through 16x16 in-register
- *    transposes.
+ *    k two loads of the B panel and 14 broadcasts of the A panel feed 28 FMAs, the most FMAs per
+ *    load that 32 registers allow. With its data in L1 it runs at the FMA peak (measured on Zen 5,
+ *    which has two full 512-bit FMA pipes; 6x64 and 8x48 measured the same, 14x32 keeps the B
+ *    panel smallest). C is prefetched when a tile starts and updated once per KC block, so KC is
+ *    large (512); the B panel then spills from a 32-48 KiB L1 into L2, which measured cheaper than
+ *    more passes over C. Panels are zero-padded to MR rows / NR columns and the kernel stores only
+ *    the valid mr x nr corner (row count + two lane masks); the last, short panel of A uses a
+ *    1-, 2-, 4- or 8-row copy of the kernel. Transposes are absorbed by packing: A stored (K,M)
+ *    and B stored (K,N) are copied row by row, A stored (M,K) and B stored (N,K) go through 16x16
+ *    in-register transposes; strided sources are prefetched in software.
  *
- * 2. Direct (tb = 0, M <= DIRECT_MAX_M): packing B would cost as much as the product, so the
- *    same micro-kernel (specialised to 1, 2, 4, 8 or 14 rows) reads B in place, row k at
- *    B + k*ldb, with masked loads at the right edge; only A (M x K, cheap) is packed.
+ * 2. Stream (tb = 0, M <= STREAM_MAX_M): packing B would cost more than the product. B is read in
+ *    place, row after row and left to right (sequential, prefetched), into an accumulator of up
+ *    to 8 rows of A by a chunk of columns kept in L1. K is blocked so that a second group of 8
+ *    rows finds the B block in L2.
  *
- * 3. Dot (tb = 1, M <= DOT_MAX_M): the Linear layer y = x W^T with W stored (N,K). Vectors run
- *    along K over up to 4 rows of A and 6-8 rows of W at once, W is streamed straight from
- *    memory exactly once and f16 / bf16 are widened in registers; each output is a horizontal
- *    sum at the end. M = 1 is the decode GEMV and is bound by memory bandwidth.
+ * 3. Dot (tb = 1, small M, see use_dot): the Linear layer y = x W^T with W stored (N,K). Vectors run
+ *    along K over up to 4 rows of A and 6 rows of W at once, W is streamed from memory exactly
+ *    once and f16 / bf16 are widened in registers; each output is a horizontal sum at the end.
+ *    M = 1 (decode) is bound by memory bandwidth.
  *
- * Threads: C is cut into a tm x tn grid of blocks, one per OpenMP thread (tn only, for the small
- * paths), and each thread runs the serial algorithm on its block with its own pack buffers.
- * Pack buffers are thread-local, 64-byte aligned, grown on demand and kept for the next call, so
- * concurrent calls from different threads are safe. Small products run on fewer threads.
+ * Threads: the packed path cuts C into a tm x tn grid of blocks, one per OpenMP thread, chosen to
+ * minimise the busiest thread's multiply-adds plus packing; each thread runs the serial algorithm
+ * on its block. The small paths share out the columns. Products under MIN_FMAS_PER_THREAD per
+ * thread use fewer threads, and a call from inside a parallel region runs on its own thread.
+ * Pack buffers are thread-local, 64-byte aligned, grown on demand and kept for the next call
+ * (about 4.2 MiB per thread that has run a large product), so concurrent calls from different
+ * threads are safe.
  *
- * Not here: f64 (the portable kernel serves the gradient checks), a packed-B cache across calls
- * (weights are re-packed every call on the packed path), AVX512-BF16 dot products (bf16 weights
- * are widened to f32 so the arithmetic is the f32 arithmetic of the reference).
+ * Not here: f64 (the portable kernel serves the gradient checks); a packed-weight cache across
+ * calls (the packed path re-packs B every call); AVX512-BF16 dot products (bf16 weights are
+ * widened so the arithmetic is the f32 arithmetic of the reference).
  */
 #include "kernels/gemm.h"
 
@@ -50,12 +57,12 @@
 
 enum {
     MR = 14, NR = 32,             /* micro-kernel tile */
-    KC = 512, MC = 14 * 6,        /* A block MC x KC = 168 KiB (L2); B panel KC x NR = 64 KiB (L1/L2) */
-    NC = 2048,                    /* B block KC x NC = 4 MiB (L3) */
+    KC = 512, MC = 14 * 6,        /* A block MC x KC: 168 KiB (L2); B panel KC x NR: 64 KiB */
+    NC = 2048,                    /* B block KC x NC: 4 MiB (L3) */
     STREAM_MAX_M = 16,            /* tb = 0: stream rows of B up to this many rows of A, */
     STREAM_ACC = 8192,            /*   into an accumulator of this many floats (32 KiB), */
     STREAM_KC = 256,              /*   in blocks of this many rows of B (block 512 KiB) */
-    DOT_MAX_M = 8,                /* tb = 1: dot-product kernel up to this many rows */
+    DOT_MAX_M = 32,               /* tb = 1: dot-product kernel up to this many rows (use_dot) */
     MIN_FMAS_PER_THREAD = 1 << 18 /* below this much work per thread, fewer threads */
 };
 
@@ -146,9 +153,10 @@ INLINE void transpose16(__m512 r[16]) {
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
-/* Gather a 16-wide strip of a panel: rows[t] points at the 16 consecutive (along k) elements of
- * panel column t (nrows of them valid, the rest read as 0); after the transpose, vector u holds
- * k = u across the 16 columns and is stored at dst + u*stride under mask `store` (kn rows valid). */
+/* Pack a strip of 16 k-steps of up to 16 rows (of A) or columns (of B): source line t
+ * (t < nrows; the rest read as 0) holds 16 consecutive k at src + t*src_step bytes, of which the
+ * first kn are valid. After the transpose, vector u (k = u, one lane per line) is stored at
+ * dst + u*stride under the lane mask `store`, for u < kn. */
 INLINE void transpose_strip(btype bt, const char *src, int64_t src_step, int nrows, int64_t kn,
                             float *dst, int64_t stride, __mmask16 store) {
     __m512 r[16];
@@ -200,17 +208,14 @@ static void pack_b_block(const gemm_args *g, int64_t pc, int64_t kc, int64_t jc,
         }
         return;
     }
-    /* B stored (N,K): column j of a panel is contiguous; transpose 16 x 16 strips */
+    /* B stored (N,K): column j of a panel is contiguous; transpose 16 x 16 strips (a half panel
+     * past nc gets nrows <= 0: zeros, nothing read) */
     for (int64_t q = 0; q < nc; q += NR, Bp += NR * kc)
         for (int h = 0; h < 2; h++) {
-            int64_t rows = nc - q - 16 * h;
-            if (rows <= 0) { /* all-zero half panel */
-                for (int64_t k = 0; k < kc; k++) _mm512_store_ps(Bp + k * NR + 16, _mm512_setzero_ps());
-                continue;
-            }
             const char *src = B + ((jc + q + 16 * h) * g->ldb + pc) * es;
+            int rows = (int)min64(nc - q - 16 * h, 16);
             for (int64_t k = 0; k < kc; k += 16)
-                transpose_strip(g->bt, src + k * es, g->ldb * es, (int)min64(rows, 16), kc - k,
+                transpose_strip(g->bt, src + k * es, g->ldb * es, rows, kc - k,
                                 Bp + k * NR + 16 * h, NR, 0xffff);
         }
 }
@@ -560,6 +565,12 @@ static void check_args(const char *name, const gemm_args *g) {
     }
 }
 
+/* tb = 1: the dot path beats packing while K is long enough to amortise the horizontal sums,
+ * and longer the more rows of A share each row of W (thresholds measured on Zen 5). */
+static int use_dot(int64_t M, int64_t K) {
+    return M <= 4 || (M <= 16 && K >= 128) || (M <= DOT_MAX_M && K >= 1024);
+}
+
 static void gemm(const char *name, const gemm_args *g) {
     check_args(name, g);
     if (g->M == 0 || g->N == 0) return;
@@ -571,7 +582,7 @@ static void gemm(const char *name, const gemm_args *g) {
             }
         return;
     }
-    if (g->tb && g->M <= DOT_MAX_M) gemm_dot(g);
+    if (g->tb && use_dot(g->M, g->K)) gemm_dot(g);
     else if (!g->tb && g->M <= STREAM_MAX_M) gemm_stream(g);
     else gemm_packed(g);
 }
