@@ -5,6 +5,8 @@
 #include "tests/util.h"
 #include "kernels/cpu.h"
 
+#include <stdlib.h>
+
 
 typedef struct { int dim; bool log; } sm_ctx;
 /* which of weight / bias are given: in[1] / in[2] in that order (in[1] is the bias when there is
@@ -91,6 +93,80 @@ TEST(norm_layer_rms_parity) {
         ut_parity("rms_norm", run_norm, (dv_tensor *[]){x, w}, 2, &rms, 1e-5);
         dv_release(x); dv_release(w); dv_release(b);
     }
+}
+
+static dv_tensor *run_ce(dv_tensor **in, void *c) { return dv_cross_entropy(in[0], in[1], -100); }
+
+/* max |a - b| / max |b| (NaN if a has a NaN): for outputs mostly far below 1, like the
+ * probabilities of a 32768-way softmax and their gradients, where ut_parity's tolerance
+ * (relative to max(1, |ref|) element by element) lets through errors as big as the values */
+static double diff_rel_to_max(const dv_tensor *a, const dv_tensor *b) {
+    int64_t n = dv_numel(b);
+    double *x = malloc(sizeof(double) * (size_t)(n ? n : 1)), *y = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    dv_to_f64(a, x);
+    dv_to_f64(b, y);
+    double d = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs(x[i] - y[i]);
+        if (!(e <= d)) d = e;
+        if (fabs(y[i]) > m) m = fabs(y[i]);
+    }
+    free(x);
+    free(y);
+    return m > 0 ? d / m : d;
+}
+
+/* Outputs of 16 MiB and more with rows of a multiple of 16 floats are written with streaming
+ * stores by the AVX-512 kernels (kernels/avx512/norm.c): parity through that path, on
+ * (129, 32768), just over 16 MiB (a vocabulary-sized row; the odd row count leaves the
+ * LayerNorm backward a lone row at the end). Cross-entropy's input gradient streams as well.
+ * (The AVX-512 weight gradients sum tiles of 32 rows in f32: over 1025 rows of 4096 they drift
+ * to ~1e-5 of the portable double sums, over these 129 rows to ~6e-6.) */
+TEST(norm_parity_streamed) {
+    const int64_t rows = 129, c = 32768;
+    dv_tensor *x = ut_randn_leaf(DV_F32, DV_SHAPE(rows, c), 110);
+    dv_tensor *w = ut_randn_leaf(DV_F32, DV_SHAPE(c), 111), *b = ut_randn_leaf(DV_F32, DV_SHAPE(c), 112);
+    for (int log = 0; log < 2; log++) {
+        sm_ctx s = {-1, log};
+        ut_parity(log ? "streamed log_softmax" : "streamed softmax", run_softmax, &x, 1, &s, 1e-5);
+    }
+    ln_ctx ln = {true, true, false, 1e-5}, rms = {true, false, true, 1e-6};
+    ut_parity("streamed layer_norm", run_norm, (dv_tensor *[]){x, w, b}, 3, &ln, 1e-5);
+    ut_parity("streamed rms_norm", run_norm, (dv_tensor *[]){x, w}, 2, &rms, 1e-5);
+    dv_rng r = dv_rng_new(113);
+    dv_tensor *t = dv_randint(&r, DV_I64, 0, c, DV_SHAPE(rows));
+    dv_flat_set(t, 3, -100);
+    ut_parity("streamed cross_entropy", run_ce, (dv_tensor *[]){x, t}, 2, NULL, 1e-5);
+    /* softmax, its input gradient and cross-entropy's once more, against their largest values */
+    if (dv_cpu_has_avx512()) {
+        dv_tensor *gy = ut_randn(DV_F32, DV_SHAPE(rows, c), 114), *out[2][3];
+        dv_isa prev = dv_cpu_isa();
+        for (int isa = 0; isa < 2; isa++) {
+            dv_cpu_set_isa((dv_isa)isa);
+            dv_zero_grad(x);
+            dv_tensor *y = dv_softmax(x, -1);
+            dv_backward_with(y, gy);
+            out[isa][0] = dv_detach(y);
+            out[isa][1] = dv_clone(x->grad);
+            dv_zero_grad(x);
+            dv_tensor *l = dv_cross_entropy(x, t, -100);
+            dv_backward(l);
+            out[isa][2] = dv_clone(x->grad);
+            dv_release(y);
+            dv_release(l);
+        }
+        dv_cpu_set_isa(prev);
+        const char *what[3] = {"softmax", "softmax grad", "cross_entropy grad"};
+        for (int k = 0; k < 3; k++) {
+            double e = diff_rel_to_max(out[DV_ISA_AVX512][k], out[DV_ISA_PORTABLE][k]);
+            CHECK_MSG(e < 1e-5, "streamed %s: avx512 vs portable differ by %.3g of the largest value", what[k], e);
+            if (dv_test_verbose) printf("  streamed %s: avx512 vs portable %.2g of the largest value\n", what[k], e);
+            dv_release(out[0][k]);
+            dv_release(out[1][k]);
+        }
+        dv_release(gy);
+    }
+    dv_release(x); dv_release(w); dv_release(b); dv_release(t);
 }
 
 /* LayerNorm on (8, 4096) rows of mean 100 and std 1, in f32 on both kernel sets, against the
