@@ -397,7 +397,8 @@ int dv_bench_gemm(int argc, char **argv) {
     double mhz = cpuinfo_mhz(model, sizeof model);
     printf("CPU: %s, /proc/cpuinfo %.0f MHz; kernels: %s\n", model, mhz, dv_isa_name(dv_cpu_isa()));
     load_blas();
-    printf("system BLAS: %s\n", blas.sgemm ? blas.name : "no system BLAS found (peer columns skipped)");
+    printf("system BLAS: %s\n",
+           blas.sgemm ? blas.name : "no system BLAS found (peer columns skipped)");
 
     g_peak_lanes = dv_cpu_has_avx512() ? 16
                    : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8 : 0;

@@ -1,4 +1,4 @@
-/* bench/main.c — build/bench: dispatch to the benchmark subcommands and the shared timing helpers.
+/* bench/main.c — build/bench: the table of benchmark subcommands and the shared timing helpers.
  *
  * Adding a benchmark is one line in `commands` below plus its function declared in bench.h.
  */
@@ -60,7 +60,8 @@ int dv_bench_threads_arg(int argc, char **argv) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench <subcommand> [options]\n\nsubcommands:\n");
-    for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "  %-10s every subcommand above, in order, with the same options\n", "all");
 }
 

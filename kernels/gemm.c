@@ -15,7 +15,7 @@
  *
  * Micro-kernel: f32 6 x 8 and f64 6 x 4, twelve 128-bit accumulators. The row loop is fully
  * unrolled and the column loop has a constant length, so gcc -O2 keeps the tile in registers and
- * vectorises it for baseline x86-64 (SSE2) with no intrinsics (about 44 / 22 GFLOP/s per Zen 5
+ * vectorises it for baseline x86-64 (SSE2) with no intrinsics (about 40 / 20 GFLOP/s per Zen 5
  * core). Packing absorbs the transposes and pads edge panels with zeros; the kernel stores only
  * the valid mr x nr corner.
  *
@@ -32,6 +32,7 @@
 
 #include "kernels/half.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #ifdef _OPENMP
@@ -65,13 +66,18 @@ static void check_args(const char *name, int ta, int tb, int64_t M, int64_t N, i
 }
 
 /* Thread-local scratch for packed panels and accumulators: 64-byte aligned, grown on demand and
- * kept for the next call (small products would otherwise spend their time in malloc). One user
- * at a time per thread. */
+ * kept for the next call (small products would otherwise spend their time in malloc), freed when
+ * its thread exits. One user at a time per thread. */
 static __thread void *tl_scratch;
 static __thread size_t tl_scratch_bytes;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_create(void) { pthread_key_create(&scratch_key, free); }
 
 static void *scratch(size_t bytes) {
     if (bytes > tl_scratch_bytes) {
+        pthread_once(&scratch_once, scratch_key_create);
         free(tl_scratch);
         bytes = (size_t)round_up((int64_t)bytes, 4096);
         tl_scratch = aligned_alloc(64, bytes);
@@ -80,6 +86,7 @@ static void *scratch(size_t bytes) {
             abort();
         }
         tl_scratch_bytes = bytes;
+        pthread_setspecific(scratch_key, tl_scratch);
     }
     return tl_scratch;
 }
@@ -172,7 +179,8 @@ static __attribute__((noinline)) void kernel32(int64_t kc, const float *restrict
 }
 
 /* C[0:mr, 0:nr] = alpha * tile + beta * C (beta == 0: C not read) */
-static void store32(const float *tile, int mr, int nr, float alpha, float beta, float *C, int64_t ldc) {
+static void store32(const float *tile, int mr, int nr, float alpha, float beta, float *C,
+                    int64_t ldc) {
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             float *c = C + i * ldc + j;
@@ -276,8 +284,10 @@ static void stream32(const args32 *g) {
                 }
                 for (int64_t i = 0; i < M; i++) {
                     float a[4];
-                    for (int u = 0; u < 4; u++)
-                        a[u] = u < ku ? g->A[g->ta ? (k + u) * g->lda + i : i * g->lda + k + u] : 0.0f;
+                    for (int u = 0; u < 4; u++) {
+                        int64_t kk = k + u;
+                        a[u] = u < ku ? g->A[g->ta ? kk * g->lda + i : i * g->lda + kk] : 0.0f;
+                    }
                     float *x = acc + i * width;
 #pragma omp simd
                     for (int64_t j = 0; j < n; j++)
@@ -420,7 +430,8 @@ void dv_gemm_f64_portable(DV_GEMM_ARGS(double, double, double)) {
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == 0.0) {
         for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0 ? 0.0 : beta * C[i * ldc + j];
+            for (int64_t j = 0; j < N; j++)
+                C[i * ldc + j] = beta == 0.0 ? 0.0 : beta * C[i * ldc + j];
         return;
     }
     args64 g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc};

@@ -31,10 +31,10 @@
  *    to 8 rows of A by a chunk of columns kept in L1. K is blocked so that a second group of 8
  *    rows finds the B block in L2.
  *
- * 3. Dot (tb = 1, small M, see use_dot): the Linear layer y = x W^T with W stored (N,K). Vectors run
- *    along K over up to 4 rows of A and 6 rows of W at once, W is streamed from memory exactly
- *    once and f16 / bf16 are widened in registers; each output is a horizontal sum at the end.
- *    M = 1 (decode) is bound by memory bandwidth.
+ * 3. Dot (tb = 1, small M, see use_dot): the Linear layer y = x W^T with W stored (N,K).
+ *    Vectors run along K over up to 4 rows of A and 6 rows of W at once, W is streamed from
+ *    memory exactly once and f16 / bf16 are widened in registers; each output is a horizontal
+ *    sum at the end. M = 1 (decode) is bound by memory bandwidth.
  *
  * Threads: the packed path cuts C into a tm x tn grid of blocks, one per OpenMP thread, chosen to
  * minimise the busiest thread's multiply-adds plus packing; each thread runs the serial algorithm
@@ -52,6 +52,7 @@
 
 #include <immintrin.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -85,7 +86,9 @@ typedef struct {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-static __mmask16 lanes(int64_t n) { return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+static __mmask16 lanes(int64_t n) { /* the first n of 16 lanes */
+    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
 
 INLINE int esize(btype bt) { return bt == BT_F32 ? 4 : 2; }
 
@@ -98,13 +101,19 @@ INLINE __m512 load16(btype bt, const void *p, __mmask16 m) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Thread-local scratch for packed panels: 64-byte aligned, grown on demand, never shrunk.
+ * Thread-local scratch for packed panels: 64-byte aligned, grown on demand, never shrunk, freed
+ * when its thread exits (a pthread key destructor; OpenMP pool threads live on between calls).
  */
 static __thread float *tl_scratch;
 static __thread size_t tl_scratch_n;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_create(void) { pthread_key_create(&scratch_key, free); }
 
 static float *scratch(size_t n) {
     if (n > tl_scratch_n) {
+        pthread_once(&scratch_once, scratch_key_create);
         free(tl_scratch);
         size_t bytes = (size_t)round_up((int64_t)(n * sizeof(float)), 4096);
         tl_scratch = aligned_alloc(64, bytes);
@@ -113,6 +122,7 @@ static float *scratch(size_t n) {
             abort();
         }
         tl_scratch_n = bytes / sizeof(float);
+        pthread_setspecific(scratch_key, tl_scratch);
     }
     return tl_scratch;
 }
@@ -164,8 +174,8 @@ INLINE void transpose_strip(btype bt, const char *src, int64_t src_step, int nro
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++)
         r[t] = t < nrows ? load16(bt, src + t * src_step, km) : _mm512_setzero_ps();
-    for (int t = 0; t < nrows; t++) /* the strip four ahead: many rows at once defeat the prefetcher */
-        _mm_prefetch(src + t * src_step + 256, _MM_HINT_T0);
+    /* the strip four ahead: so many rows at once defeat the hardware prefetcher */
+    for (int t = 0; t < nrows; t++) _mm_prefetch(src + t * src_step + 256, _MM_HINT_T0);
     transpose16(r);
 #pragma GCC unroll 16
     for (int u = 0; u < 16; u++)
@@ -373,7 +383,7 @@ INLINE void stream_kernel(const int R, const btype bt, int64_t K, const float *A
             __mmask16 m = lanes(n - j);
             __m512 bv[4];
 #pragma GCC unroll 4
-            for (int u = 0; u < U; u++) { /* U rows at once are too many streams for the prefetcher */
+            for (int u = 0; u < U; u++) { /* U rows at once: too many streams for the prefetcher */
                 bv[u] = load16(bt, b + (u * ldb + j) * es, m);
                 _mm_prefetch(b + (u * ldb + j) * es + 1024, _MM_HINT_T0);
             }
@@ -394,7 +404,8 @@ INLINE void stream_kernel(const int R, const btype bt, int64_t K, const float *A
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) {
                 float *x = acc + i * ldacc + j;
-                _mm512_store_ps(x, _mm512_fmadd_ps(_mm512_set1_ps(Ap[k * R + i]), bv, _mm512_load_ps(x)));
+                __m512 a = _mm512_set1_ps(Ap[k * R + i]);
+                _mm512_store_ps(x, _mm512_fmadd_ps(a, bv, _mm512_load_ps(x)));
             }
         }
     }
@@ -402,11 +413,11 @@ INLINE void stream_kernel(const int R, const btype bt, int64_t K, const float *A
 
 static void stream_rows(int R, btype bt, int64_t K, const float *Ap, const void *B, int64_t ldb,
                         int64_t n, float *acc, int64_t ldacc) {
-#define CASE(r)                                                                                \
-    case r:                                                                                    \
-        if (bt == BT_F32) stream_kernel(r, BT_F32, K, Ap, B, ldb, n, acc, ldacc);                    \
-        else if (bt == BT_F16) stream_kernel(r, BT_F16, K, Ap, B, ldb, n, acc, ldacc);               \
-        else stream_kernel(r, BT_BF16, K, Ap, B, ldb, n, acc, ldacc);                                \
+#define CASE(r)                                                                                    \
+    case r:                                                                                        \
+        if (bt == BT_F32) stream_kernel(r, BT_F32, K, Ap, B, ldb, n, acc, ldacc);                  \
+        else if (bt == BT_F16) stream_kernel(r, BT_F16, K, Ap, B, ldb, n, acc, ldacc);             \
+        else stream_kernel(r, BT_BF16, K, Ap, B, ldb, n, acc, ldacc);                              \
         break;
     switch (R) { CASE(1) CASE(2) CASE(4) CASE(8) }
 #undef CASE
@@ -424,7 +435,8 @@ static void gemm_stream(const gemm_args *g) {
         int rows = (int)min64(8, M - i);
         pack_a_panel(g, i, rows, 0, K, panel_height(rows), Ap + i * K);
     }
-    const int64_t width = STREAM_ACC / round_up(M, 4) / 16 * 16; /* accumulator row length */
+    /* accumulator rows: M rounded up to whole panels (panel_height); their length: */
+    const int64_t mpad = round_up(M, 4), width = STREAM_ACC / mpad / 16 * 16;
     const int64_t kblock = M > 8 ? STREAM_KC : K;
     int64_t vecs = (N + 15) / 16;
     int nt = threads_for(M * N * K);
@@ -437,7 +449,8 @@ static void gemm_stream(const gemm_args *g) {
         __m512 va = _mm512_set1_ps(g->alpha), vb = _mm512_set1_ps(g->beta);
         for (int64_t c = n0; c < n1; c += width) {
             int64_t n = min64(width, n1 - c);
-            for (int64_t i = 0; i < M * width; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
+            for (int64_t i = 0; i < mpad * width; i += 16)
+                _mm512_store_ps(acc + i, _mm512_setzero_ps());
             for (int64_t pc = 0; pc < K; pc += kblock) {
                 const char *B = (const char *)g->B + (pc * g->ldb + c) * es;
                 for (int64_t i = 0; i < M; i += 8) {
@@ -507,11 +520,14 @@ enum { DOT_J = 6 }; /* rows of W per dot kernel call */
 
 static void dot_rows(int R, btype bt, int64_t K, const float *A, int64_t lda, const void *W,
                      int64_t ldw, int nw, float *C, int64_t ldc, float alpha, float beta) {
-#define CASE(r)                                                                                \
-    case r:                                                                                    \
-        if (bt == BT_F32) dot_kernel(r, DOT_J, BT_F32, K, A, lda, W, ldw, nw, C, ldc, alpha, beta); \
-        else if (bt == BT_F16) dot_kernel(r, DOT_J, BT_F16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta); \
-        else dot_kernel(r, DOT_J, BT_BF16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta);       \
+#define CASE(r)                                                                                    \
+    case r:                                                                                        \
+        if (bt == BT_F32)                                                                          \
+            dot_kernel(r, DOT_J, BT_F32, K, A, lda, W, ldw, nw, C, ldc, alpha, beta);              \
+        else if (bt == BT_F16)                                                                     \
+            dot_kernel(r, DOT_J, BT_F16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta);              \
+        else                                                                                       \
+            dot_kernel(r, DOT_J, BT_BF16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta);             \
         break;
     switch (R) { CASE(1) CASE(2) CASE(4) }
 #undef CASE
@@ -587,7 +603,7 @@ static void gemm(const char *name, const gemm_args *g) {
     else gemm_packed(g);
 }
 
-#define GEMM_ARGS_STRUCT(BT)                                                                  \
+#define GEMM_ARGS_STRUCT(BT)                                                                       \
     (gemm_args) { ta, tb, M, N, K, alpha, beta, A, lda, B, BT, ldb, C, ldc }
 
 void dv_gemm_f32_avx512(DV_GEMM_ARGS(float, float, float)) {
