@@ -24,7 +24,9 @@
  * K, vectorised by `omp simd`. tb = 0: rows of B stream past M accumulator rows held in L1.
  *
  * Threads: C is cut into a tm x tn grid of blocks, one per OpenMP thread, each running the serial
- * algorithm with its own pack buffers (allocated per call). Small products use fewer threads.
+ * algorithm with its own pack buffers (thread-local, kept between calls, freed at thread exit);
+ * the small-M paths share out the columns. Small products use fewer threads, and a call from
+ * inside a parallel region runs on its own thread.
  *
  * Not here: intrinsics or ISA-specific tuning (kernels/avx512/gemm.c), f16 / bf16 for A or C.
  */
