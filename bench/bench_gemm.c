@@ -18,7 +18,9 @@
 #include "kernels/half.h"
 
 #include <dlfcn.h>
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <limits.h>
 #include <omp.h>
 #include <stdint.h>
@@ -86,6 +88,7 @@ static void set_threads(int nt) {
 enum { PEAK_CHAINS = 12 };
 static volatile float g_sink;
 
+#if defined(__x86_64__)
 __attribute__((target("avx512f,fma"))) static double fma_loop_avx512(long iters, int dependent) {
     __m512 acc[PEAK_CHAINS], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-4f);
     for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = _mm512_set1_ps(0.001f * i);
@@ -122,10 +125,16 @@ __attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters, int 
     return t;
 }
 
-static int g_peak_lanes; /* 16 (AVX-512), 8 (AVX2), 0 (unknown) */
+#endif
+
+static int g_peak_lanes; /* 16 (AVX-512), 8 (AVX2), 0 (not measured: no x86 FMA) */
 
 static double fma_loop(long iters, int dependent) {
+#if defined(__x86_64__)
     return g_peak_lanes == 16 ? fma_loop_avx512(iters, dependent) : fma_loop_avx2(iters, dependent);
+#else
+    return 0;
+#endif
 }
 
 /* GFLOP/s with nt threads all running the independent-chain loop; best of 3 */
@@ -181,16 +190,32 @@ typedef struct {
     float *C;
 } gemm_case;
 
+/* our kernels as kernels/cpu.c picks them */
+typedef void (*gemm_f32_fn)(DV_GEMM_ARGS(float, float, float));
+typedef void (*gemm_half_fn)(DV_GEMM_ARGS(float, uint16_t, float));
+
+static gemm_f32_fn ours_f32(void) {
+#ifndef DV_NO_AVX512
+    if (dv_cpu_isa() == DV_ISA_AVX512) return dv_gemm_f32_avx512;
+#endif
+    return dv_gemm_f32_portable;
+}
+
+static gemm_half_fn ours_half(int bf16) {
+#ifndef DV_NO_AVX512
+    if (dv_cpu_isa() == DV_ISA_AVX512) return bf16 ? dv_gemm_bf16b_avx512 : dv_gemm_f16b_avx512;
+#endif
+    return bf16 ? dv_gemm_bf16b_portable : dv_gemm_f16b_portable;
+}
+
 static void run_case(void *ctx) {
     gemm_case *c = ctx;
     const void *B = c->B[c->next];
     c->next = (c->next + 1) % c->ncopies;
     int64_t ldb = c->tb ? c->K : c->N;
-    int avx = dv_cpu_isa() == DV_ISA_AVX512;
     switch (c->which) {
     case OURS_F32:
-        (avx ? dv_gemm_f32_avx512 : dv_gemm_f32_portable)(0, c->tb, c->M, c->N, c->K, 1.0f, c->A,
-                                                          c->K, B, ldb, 0.0f, c->C, c->N);
+        ours_f32()(0, c->tb, c->M, c->N, c->K, 1.0f, c->A, c->K, B, ldb, 0.0f, c->C, c->N);
         break;
     case BLAS_F32:
         blas.sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, c->tb ? CBLAS_TRANS : CBLAS_NO_TRANS,
@@ -198,13 +223,10 @@ static void run_case(void *ctx) {
                    c->C, (int)c->N);
         break;
     case OURS_F16:
-        (avx ? dv_gemm_f16b_avx512 : dv_gemm_f16b_portable)(0, c->tb, c->M, c->N, c->K, 1.0f, c->A,
-                                                            c->K, B, ldb, 0.0f, c->C, c->N);
+        ours_half(0)(0, c->tb, c->M, c->N, c->K, 1.0f, c->A, c->K, B, ldb, 0.0f, c->C, c->N);
         break;
     case OURS_BF16:
-        (avx ? dv_gemm_bf16b_avx512 : dv_gemm_bf16b_portable)(0, c->tb, c->M, c->N, c->K, 1.0f,
-                                                              c->A, c->K, B, ldb, 0.0f, c->C,
-                                                              c->N);
+        ours_half(1)(0, c->tb, c->M, c->N, c->K, 1.0f, c->A, c->K, B, ldb, 0.0f, c->C, c->N);
         break;
     }
 }
@@ -400,8 +422,10 @@ int dv_bench_gemm(int argc, char **argv) {
     printf("system BLAS: %s\n",
            blas.sgemm ? blas.name : "no system BLAS found (peer columns skipped)");
 
+#if defined(__x86_64__)
     g_peak_lanes = dv_cpu_has_avx512() ? 16
                    : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8 : 0;
+#endif
     if (g_peak_lanes) {
         double dep = fma_loop(20 * 1000 * 1000 / PEAK_CHAINS, 1) / (20.0 * 1000 * 1000);
         double ghz = 4.0 / (dep * 1e9);
