@@ -4,7 +4,7 @@
 #   make test       build and run every test (last line: "N passed, N failed")
 #   make test-asan  the tests under AddressSanitizer / UBSan (build-asan/)
 #   make bench      build and run the kernel benchmarks
-#   make run        the README's main job (until the models land: the kernel benchmark)
+#   make run        the README's main job (tools/demo.sh)
 #
 # The portable C files are compiled for baseline x86-64 (or whatever the host is), so the
 # binary runs on any CPU; kernels/avx512/*.c get their own -mavx512* flags and are only
@@ -41,14 +41,21 @@ TOOL_OBJ  := $(TOOL_SRC:%.c=$(OBJ)/%.o)
 
 LIB := $(BUILD)/libdualvla.a
 
-.PHONY: all test test-asan bench run clean
+.PHONY: all test test-asan bench run clean deps
 all: $(LIB) $(BUILD)/dualvla $(BUILD)/test $(BUILD)/bench
 
-$(OBJ)/kernels/avx512/%.o: kernels/avx512/%.c
+# system headers the build needs (stb); installs them when root, else says what to install
+DEPS_STAMP := $(BUILD)/.deps-ok
+$(DEPS_STAMP): tools/deps.sh
+	@bash tools/deps.sh
+	@mkdir -p $(BUILD) && touch $@
+deps: $(DEPS_STAMP)
+
+$(OBJ)/kernels/avx512/%.o: kernels/avx512/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
 
-$(OBJ)/%.o: %.c
+$(OBJ)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -81,9 +88,7 @@ bench: $(BUILD)/bench
 	./$(BUILD)/bench all
 
 run: $(BUILD)/dualvla $(BUILD)/bench
-	@bash tools/peer_blas.sh
-	./$(BUILD)/dualvla info
-	./$(BUILD)/bench all
+	BUILD=$(BUILD) bash tools/demo.sh
 
 clean:
 	rm -rf $(BUILD)
