@@ -1,7 +1,9 @@
 """PyTorch reference values for nn/timestep.c (tests/test_timestep.c): the sinusoidal
 timestep embedding in the three conventions of the reference code (diffusers'
 get_timestep_embedding, DiT's TimestepEmbedder.timestep_embedding, 3D Diffuser Actor's
-SinusoidalPosEmb) and DiT's TimestepEmbedder module (sinusoid -> Linear -> SiLU -> Linear).
+SinusoidalPosEmb) and DiT's TimestepEmbedder module (sinusoid -> Linear -> SiLU -> Linear);
+and for nn/adaln.c (tests/test_adaln.c): 3D Diffuser Actor's AdaLN (sequence-first, scale
+then shift) and its diffusion-step + gripper-history conditioning signal.
 The formulas are written here from those projects' published semantics, in f32 as they run.
 
 Run from the repository root:  /usr/bin/python3 tests/reference/gen_timestep.py
@@ -89,6 +91,37 @@ fixture.add_case(out, "t_embedder", embedder,
                  [steps, torch.randn(hidden, fdim) * 0.1, torch.randn(hidden) * 0.1,
                   torch.randn(hidden, hidden) * 0.2, torch.randn(hidden) * 0.1],
                  grad=[False, True, True, True, True], seed=3)
+
+
+# 3D Diffuser Actor's AdaLN: x (N, B, C) sequence-first, cond (B, C); modulation =
+# SiLU -> Linear(C, 2C); scale, shift = chunk(2); x * (1 + scale) + shift. Random (not zero)
+# modulation weights so the test can fail.
+C, B, N, nhist = 12, 2, 5, 3
+
+
+def dda_adaln(x, cond, w, b):
+    scale, shift = F.linear(F.silu(cond), w, b).chunk(2, dim=-1)
+    return x * (1 + scale.unsqueeze(0)) + shift.unsqueeze(0)
+
+
+fixture.add_case(out, "dda_adaln", dda_adaln,
+                 [torch.randn(N, B, C), torch.randn(B, C), torch.randn(2 * C, C) * 0.3, torch.randn(2 * C) * 0.3],
+                 seed=4)
+
+
+# time_emb(t) + curr_gripper_emb(gripper.flatten(1)); t (B) steps, gripper (B, nhist, C)
+def dda_cond(t, g, w1, b1, w2, b2, v1, c1, v2, c2):
+    te = F.linear(F.relu(F.linear(sinpos_3dda(t, C), w1, b1)), w2, b2)
+    ge = F.linear(F.relu(F.linear(g.flatten(1), v1, c1)), v2, c2)
+    return te + ge
+
+
+B3 = 3
+fixture.add_case(out, "dda_adaln_cond", dda_cond,
+                 [torch.tensor([0, 42, 99], dtype=torch.int64), torch.randn(B3, nhist, C),
+                  torch.randn(C, C) * 0.3, torch.randn(C) * 0.3, torch.randn(C, C) * 0.3, torch.randn(C) * 0.3,
+                  torch.randn(C, nhist * C) * 0.2, torch.randn(C) * 0.3, torch.randn(C, C) * 0.3, torch.randn(C) * 0.3],
+                 grad=[False] + [True] * 9, seed=5)
 
 fixture.write(os.path.join(os.path.dirname(os.path.abspath(__file__)), "timestep.bin"), out)
 print("wrote", len(out), "tensors")
