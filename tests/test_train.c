@@ -1,0 +1,253 @@
+/* tests/test_train.c — the training side of the DiT specialist: the generalist stand-in's
+ * quantisation (OpenVLA's bins, values from numpy.digitize on numpy.linspace(-1, 1, 256)),
+ * corruption and latents file; the CSV / SVG / progress writers of tools/train_log.c.
+ *
+ * The tools are not part of libdualvla, so their source is compiled into this test. */
+#include "tools/train_log.c"
+
+#include "test.h"
+#include "models/dit/standin.h"
+#include "tensor/ops.h"
+#include "tensor/safetensors.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void tmp_dir(char *buf, size_t n, const char *tag) {
+    snprintf(buf, n, "/tmp/dv_test_%s_%d", tag, (int)getpid());
+    mkdir(buf, 0755);
+}
+
+TEST(standin_openvla_bins) {
+    /* numpy: b = linspace(-1, 1, 256); c = (b[:-1] + b[1:]) / 2; digitize(x, b) - 1 */
+    CHECK(dv_action_bin(-1.0, 256) == 0);
+    CHECK(dv_action_bin(0.0, 256) == 127);
+    CHECK(dv_action_bin(0.5, 256) == 191);
+    CHECK(dv_action_bin(-0.3, 256) == 89);
+    CHECK(dv_action_bin(0.999, 256) == 254);
+    CHECK(dv_action_bin(1.0, 256) == 255);
+    CHECK(dv_action_bin(7.0, 256) == 255);     /* clipped */
+    CHECK(dv_action_bin(-7.0, 256) == 0);
+    CHECK_CLOSE(dv_action_quantise(-1.0, 256), -0.996078431372549, 1e-15);
+    CHECK_CLOSE(dv_action_quantise(0.0, 256), 0.0, 1e-15);
+    CHECK_CLOSE(dv_action_quantise(0.5, 256), 0.5019607843137255, 1e-15);
+    CHECK_CLOSE(dv_action_quantise(-0.3, 256), -0.29803921568627456, 1e-15);
+    CHECK_CLOSE(dv_action_quantise(1.0, 256), 0.996078431372549, 1e-15);  /* bin 255 -> centre 254 */
+    /* everywhere: the bin is floor((x + 1) * 255 / 2) away from the edges, the error at most
+     * half an interval */
+    double worst = 0;
+    for (int i = 0; i <= 20000; i++) {
+        double x = -1.0 + 2.0 * i / 20000 + 1e-7 * ((i % 3) - 1);
+        if (x < -1 || x > 1) continue;
+        double f = (x + 1) * 255 / 2;
+        if (fabs(f - round(f)) > 1e-6) CHECK(dv_action_bin(x, 256) == (int)floor(f) - (f >= 255));
+        worst = fmax(worst, fabs(dv_action_quantise(x, 256) - x));
+    }
+    CHECK(worst <= 1.0 / 255 + 1e-12);
+    CHECK(worst > 0.9 / 255);
+}
+
+static dv_dit_config latent_cfg(int T, int D) {
+    dv_dit_config c;
+    memset(&c, 0, sizeof c);
+    c.gen_latent_tokens = T, c.gen_latent_dim = D, c.gen_bins = 256;
+    return c;
+}
+
+TEST(standin_corruption) {
+    dv_dit_config cfg = latent_cfg(0, 0);
+    char err[512];
+    const int64_t B = 40, K = 8, A = 7, n = B * K * A;
+    dv_rng r = dv_rng_new(3);
+    dv_tensor *gt = dv_rand(&r, DV_F32, DV_SHAPE(B, K, A));
+    dv_tensor *gt2 = dv_scale(gt, 2.0), *gtc = dv_add_scalar(gt2, -1.0);   /* U[-1, 1) */
+    const float *g = dv_data(gtc);
+    for (int pass = 0; pass < 3; pass++) {
+        double rate = pass == 0 ? 0.0 : pass == 1 ? 0.3 : 1.0;
+        dv_standin_config sc = dv_standin_config_default();
+        sc.corrupt = rate;
+        dv_standin *s = NULL;
+        CHECK(dv_standin_new(&sc, &cfg, &s, err, sizeof err) == 0);
+        dv_rng r1 = dv_rng_new(11), r2 = dv_rng_new(11);
+        dv_tensor *a = dv_standin_actions(s, gtc, &r1), *b = dv_standin_actions(s, gtc, &r2);
+        CHECK(!memcmp(dv_data(a), dv_data(b), sizeof(float) * n));   /* seeded */
+        CHECK(r1.offset == r2.offset && r1.offset > 0);
+        const float *q = dv_data(a);
+        int64_t changed = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (q[i] != (float)dv_action_quantise(g[i], 256)) changed++;
+            CHECK(q[i] == (float)dv_action_bin_center(dv_action_bin(q[i], 256), 256)); /* a centre */
+        }
+        double frac = (double)changed / n, want = rate * 255.0 / 256.0;  /* a random bin may hit */
+        CHECK_MSG(fabs(frac - want) < 0.03, "corrupt %.1f: changed %.4f, want %.4f", rate, frac, want);
+        dv_release(a), dv_release(b);
+        dv_standin_free(s);
+    }
+    dv_standin_config bad = dv_standin_config_default();
+    bad.corrupt = 1.5;
+    dv_standin *s = NULL;
+    CHECK(dv_standin_new(&bad, &cfg, &s, err, sizeof err) == -1 && strstr(err, "corrupt"));
+    dv_release(gt), dv_release(gt2), dv_release(gtc);
+}
+
+TEST(standin_latents) {
+    char dir[256], path[512], err[512];
+    tmp_dir(dir, sizeof dir, "standin");
+    snprintf(path, sizeof path, "%s/lat.safetensors", dir);
+    dv_dit_config cfg = latent_cfg(2, 3);
+    dv_standin_config sc = dv_standin_config_default();
+    dv_standin *s = NULL;
+    /* zeros */
+    CHECK(dv_standin_new(&sc, &cfg, &s, err, sizeof err) == 0);
+    dv_tensor *l = NULL;
+    int64_t frames[2] = {40, 17};
+    CHECK(dv_standin_latents(s, frames, 2, &l, err, sizeof err) == 0);
+    CHECK(l && l->shape[0] == 2 && l->shape[1] == 2 && l->shape[2] == 3);
+    for (int i = 0; i < 12; i++) CHECK(dv_flat_get(l, i) == 0.0);
+    dv_release(l);
+    dv_standin_free(s);
+    /* per frame: frames 17 and 40 (given out of order) */
+    double v[12];
+    for (int i = 0; i < 12; i++) v[i] = i + 1;
+    int64_t ids[2] = {40, 17};
+    dv_tensor *lat = dv_from_f64(DV_F32, DV_SHAPE(2, 2, 3), v);
+    dv_tensor *fid = dv_from_data(DV_I64, DV_SHAPE(2), ids);
+    const char *names[2] = {"latents", "frame_ids"};
+    dv_tensor *ts[2] = {lat, fid};
+    CHECK(dv_st_save(path, names, ts, 2, NULL, 0, err, sizeof err) == 0);
+    snprintf(sc.latents_path, sizeof sc.latents_path, "%s", path);
+    CHECK(dv_standin_new(&sc, &cfg, &s, err, sizeof err) == 0);
+    int64_t want[3] = {17, 40, 17};
+    CHECK(dv_standin_latents(s, want, 3, &l, err, sizeof err) == 0);
+    CHECK(dv_flat_get(l, 0) == 7 && dv_flat_get(l, 6) == 1 && dv_flat_get(l, 17) == 12);
+    dv_release(l);
+    int64_t missing[1] = {18};
+    CHECK(dv_standin_latents(s, missing, 1, &l, err, sizeof err) == -1 && strstr(err, "frame 18"));
+    dv_standin_free(s);
+    /* a width that does not match the specialist */
+    dv_dit_config cfg2 = latent_cfg(2, 4);
+    CHECK(dv_standin_new(&sc, &cfg2, &s, err, sizeof err) == -1 && strstr(err, "shape"));
+    dv_release(lat), dv_release(fid);
+    unlink(path);
+    rmdir(dir);
+}
+
+TEST(train_log_csv_resume) {
+    char dir[256], path[512], err[512];
+    tmp_dir(dir, sizeof dir, "csv");
+    snprintf(path, sizeof path, "%s/loss.csv", dir);
+    dv_loss_csv c;
+    CHECK(dv_loss_csv_open(&c, path, -1, err, sizeof err) == 0);
+    for (int s = 0; s < 6; s++) CHECK(dv_loss_csv_append(&c, s, 1.0 / (s + 1), 1e-4, 0.5, s * 0.1, err, sizeof err) == 0);
+    dv_loss_csv_close(&c);
+    /* a row cut by a crash */
+    FILE *f = fopen(path, "a");
+    fputs("6,0.1", f);
+    fclose(f);
+    int64_t *st, n;
+    double *lo;
+    CHECK(dv_loss_csv_read(path, &st, &lo, &n, err, sizeof err) == 0);
+    CHECK(n == 7);   /* the reader takes what is there */
+    free(st), free(lo);
+    /* resume at step 4: rows 0..3 stay, the rest goes; the run appends 4, 5 */
+    CHECK(dv_loss_csv_open(&c, path, 4, err, sizeof err) == 0);
+    CHECK(dv_loss_csv_append(&c, 4, 0.25, 1e-4, 0.5, 0.4, err, sizeof err) == 0);
+    CHECK(dv_loss_csv_append(&c, 5, 0.125, 1e-4, 0.5, 0.5, err, sizeof err) == 0);
+    dv_loss_csv_close(&c);
+    CHECK(dv_loss_csv_read(path, &st, &lo, &n, err, sizeof err) == 0);
+    CHECK(n == 6);
+    for (int i = 0; i < n && i < 6; i++) CHECK(st[i] == i);
+    CHECK_CLOSE(lo[3], 0.25, 1e-9);
+    CHECK_CLOSE(lo[4], 0.25, 1e-9);
+    CHECK_CLOSE(lo[5], 0.125, 1e-9);
+    free(st), free(lo);
+    /* a fresh run truncates */
+    CHECK(dv_loss_csv_open(&c, path, -1, err, sizeof err) == 0);
+    dv_loss_csv_close(&c);
+    CHECK(dv_loss_csv_read(path, &st, &lo, &n, err, sizeof err) == 0 && n == 0);
+    free(st), free(lo);
+    /* a file that is not a loss log */
+    f = fopen(path, "w");
+    fputs("hello\n", f);
+    fclose(f);
+    CHECK(dv_loss_csv_read(path, &st, &lo, &n, err, sizeof err) == -1 && strstr(err, ":1:"));
+    unlink(path);
+    rmdir(dir);
+}
+
+static int count(const char *s, const char *sub) {
+    int n = 0;
+    for (const char *p = strstr(s, sub); p; p = strstr(p + 1, sub)) n++;
+    return n;
+}
+
+TEST(train_log_svg) {
+    int64_t st[50];
+    double lo[50];
+    for (int i = 0; i < 50; i++) st[i] = i * 10, lo[i] = 2.0 * exp(-0.1 * i);
+    lo[7] = NAN;
+    char *svg = dv_loss_svg(st, lo, 50, false, "loss <tiny>");
+    CHECK(!strncmp(svg, "<?xml", 5) && strstr(svg, "</svg>"));
+    CHECK(strstr(svg, "loss &lt;tiny&gt;") != NULL);
+    CHECK(count(svg, "<polyline") == 2);
+    /* 49 finite points in each polyline: count the pairs of the first */
+    const char *p = strstr(svg, "points=\"") + 8;
+    int pairs = 0;
+    for (; *p != '"'; p++) pairs += *p == ',';
+    CHECK(pairs == 49);
+    free(svg);
+    /* log-y: non-positive losses are skipped, decades are labelled */
+    lo[3] = 0.0;
+    svg = dv_loss_svg(st, lo, 50, true, NULL);
+    p = strstr(svg, "points=\"") + 8;
+    pairs = 0;
+    for (; *p != '"'; p++) pairs += *p == ',';
+    CHECK(pairs == 48);
+    CHECK(strstr(svg, "log scale") != NULL);
+    CHECK(strstr(svg, ">1</text>") != NULL);
+    free(svg);
+    svg = dv_loss_svg(NULL, NULL, 0, false, NULL);   /* empty axes, no crash */
+    CHECK(strstr(svg, "</svg>") != NULL);
+    free(svg);
+    char dir[256], path[512], err[512];
+    tmp_dir(dir, sizeof dir, "svg");
+    snprintf(path, sizeof path, "%s/loss.svg", dir);
+    CHECK(dv_loss_svg_write(path, st, lo, 50, false, "x", err, sizeof err) == 0);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && sb.st_size > 500);
+    unlink(path);
+    rmdir(dir);   /* fails (and the check below too) if a temp file was left behind */
+    CHECK(stat(dir, &sb) != 0);
+    snprintf(path, sizeof path, "/nonexistent_dir_dv/loss.svg");
+    CHECK(dv_loss_svg_write(path, st, lo, 50, false, "x", err, sizeof err) == -1 && strstr(err, path));
+}
+
+TEST(train_log_progress_line) {
+    char buf[256], d[32];
+    dv_progress_format(buf, sizeof buf, 5, 10, 0.123456, 1e-4, 212.34, 65, 10);
+    CHECK(strstr(buf, "step 5/10") != NULL);
+    CHECK(strstr(buf, "[#####.....]") != NULL);
+    CHECK(strstr(buf, "loss 0.12346") != NULL);
+    CHECK(strstr(buf, "lr 1.00e-04") != NULL);
+    CHECK(strstr(buf, "212.3 samples/s") != NULL);
+    CHECK(strstr(buf, "ETA 1m05s") != NULL);
+    dv_format_duration(d, sizeof d, 3725);
+    CHECK(!strcmp(d, "1h02m"));
+    dv_format_duration(d, sizeof d, -1);
+    CHECK(!strcmp(d, "?"));
+    /* plain mode (not a tty): a line at the first step, every `every` steps and the last */
+    FILE *f = tmpfile();
+    dv_progress p;
+    dv_progress_init(&p, f, 0, 10, 4, 4, true);
+    for (int s = 0; s < 10; s++) dv_progress_update(&p, s, 1.0, 1e-4);
+    dv_progress_end(&p);
+    rewind(f);
+    int lines = 0, c;
+    bool cr = false;
+    while ((c = fgetc(f)) != EOF) lines += c == '\n', cr |= c == '\r';
+    CHECK(lines == 4);   /* steps 1, 4, 8, 10 */
+    CHECK(!cr);
+    fclose(f);
+}
