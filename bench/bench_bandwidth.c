@@ -19,10 +19,13 @@
  *                  that kernels/cpu.c picks (DV_FORCE_PORTABLE=1 for the portable one);
  *   kernel level:  dv_binary_f32_{avx512,portable} add and dv_unary_f32_{avx512,portable},
  *                  dv_unary_backward_f32_{avx512,portable} for the same ops, called directly on
- *                  raw buffers (no allocation).
+ *                  raw buffers (no allocation); dv_bias_act_{fwd,bwd}_f32_avx512 with gelu_tanh
+ *                  over (R, 4096) rows and a 4096 bias (the backward also sums the bias gradient;
+ *                  it moves x, gy in and gx out: 3 buffers).
  * Not here: correctness (tests/test_vmath.c, tests/test_elementwise.c), f64.
  */
 #include "bench/bench.h"
+#include "kernels/bias_act.h"
 #include "kernels/cpu.h"
 #include "kernels/elementwise.h"
 #include "tensor/ops.h"
@@ -127,6 +130,24 @@ static void run_backward_portable(void *p) {
     dv_unary_backward_f32_portable(c->op, c->n, c->x, c->y, c->g, c->z, 0, 0);
 }
 
+static void run_bias_act_avx512(void *p) {
+#ifndef DV_NO_AVX512
+    bw_ctx *c = p;
+    dv_bias_act_fwd_f32_avx512(DV_BIAS_ACT_GELU_TANH, c->n / ROW, ROW, c->x, dv_data(c->b), c->z);
+#else
+    (void)p;
+#endif
+}
+static void run_bias_act_bwd_avx512(void *p) {
+#ifndef DV_NO_AVX512
+    bw_ctx *c = p;
+    float gb[ROW];
+    dv_bias_act_bwd_f32_avx512(DV_BIAS_ACT_GELU_TANH, c->n / ROW, ROW, c->x, dv_data(c->b), c->g, c->z, gb);
+#else
+    (void)p;
+#endif
+}
+
 /* ---- the table --------------------------------------------------------------------------- */
 typedef struct {
     const char *name;
@@ -154,6 +175,8 @@ static const bw_kernel k_kernels[] = {
     {"silu avx512", run_unary_avx512, DV_UNARY_SILU, 2, 1, 0},
     {"silu portable", run_unary_portable, DV_UNARY_SILU, 2, 0, 1},
     {"silu backward avx512", run_backward_avx512, DV_UNARY_SILU, 4, 1, 0},
+    {"bias+gelu_tanh avx512", run_bias_act_avx512, 0, 2, 1, 0},
+    {"bias+gelu_tanh bwd avx512", run_bias_act_bwd_avx512, 0, 3, 1, 0},
     {"softmax (rows of 4096)", run_softmax, 0, 2, 0, 0},
     {"layer_norm (rows of 4096)", run_layer_norm, 0, 2, 0, 0},
 };

@@ -1,0 +1,95 @@
+/* nn/bias_act.c — the fused bias + activation op with autograd; see nn/bias_act.h. */
+#include "nn/bias_act.h"
+
+#include "tensor/autograd.h"
+#include "tensor/internal.h"
+#include "tensor/ops.h"
+
+/* f64 portable, f32 AVX-512 when the CPU has it, else f32 portable */
+#ifndef DV_NO_AVX512
+#define DISPATCH(t, name, ...)                                                                 \
+    do {                                                                                       \
+        if ((t)->dtype == DV_F64) dv_##name##_f64_portable(__VA_ARGS__);                       \
+        else if (dv_backend_of(t) == DV_BACKEND_AVX512) dv_##name##_f32_avx512(__VA_ARGS__);   \
+        else dv_##name##_f32_portable(__VA_ARGS__);                                            \
+    } while (0)
+#else
+#define DISPATCH(t, name, ...)                                                                 \
+    do {                                                                                       \
+        if ((t)->dtype == DV_F64) dv_##name##_f64_portable(__VA_ARGS__);                       \
+        else dv_##name##_f32_portable(__VA_ARGS__);                                            \
+    } while (0)
+#endif
+
+#define PTR(t) ((t) ? dv_data(t) : NULL)
+
+static dv_tensor *contig(dv_tensor *t) {
+    if (!t) return NULL;
+    dv_tensor *c;
+    DV_NO_GRAD_BEGIN
+    c = dv_contiguous(t);
+    DV_NO_GRAD_END
+    return c;
+}
+
+/* in: x, b (b may be absent: n_in 1); saved: xc, bc (or only xc); iarg[0] = act */
+static void bias_act_backward(dv_node *n, dv_tensor *g) {
+    dv_tensor *x = n->saved[0], *b = n->n_saved > 1 ? n->saved[1] : NULL;
+    dv_bias_act_kind act = (dv_bias_act_kind)n->iarg[0];
+    int64_t N = x->ndim ? x->shape[x->ndim - 1] : 1, R = N ? dv_numel(x) / N : 0;
+    dv_tensor *gc = dv_contiguous(g);
+    dv_tensor *gx = dv_ag_input_wants(n, 0) ? dv_empty(x->dtype, x->shape, x->ndim) : NULL;
+    dv_tensor *gb = b && dv_ag_input_wants(n, 1) ? dv_empty(b->dtype, b->shape, b->ndim) : NULL;
+    if (gb && R == 0) dv_fill_(gb, 0.0);
+    if (R > 0 && (gx || gb)) DISPATCH(x, bias_act_bwd, act, R, N, dv_data(x), PTR(b), dv_data(gc), PTR(gx), PTR(gb));
+    dv_release(gc);
+    if (gx) dv_ag_give(n, 0, gx);
+    if (gb) dv_ag_give(n, 1, gb);
+}
+
+dv_tensor *dv_bias_act(dv_tensor *x, dv_tensor *b, dv_bias_act_kind act) {
+    const char *op = "bias_act";
+    DV_ASSERT((unsigned)act < DV_BIAS_ACT_COUNT, "%s: unknown activation %d", op, (int)act);
+    dv_check_float(op, x);
+    dv_require_cpu(op, x);
+    DV_ASSERT(x->ndim >= 1, "%s: x must be (..., N), got a 0-d tensor", op);
+    int64_t N = x->shape[x->ndim - 1], R = N ? dv_numel(x) / N : 0;
+    if (b) {
+        dv_check_dtype(op, b, x->dtype);
+        dv_check_same_device(op, x, b);
+        DV_ASSERT(b->ndim == 1 && b->shape[0] == N, "%s: bias %s does not fit x %s (need (%lld))", op,
+                  dv_shape_str(b, NULL, 0), dv_shape_str(x, NULL, 0), (long long)N);
+    }
+    dv_tensor *xc = contig(x), *bc = contig(b);
+    dv_tensor *y = dv_empty(x->dtype, x->shape, x->ndim);
+    if (R > 0) DISPATCH(x, bias_act_fwd, act, R, N, dv_data(xc), PTR(bc), dv_data(y));
+    dv_tensor *ins[2] = {x, b};
+    int nin = b ? 2 : 1;
+    if (dv_ag_wanted(nin, ins)) {
+        dv_node *n = dv_ag_record(y, op, bias_act_backward, nin, ins);
+        n->iarg[0] = act;
+        dv_node_save(n, xc);
+        if (bc) dv_node_save(n, bc);
+    }
+    dv_release(xc);
+    dv_release(bc);
+    return y;
+}
+
+dv_tensor *dv_linear_act(dv_tensor *x, dv_tensor *w, dv_tensor *b, dv_bias_act_kind act) {
+    dv_tensor *h = dv_linear(x, w, NULL);
+    dv_tensor *y = dv_bias_act(h, b, act);
+    dv_release(h);
+    return y;
+}
+
+dv_bias_act_kind dv_bias_act_of(dv_act a) {
+    switch (a) {
+    case DV_ACT_GELU: return DV_BIAS_ACT_GELU;
+    case DV_ACT_GELU_TANH: return DV_BIAS_ACT_GELU_TANH;
+    case DV_ACT_QUICK_GELU: return DV_BIAS_ACT_QUICK_GELU;
+    case DV_ACT_SILU: return DV_BIAS_ACT_SILU;
+    case DV_ACT_RELU: return DV_BIAS_ACT_RELU;
+    }
+    dv_panic("dv_bias_act_of: unknown activation %d", (int)a);
+}
