@@ -46,6 +46,15 @@ typedef struct {
     int static_frames;                /* S */
     int resampler_queries;            /* 8 */
     int use_depth, use_gripper;       /* which sensory streams exist */
+    int vit_dim_head;                 /* depth ViT attention head width (released 64: inner 512) */
+    int vit_cls;                      /* keep the ViTs' CLS token among the sensory tokens */
+    int depth_pool;                   /* depth resampler: 0 perceiver (paper), 1 MAP (released) */
+    /* switches between the paper and the released network (see the notes) */
+    int global_latents;               /* adaLN condition also gets the mean projected latent */
+    int drop_latent_tokens;           /* CFG drop also hides the latent tokens from cross-attn */
+    int ca_norm_residual;             /* released: x = LN(x) + g*CA(..) instead of x + g*CA(..) */
+    int ckpt_buffers;                 /* register the checkpoint's unused tensors (temp_embed,
+                                         rotary freqs) so a strict load of it succeeds */
     /* diffusion */
     int train_timesteps;              /* 100 */
     int infer_steps;                  /* 5 (DDIM) */
@@ -68,6 +77,8 @@ dv_dit *dv_dit_new(const dv_dit_config *cfg, dv_rng *init_rng);
 void dv_dit_free(dv_dit *m);
 dv_registry *dv_dit_registry(dv_dit *m);   /* names as the reference's state_dict */
 const dv_dit_config *dv_dit_cfg(const dv_dit *m);
+/* parameter counts per part (action transformer, adapters, each encoder), trainable / total */
+void dv_dit_print_summary(const dv_dit *m, FILE *f);
 /* frozen RGB ViT weights from safetensors (logs whether they were loaded or are random) */
 int dv_dit_load_rgb_encoder(dv_dit *m, const char *path, char *err, size_t errlen);
 
@@ -78,8 +89,9 @@ typedef struct {
     dv_tensor *depth_static;  /* (B, 1, H, W) or NULL when !use_depth */
     dv_tensor *depth_gripper; /* (B, 1, H, W) or NULL */
     dv_tensor *proprio;       /* (B, proprio_dim) */
-    dv_tensor *gen_actions;   /* (B, gen_chunk, action_dim) in [-1, 1]: the generalist's
-                                 (de-)discretised actions */
+    dv_tensor *gen_actions;   /* (B, g, action_dim) in [-1, 1], g <= chunk: the generalist's
+                                 (de-)discretised actions for the chunk's first g steps; the
+                                 rest are zero-padded (as the released code does) */
     dv_tensor *gen_latents;   /* (B, gen_latent_tokens, gen_latent_dim) or NULL (zeros) */
 } dv_dit_inputs;
 

@@ -1,0 +1,204 @@
+/* tests/test_dit.c — the DiT specialist (models/dit): configuration text, parameter counts of
+ * the presets against the released checkpoint, the PyTorch reference (tests/reference/gen_dit.py:
+ * block, whole tiny model forward, loss and parameter gradients of one training step, one DDIM
+ * sampling run with CFG), an f64 gradient check of a micro model, and encode-once reuse.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/dit/model.h"
+#include "tensor/ops.h"
+#include "tests/util.h"
+
+/* ---- configuration ------------------------------------------------------------------------ */
+TEST(dit_config_presets_and_text) {
+    char err[256];
+    dv_dit_config a, b;
+    CHECK(dv_dit_config_preset(&a, "paper", err, sizeof err) == 0);
+    CHECK(a.layers == 6 && a.heads == 8 && a.hidden == 256 && a.chunk == 8 && a.causal == 1);
+    CHECK(a.prediction == DV_PREDICT_SAMPLE && a.infer_steps == 5 && a.train_timesteps == 100);
+    CHECK(dv_dit_config_preset(&a, "released", err, sizeof err) == 0);
+    CHECK(a.causal == 0 && a.rotary_dims == 16 && a.prediction == DV_PREDICT_EPSILON);
+    CHECK(dv_dit_config_preset(&a, "nope", err, sizeof err) == -1 && strstr(err, "nope"));
+
+    /* format -> parse gives the same config */
+    CHECK(dv_dit_config_preset(&a, "tiny", err, sizeof err) == 0);
+    a.cfg_scale = 2.5f, a.layers = 3, a.prediction = DV_PREDICT_V;
+    char *txt = dv_dit_config_format(&a);
+    CHECK(dv_dit_config_preset(&b, "paper", err, sizeof err) == 0);
+    CHECK(dv_dit_config_parse(&b, txt, "fmt", err, sizeof err) == 0);
+    CHECK(memcmp(&a, &b, sizeof a) == 0);
+    free(txt);
+
+    /* overrides and errors naming the line and the key */
+    CHECK(dv_dit_config_parse(&b, "# c\n layers = 4 \nbeta_schedule=linear\n", "f.cfg", err, sizeof err) == 0);
+    CHECK(b.layers == 4 && b.beta_schedule == DV_BETA_LINEAR);
+    CHECK(dv_dit_config_parse(&b, "layers = 4\nlayerz = 2\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(strstr(err, "f.cfg:2") && strstr(err, "layerz"));
+    CHECK(dv_dit_config_parse(&b, "\n\nheads = x\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(strstr(err, "f.cfg:3") && strstr(err, "heads"));
+    CHECK(dv_dit_config_parse(&b, "prediction = x0\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(strstr(err, "prediction"));
+    CHECK(dv_dit_config_parse(&b, "heads = 7\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(strstr(err, "heads"));
+    CHECK(dv_dit_config_parse(&b, "just words\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(strstr(err, "f.cfg:1"));
+    CHECK(b.layers == 4);  /* failed parses change nothing */
+}
+
+/* the released preset against the official checkpoint's facts: 447 tensors, 20,516,231
+ * trainable parameters (DiT + adapters + depth ViT; the DINO ViT-S/16 frozen: 21.67M) */
+TEST(dit_released_parameter_count) {
+    char err[256];
+    dv_dit_config c;
+    dv_dit_config_preset(&c, "released", err, sizeof err);
+    dv_rng rng = dv_rng_new(1);
+    dv_dit *m = dv_dit_new(&c, &rng);
+    dv_registry *r = dv_dit_registry(m);
+    int64_t frozen_buffers = 0;
+    for (int i = 0; i < dv_reg_count(r); i++)
+        if (dv_reg_is_frozen(r, i) && !dv_reg_match("vision_encoder", dv_reg_name(r, i)))
+            frozen_buffers += dv_numel(dv_reg_tensor(r, i));
+    CHECK_MSG(dv_reg_count(r) == 447, "tensors %d", dv_reg_count(r));
+    CHECK_MSG(dv_reg_numel(r, true) == 20516231, "trainable %lld", (long long)dv_reg_numel(r, true));
+    int64_t dino = dv_reg_numel(r, false) - dv_reg_numel(r, true) - frozen_buffers;
+    CHECK_MSG(dino > 21.6e6 && dino < 21.7e6, "frozen RGB ViT %lld", (long long)dino);
+    CHECK(dv_reg_get(r, "model.blocks.5.cross_attn.attn.values_l_proj.weight"));
+    CHECK(dv_reg_get(r, "depth_encoder.transformer.layers.5.1.net.4.bias"));
+    CHECK(dv_reg_get(r, "vision_encoder.blocks.11.mlp.fc2.weight"));
+    CHECK(dv_reg_get(r, "model.gripper_depth_adapter.mlp.0.project.weight"));
+    if (dv_test_verbose) dv_dit_print_summary(m, stdout);
+    dv_dit_free(m);
+}
+
+/* ---- the PyTorch reference (tests/reference/gen_dit.py -> dit.bin) ------------------------ */
+#define FIXTURE "tests/reference/dit.bin"
+static const char *FX_TINY =
+    "hidden = 16\nheads = 2\nrotary_dims = 8\nimage_size = 16\npatch = 8\nvit_hidden = 16\n"
+    "vit_heads = 2\nvit_dim_head = 8\nrgb_vit_hidden = 12\nrgb_vit_heads = 2\n"
+    "gen_latent_dim = 8\ngen_latent_tokens = 3\nresampler_queries = 4\n";
+static const char *FX_RELEASED =
+    "causal = 0\nvit_cls = 1\ndepth_pool = 1\nglobal_latents = 1\ndrop_latent_tokens = 0\n"
+    "ca_norm_residual = 1\nprediction = epsilon\nrotary_dims = 4\nvit_dim_head = 16\n";
+
+typedef struct {
+    dv_dit *m;
+    dv_dit_inputs in;
+    dv_tensor *owned[8];
+} fx_model;
+
+/* the tiny model with the reference's weights: tag "tp" (paper switches) or "tr" (released) */
+static bool fx_model_load(fx_model *fm, ut_fixture_file *f, const char *tag) {
+    char err[256], key[600];
+    dv_dit_config c;
+    memset(fm, 0, sizeof *fm);
+    dv_dit_config_preset(&c, "tiny", err, sizeof err);
+    CHECK(dv_dit_config_parse(&c, FX_TINY, "fixture", err, sizeof err) == 0);
+    if (!strcmp(tag, "tr")) CHECK(dv_dit_config_parse(&c, FX_RELEASED, "fixture", err, sizeof err) == 0);
+    c.ckpt_buffers = 0;
+    dv_rng rng = dv_rng_new(7);
+    fm->m = dv_dit_new(&c, &rng);
+    dv_registry *r = dv_dit_registry(fm->m);
+    int missing = 0;
+    for (int i = 0; i < dv_reg_count(r); i++) {
+        snprintf(key, sizeof key, "%s.p.%s", tag, dv_reg_name(r, i));
+        dv_tensor *t = ut_fixture_get(f, key);
+        if (!t) {  /* "tr" shares the parameters it has in common with "tp" */
+            snprintf(key, sizeof key, "tp.p.%s", dv_reg_name(r, i));
+            t = ut_fixture_get(f, key);
+        }
+        if (!t || !dv_same_shape(t, dv_reg_tensor(r, i))) {
+            CHECK_MSG(0, "%s: parameter %s missing or of another shape in the fixture", tag, dv_reg_name(r, i));
+            missing++;
+        } else {
+            dv_copy_(dv_reg_tensor(r, i), t);
+        }
+        dv_release(t);
+    }
+    const char *names[7] = {"rgb_static", "rgb_gripper", "depth_static", "depth_gripper",
+                            "proprio", "gen_actions", "gen_latents"};
+    for (int i = 0; i < 7; i++) {
+        snprintf(key, sizeof key, "%s.in.%s", tag, names[i]);
+        fm->owned[i] = ut_fixture_get(f, key);
+        CHECK_MSG(fm->owned[i], "fixture lacks %s", key);
+        if (!fm->owned[i]) missing++;
+    }
+    fm->in = (dv_dit_inputs){fm->owned[0], fm->owned[1], fm->owned[2], fm->owned[3],
+                             fm->owned[4], fm->owned[5], fm->owned[6]};
+    return missing == 0;
+}
+static void fx_model_free(fx_model *fm) {
+    dv_dit_free(fm->m);
+    for (int i = 0; i < 8; i++) dv_release(fm->owned[i]);
+}
+static dv_tensor *fx_get(ut_fixture_file *f, const char *tag, const char *what) {
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", tag, what);
+    dv_tensor *t = ut_fixture_get(f, key);
+    CHECK_MSG(t, "fixture lacks %s", key);
+    return t;
+}
+
+static void check_whole_model(const char *tag) {
+    ut_fixture_file *f = ut_fixture_open(FIXTURE);
+    if (!f) return;
+    fx_model fm;
+    if (!fx_model_load(&fm, f, tag)) { fx_model_free(&fm); ut_fixture_close(f); return; }
+    dv_tensor *actions = fx_get(f, tag, "actions"), *t = fx_get(f, tag, "t");
+    dv_tensor *noise = fx_get(f, tag, "noise"), *drop = fx_get(f, tag, "drop");
+    dv_tensor *den = fx_get(f, tag, "den"), *loss_ref = fx_get(f, tag, "loss");
+    dv_registry *r = dv_dit_registry(fm.m);
+    char what[300];
+
+    /* the denoiser on the noisy actions of the training step */
+    dv_dit_cond *cd = dv_dit_encode(fm.m, &fm.in);
+    dv_tensor *noisy = dv_diffusion_add_noise(&fm.m->ddim->sched, actions, noise, t);
+    dv_tensor *out = dv_dit_denoise(fm.m, cd, noisy, t, drop);
+    snprintf(what, sizeof what, "%s denoiser output", tag);
+    CHECK_MSG(ut_max_rel_diff(out, den) < 1e-4, "%s: rel diff %g", what, ut_max_rel_diff(out, den));
+    dv_release(out), dv_release(noisy);
+    dv_dit_cond_free(cd);
+
+    /* loss and every trainable parameter's gradient */
+    dv_tensor *loss = dv_dit_loss_with(fm.m, &fm.in, actions, t, noise, drop);
+    CHECK_CLOSE(dv_item(loss), dv_item(loss_ref), 1e-4);
+    dv_backward(loss);
+    dv_release(loss);
+    int ngrad = 0;
+    double worst = 0;
+    for (int i = 0; i < dv_reg_count(r); i++) {
+        if (dv_reg_is_frozen(r, i)) continue;
+        char key[600];
+        snprintf(key, sizeof key, "%s.g.%s", tag, dv_reg_name(r, i));
+        dv_tensor *g = ut_fixture_get(f, key), *p = dv_reg_tensor(r, i);
+        CHECK_MSG(g && p->grad, "%s: no gradient for %s", tag, dv_reg_name(r, i));
+        if (g && p->grad) {
+            /* relative to the largest reference gradient of that tensor (1e-4), or absolute
+             * for tensors whose gradient is ~0 */
+            double d = ut_max_rel_diff(p->grad, g);
+            double mx = 0;
+            for (int64_t k = 0; k < dv_numel(g); k++) mx = fmax(mx, fabs(dv_flat_get(g, k)));
+            if (mx > 1e-6) worst = fmax(worst, d);
+            CHECK_MSG(mx <= 1e-6 || d < 1e-4, "%s: grad %s rel diff %g", tag, dv_reg_name(r, i), d);
+            ngrad++;
+        }
+        dv_release(g);
+        dv_zero_grad(p);
+    }
+    CHECK(ngrad > 50);
+    if (dv_test_verbose) printf("  %s: %d gradients, worst rel diff %.3g\n", tag, ngrad, worst);
+
+    /* DDIM (5 steps) with CFG 3 from fixed noise */
+    dv_tensor *sn = fx_get(f, tag, "sample_noise"), *sref = fx_get(f, tag, "sample");
+    dv_tensor *smp = dv_dit_sample(fm.m, &fm.in, sn, NULL);
+    CHECK_MSG(ut_max_rel_diff(smp, sref) < 1e-4, "%s sample: rel diff %g", tag, ut_max_rel_diff(smp, sref));
+    dv_release(smp), dv_release(sn), dv_release(sref);
+
+    dv_release(actions), dv_release(t), dv_release(noise), dv_release(drop);
+    dv_release(den), dv_release(loss_ref);
+    fx_model_free(&fm);
+    ut_fixture_close(f);
+}
+
+TEST(dit_fixture_tiny_paper) { check_whole_model("tp"); }
+TEST(dit_fixture_tiny_released) { check_whole_model("tr"); }
