@@ -26,7 +26,7 @@
  * Errors follow the project's convention: functions return 0 on success, -1 on error with a
  * message in err[errlen] (err may be NULL).
  *
- * Writing: dv_npy_save and dv_npz_writer write <path>.tmp.<pid>, fsync, and rename over
+ * Writing: dv_npy_save and dv_npz_writer write <path>.tmp.<pid>.<n>, fsync, and rename over
  * <path>, so a failed or interrupted write never leaves a half-written file at <path>.
  * The output is what numpy writes (version 1.0 header, '<' byte order, C order) and loads
  * with np.load.
@@ -84,6 +84,8 @@ int dv_npy_save(const char *path, const dv_npy *a, char *err, size_t errlen);
 /* .npz archives */
 typedef struct dv_npz dv_npz;
 int dv_npz_open(const char *path, dv_npz **out, char *err, size_t errlen);
+/* an archive image in memory (copied; `what` names it in errors) — for tests and fuzzing */
+int dv_npz_open_buffer(const void *buf, size_t len, const char *what, dv_npz **out, char *err, size_t errlen);
 void dv_npz_close(dv_npz *z);                   /* arrays already taken stay valid */
 int dv_npz_count(const dv_npz *z);
 const char *dv_npz_key(const dv_npz *z, int i); /* member name without ".npy" */

@@ -55,8 +55,12 @@ int dv_pickle_parse(const void *buf, size_t len, const char *what, dv_pyarena *a
                     dv_pyobj **out, char *err, size_t errlen);
 
 /* a .npy of dtype object (np.save(..., allow_pickle=True)): a 0-d array gives its item
- * (for auto_lang_ann.npy: the dict), any other shape an OBJARRAY */
+ * (for auto_lang_ann.npy: the dict), any other shape an OBJARRAY; a numeric .npy gives an
+ * NDARRAY (copied into the arena) */
 int dv_npy_load_pickled(const char *path, dv_pyarena *arena, dv_pyobj **out, char *err, size_t errlen);
+/* the same for a .npy image in memory (`what` names it in errors) */
+int dv_npy_parse_pickled(const void *buf, size_t len, const char *what, dv_pyarena *arena, dv_pyobj **out,
+                         char *err, size_t errlen);
 /* writes obj the way np.save(path, np.array(obj, dtype=object), allow_pickle=True) would for
  * a dict (a 0-d object array holding it): loadable by np.load(path, allow_pickle=True).item().
  * Atomic like dv_npy_save. */
@@ -66,6 +70,10 @@ int dv_npy_save_pickled(const char *path, const dv_pyobj *obj, char *err, size_t
 const dv_pyobj *dv_py_get(const dv_pyobj *d, const char *key);      /* str keys */
 const dv_pyobj *dv_py_path(const dv_pyobj *root, const char *dotted); /* "language.ann" */
 const char *dv_pytype_name(dv_pytype t);                              /* "dict", "list", ... */
+/* a number as int64 / double: Python int, bool, float (integral for _i64), or a 1-element
+ * numeric ndarray (numpy scalars such as np.int64(5) arrive as 0-d arrays); false otherwise */
+bool dv_py_as_i64(const dv_pyobj *o, int64_t *v);
+bool dv_py_as_f64(const dv_pyobj *o, double *v);
 
 /* builders (for writers and tests); strings are copied, arrays are copied into the arena */
 dv_pyobj *dv_py_none(dv_pyarena *a);
@@ -73,6 +81,7 @@ dv_pyobj *dv_py_bool(dv_pyarena *a, bool v);
 dv_pyobj *dv_py_int(dv_pyarena *a, int64_t v);
 dv_pyobj *dv_py_float(dv_pyarena *a, double v);
 dv_pyobj *dv_py_str(dv_pyarena *a, const char *s);
+dv_pyobj *dv_py_bytes(dv_pyarena *a, const void *p, size_t n);
 dv_pyobj *dv_py_list(dv_pyarena *a);                 /* empty; grow with dv_py_append */
 dv_pyobj *dv_py_tuple(dv_pyarena *a, int n, dv_pyobj *const *items);
 dv_pyobj *dv_py_dict(dv_pyarena *a);                 /* empty; grow with dv_py_set */
