@@ -447,11 +447,81 @@ static dv_tensor *timestep_features(dv_tensor *t, dv_dtype dt) {
     return e;
 }
 
+/* one DiT block: x (B, k, C), sc = silu(c) (B, C), cross-attention keys/values (B, H, N, D),
+ * kpm (B, N) or NULL -> (B, k, C) */
+static dv_tensor *block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *sc, dv_tensor *ck,
+                                dv_tensor *cv, dv_tensor *kpm) {
+    const dv_dit_config *c = &m->cfg;
+    const dv_dit_block *b = &m->blocks[i];
+    dv_pool pool = {0};
+    int64_t B = x->shape[0], K = x->shape[1], C = c->hidden, H = c->heads, D = C / H;
+    dv_tensor *mod = dv_pool_add(&pool, dv_nn_linear_forward(&b->ada, sc)); /* (B, 6C) */
+    dv_tensor *ms[6];
+    for (int j = 0; j < 6; j++) ms[j] = dv_pool_add(&pool, dv_slice(mod, 1, j * C, (j + 1) * C, 1));
+
+    /* self-attention over the action tokens */
+    dv_tensor *h = dv_pool_add(&pool, dv_layer_norm_modulate(x, ms[0], ms[1], 1e-6));
+    dv_tensor *qkv = dv_pool_add(&pool, dv_nn_linear_forward(&b->qkv, h));    /* (B, k, 3C) */
+    dv_tensor *q5 = dv_pool_add(&pool, dv_view(qkv, DV_SHAPE(B, K, 3, H, D)));
+    dv_tensor *p5 = dv_pool_add(&pool, dv_permute(q5, (const int[]){2, 0, 3, 1, 4}));
+    dv_tensor *q = dv_pool_add(&pool, dv_select(p5, 0, 0));                  /* (B, H, k, D) */
+    dv_tensor *k = dv_pool_add(&pool, dv_select(p5, 0, 1));
+    dv_tensor *v = dv_pool_add(&pool, dv_select(p5, 0, 2));
+    if (c->rotary_dims > 0) {
+        q = dv_pool_add(&pool, dv_rotary_apply(q, m->rope_cos, m->rope_sin, true));
+        k = dv_pool_add(&pool, dv_rotary_apply(k, m->rope_cos, m->rope_sin, true));
+    }
+    dv_attention_opts ao = {.causal = c->causal != 0};
+    dv_tensor *a = dv_pool_add(&pool, dv_attention(q, k, v, &ao));         /* (B, H, k, D) */
+    a = dv_pool_add(&pool, dv_transpose(a, 1, 2));
+    a = dv_pool_add(&pool, dv_reshape(a, DV_SHAPE(B, K, C)));
+    a = dv_pool_add(&pool, dv_nn_linear_forward(&b->proj, a));
+    x = dv_pool_add(&pool, dv_gated_residual(x, ms[2], a));
+
+    /* cross-attention to the conditioning tokens (keys/values from dv_dit_encode) */
+    dv_tensor *xn = dv_pool_add(&pool, dv_nn_layer_norm_forward(&b->ln_v, x));
+    dv_tensor *cq = dv_pool_add(&pool, dv_nn_linear_forward(&b->ca_q, xn));
+    cq = dv_pool_add(&pool, dv_view(cq, DV_SHAPE(B, K, H, D)));
+    cq = dv_pool_add(&pool, dv_transpose(cq, 1, 2));
+    dv_attention_opts co = {.key_padding_mask = kpm};
+    dv_tensor *ca = dv_pool_add(&pool, dv_attention(cq, ck, cv, &co));
+    ca = dv_pool_add(&pool, dv_transpose(ca, 1, 2));
+    ca = dv_pool_add(&pool, dv_reshape(ca, DV_SHAPE(B, K, C)));
+    ca = dv_pool_add(&pool, dv_nn_linear_forward(&b->ca_o, ca));
+    ca = dv_pool_add(&pool, dv_mul(ca, b->gamma));
+    x = dv_pool_add(&pool, dv_add(c->ca_norm_residual ? xn : x, ca));
+
+    /* MLP */
+    h = dv_pool_add(&pool, dv_layer_norm_modulate(x, ms[3], ms[4], 1e-6));
+    h = dv_pool_add(&pool, dv_nn_linear_forward(&b->fc1, h));
+    h = dv_pool_add(&pool, dv_gelu_tanh(h));
+    h = dv_pool_add(&pool, dv_nn_linear_forward(&b->fc2, h));
+    x = dv_pool_add(&pool, dv_gated_residual(x, ms[5], h));
+    dv_tensor *out = dv_retain(x);
+    dv_pool_release(&pool);
+    return out;
+}
+
+dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *c, dv_tensor *ctx) {
+    const dv_dit_block *b = &m->blocks[i];
+    int64_t B = ctx->shape[0], N = ctx->shape[1], H = m->cfg.heads, D = m->cfg.hidden / H;
+    dv_pool pool = {0};
+    dv_tensor *cn = dv_pool_add(&pool, dv_nn_layer_norm_forward(&b->ln_l, ctx));
+    dv_tensor *k = dv_pool_add(&pool, dv_nn_linear_forward(&b->ca_k, cn));
+    dv_tensor *v = dv_pool_add(&pool, dv_nn_linear_forward(&b->ca_v, cn));
+    k = dv_pool_add(&pool, dv_transpose(dv_pool_add(&pool, dv_view(k, DV_SHAPE(B, N, H, D))), 1, 2));
+    v = dv_pool_add(&pool, dv_transpose(dv_pool_add(&pool, dv_view(v, DV_SHAPE(B, N, H, D))), 1, 2));
+    dv_tensor *sc = dv_pool_add(&pool, dv_silu(c));
+    dv_tensor *out = block_forward(m, i, x, sc, k, v, NULL);
+    dv_pool_release(&pool);
+    return out;
+}
+
 dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_tensor *t,
                           dv_tensor *drop) {
     const dv_dit_config *c = &m->cfg;
     dv_pool pool = {0};
-    int64_t B = x_t->shape[0], K = c->chunk, C = c->hidden, H = c->heads, D = C / H;
+    int64_t B = x_t->shape[0], K = c->chunk, C = c->hidden;
     DV_ASSERT(B == cd->B && x_t->ndim == 3 && x_t->shape[1] == K && x_t->shape[2] == c->action_dim,
               "dv_dit_denoise: x_t %s, conditioning batch %lld, want (B, %d, %d)",
               dv_shape_str(x_t, NULL, 0), (long long)cd->B, c->chunk, c->action_dim);
@@ -489,51 +559,8 @@ dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_t
     dv_tensor *cg = dv_pool_add(&pool, dv_add(g, te));
     dv_tensor *sc = dv_pool_add(&pool, dv_silu(cg));                      /* silu(c), (B, C) */
 
-    for (int i = 0; i < c->layers; i++) {
-        const dv_dit_block *b = &m->blocks[i];
-        dv_tensor *mod = dv_pool_add(&pool, dv_nn_linear_forward(&b->ada, sc)); /* (B, 6C) */
-        dv_tensor *ms[6];
-        for (int j = 0; j < 6; j++) ms[j] = dv_pool_add(&pool, dv_slice(mod, 1, j * C, (j + 1) * C, 1));
-
-        /* self-attention over the action tokens */
-        dv_tensor *h = dv_pool_add(&pool, dv_layer_norm_modulate(x, ms[0], ms[1], 1e-6));
-        dv_tensor *qkv = dv_pool_add(&pool, dv_nn_linear_forward(&b->qkv, h));    /* (B, k, 3C) */
-        dv_tensor *q5 = dv_pool_add(&pool, dv_view(qkv, DV_SHAPE(B, K, 3, H, D)));
-        dv_tensor *p5 = dv_pool_add(&pool, dv_permute(q5, (const int[]){2, 0, 3, 1, 4}));
-        dv_tensor *q = dv_pool_add(&pool, dv_select(p5, 0, 0));                  /* (B, H, k, D) */
-        dv_tensor *k = dv_pool_add(&pool, dv_select(p5, 0, 1));
-        dv_tensor *v = dv_pool_add(&pool, dv_select(p5, 0, 2));
-        if (c->rotary_dims > 0) {
-            q = dv_pool_add(&pool, dv_rotary_apply(q, m->rope_cos, m->rope_sin, true));
-            k = dv_pool_add(&pool, dv_rotary_apply(k, m->rope_cos, m->rope_sin, true));
-        }
-        dv_attention_opts ao = {.causal = c->causal != 0};
-        dv_tensor *a = dv_pool_add(&pool, dv_attention(q, k, v, &ao));         /* (B, H, k, D) */
-        a = dv_pool_add(&pool, dv_transpose(a, 1, 2));
-        a = dv_pool_add(&pool, dv_reshape(a, DV_SHAPE(B, K, C)));
-        a = dv_pool_add(&pool, dv_nn_linear_forward(&b->proj, a));
-        x = dv_pool_add(&pool, dv_gated_residual(x, ms[2], a));
-
-        /* cross-attention to the conditioning tokens (keys/values from dv_dit_encode) */
-        dv_tensor *xn = dv_pool_add(&pool, dv_nn_layer_norm_forward(&b->ln_v, x));
-        dv_tensor *cq = dv_pool_add(&pool, dv_nn_linear_forward(&b->ca_q, xn));
-        cq = dv_pool_add(&pool, dv_view(cq, DV_SHAPE(B, K, H, D)));
-        cq = dv_pool_add(&pool, dv_transpose(cq, 1, 2));
-        dv_attention_opts co = {.key_padding_mask = kpm};
-        dv_tensor *ca = dv_pool_add(&pool, dv_attention(cq, cd->k[i], cd->v[i], &co));
-        ca = dv_pool_add(&pool, dv_transpose(ca, 1, 2));
-        ca = dv_pool_add(&pool, dv_reshape(ca, DV_SHAPE(B, K, C)));
-        ca = dv_pool_add(&pool, dv_nn_linear_forward(&b->ca_o, ca));
-        ca = dv_pool_add(&pool, dv_mul(ca, b->gamma));
-        x = dv_pool_add(&pool, dv_add(c->ca_norm_residual ? xn : x, ca));
-
-        /* MLP */
-        h = dv_pool_add(&pool, dv_layer_norm_modulate(x, ms[3], ms[4], 1e-6));
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&b->fc1, h));
-        h = dv_pool_add(&pool, dv_gelu_tanh(h));
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&b->fc2, h));
-        x = dv_pool_add(&pool, dv_gated_residual(x, ms[5], h));
-    }
+    for (int i = 0; i < c->layers; i++)
+        x = dv_pool_add(&pool, block_forward(m, i, x, sc, cd->k[i], cd->v[i], kpm));
     dv_tensor *fm = dv_pool_add(&pool, dv_nn_linear_forward(&m->final_ada, sc));  /* (B, 2C) */
     dv_tensor *shift = dv_pool_add(&pool, dv_slice(fm, 1, 0, C, 1));
     dv_tensor *scale = dv_pool_add(&pool, dv_slice(fm, 1, C, 2 * C, 1));

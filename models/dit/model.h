@@ -126,6 +126,8 @@ dv_tensor *dv_dit_encode_obs(dv_dit *m, const dv_dit_inputs *in);
 /* the loss with t (B) i64, noise (B, k, A) and keep (B) bool (NULL: no CFG drop) given */
 dv_tensor *dv_dit_loss_with(dv_dit *m, const dv_dit_inputs *in, dv_tensor *actions,
                             dv_tensor *t, dv_tensor *noise, dv_tensor *drop);
+/* one DiT block alone (keys/values computed from ctx (B, N, C) here): x (B, k, C), c (B, C) */
+dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *c, dv_tensor *ctx);
 /* [c; c]: the conditioning of a batch twice over (the CFG pair) */
 dv_dit_cond *dv_dit_cond_repeat2(const dv_dit_cond *c);
 /* the guided model output for x_t (B, k, A) at one t: uncond + s (cond - uncond), with c2 the
