@@ -5,10 +5,18 @@
 #   make test-asan  the tests under AddressSanitizer / UBSan (build-asan/)
 #   make bench      build and run the kernel benchmarks
 #   make run        the README's main job (tools/demo.sh)
+#   make test-cuda  build/test-cuda: every CUDA kernel against the CPU (skips without a GPU)
 #
 # The portable C files are compiled for baseline x86-64 (or whatever the host is), so the
 # binary runs on any CPU; kernels/avx512/*.c get their own -mavx512* flags and are only
 # called after a run-time CPUID check (kernels/cpu.c).
+#
+# CUDA: when nvcc is found (NVCC, else $(CUDA_HOME)/bin/nvcc, else nvcc on PATH) and CUDA is
+# not 0, kernels/cuda/*.cu are compiled for sm_80 and sm_90 plus compute_90 PTX (files named
+# *_sm90a.cu, Hopper-only, for sm_90a alone), the C code sees DV_HAVE_CUDA, and the binaries
+# link the static CUDA runtime, so they start on machines without a driver and say so.
+# `make CUDA=0` (or no nvcc) is the CPU-only build, as before (`make test-cuda` still builds
+# and says it skipped).
 
 CC      ?= gcc
 BUILD   ?= build
@@ -26,6 +34,32 @@ else
   CFLAGS       += -DDV_NO_AVX512
 endif
 
+CUDA      ?= 1
+CUDA_HOME ?= /usr/local/cuda
+ifeq ($(origin NVCC),undefined)
+  NVCC := $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+endif
+HAVE_CUDA :=
+ifneq ($(CUDA),0)
+  ifneq ($(strip $(NVCC)),)
+    HAVE_CUDA := 1
+  endif
+endif
+ifeq ($(HAVE_CUDA),1)
+  CUDA_ROOT   := $(patsubst %/bin/nvcc,%,$(NVCC))
+  CUDA_SRC    := $(wildcard kernels/cuda/*.cu)
+  NVCC_GENCODE      := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+                       -gencode arch=compute_90,code=compute_90
+  NVCC_GENCODE_90A  := -gencode=arch=compute_90a,code=sm_90a
+  NVCC_FLAGS  ?= -O3 -lineinfo
+  NVCC_FLAGS  += -std=c++17 -I. -DDV_HAVE_CUDA -Xcompiler -Wall,-Wno-unused-parameter -MMD -MP
+  CFLAGS      += -DDV_HAVE_CUDA -isystem $(CUDA_ROOT)/include
+  LDLIBS      += -L$(CUDA_ROOT)/lib64 -L$(CUDA_ROOT)/targets/x86_64-linux/lib -lcudart_static -lstdc++ -lrt \
+                 -ldl -lpthread
+else
+  CUDA_SRC    :=
+endif
+
 LIB_SRC   := $(wildcard tensor/*.c kernels/*.c nn/*.c optim/*.c data/calvin/*.c \
                         models/llava/*.c models/diffuser_actor/*.c models/dit/*.c)
 TEST_SRC  := $(wildcard tests/*.c)
@@ -34,15 +68,18 @@ TOOL_SRC  := $(wildcard tools/*.c)
 
 # objects under build/obj/ so that build/bench (the binary) is not also a folder
 OBJ       := $(BUILD)/obj
-LIB_OBJ   := $(LIB_SRC:%.c=$(OBJ)/%.o) $(AVX512_SRC:%.c=$(OBJ)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(OBJ)/%.o) $(AVX512_SRC:%.c=$(OBJ)/%.o) $(CUDA_SRC:%.cu=$(OBJ)/%.o)
+# build/test-cuda: the GPU-vs-CPU parity tests (tests/cuda/) with the shared runner and helpers
+TCUDA_SRC := $(wildcard tests/cuda/*.c)
+TCUDA_OBJ := $(TCUDA_SRC:%.c=$(OBJ)/%.o) $(OBJ)/tests/main.o $(OBJ)/tests/util.o
 TEST_OBJ  := $(TEST_SRC:%.c=$(OBJ)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(OBJ)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(OBJ)/%.o)
 
 LIB := $(BUILD)/libdualvla.a
 
-.PHONY: all test test-asan bench run clean deps
-all: $(LIB) $(BUILD)/dualvla $(BUILD)/test $(BUILD)/bench
+.PHONY: all test test-asan test-cuda bench run clean deps print-nvcc
+all: $(LIB) $(BUILD)/dualvla $(BUILD)/test $(BUILD)/bench $(if $(HAVE_CUDA),$(BUILD)/test-cuda)
 
 # system headers the build needs (stb); installs them when root, else says what to install
 DEPS_STAMP := $(BUILD)/.deps-ok
@@ -54,6 +91,15 @@ deps: $(DEPS_STAMP)
 $(OBJ)/kernels/avx512/%.o: kernels/avx512/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+
+# Hopper-only kernels (wgmma, TMA): sm_90a, no PTX for other GPUs
+$(OBJ)/kernels/cuda/%_sm90a.o: kernels/cuda/%_sm90a.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_GENCODE_90A) -c $< -o $@
+
+$(OBJ)/kernels/cuda/%.o: kernels/cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_GENCODE) -c $< -o $@
 
 $(OBJ)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -72,8 +118,15 @@ $(BUILD)/test: $(TEST_OBJ) $(LIB)
 $(BUILD)/bench: $(BENCH_OBJ) $(LIB)
 	$(CC) -o $@ $(BENCH_OBJ) $(LIB) $(LDLIBS)
 
+$(BUILD)/test-cuda: $(TCUDA_OBJ) $(LIB)
+	$(CC) -o $@ -Wl,--whole-archive $(TCUDA_OBJ) -Wl,--no-whole-archive $(LIB) $(LDLIBS)
+
 test: $(BUILD)/test
 	./$(BUILD)/test
+
+# needs no GPU to pass: without a device (or without nvcc) it prints one skip line, exits 0
+test-cuda: $(BUILD)/test-cuda
+	./$(BUILD)/test-cuda
 
 # every test under AddressSanitizer + UndefinedBehaviorSanitizer (the sanitizer flags ride on
 # CC so the Makefile's own CFLAGS stay intact)
@@ -90,7 +143,11 @@ bench: $(BUILD)/bench
 run: $(BUILD)/dualvla $(BUILD)/bench
 	BUILD=$(BUILD) bash tools/demo.sh
 
+# the nvcc the build uses (empty without one or with CUDA=0), for scripts
+print-nvcc:
+	@echo $(if $(HAVE_CUDA),$(NVCC))
+
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(TOOL_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TCUDA_OBJ:.o=.d)

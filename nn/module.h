@@ -73,6 +73,7 @@ void dv_reg_pop(dv_registry *r);
  * dtypes are registered frozen. Aborts on a duplicate name. Returns t (borrowed). */
 dv_tensor *dv_reg_add(dv_registry *r, const char *name, dv_tensor **slot, dv_tensor *t);
 void dv_reg_free(dv_registry *r);   /* releases every parameter; r is {0} again */
+void dv_reg_to(dv_registry *r, dv_device d); /* every parameter moved to d in place (tensor/cuda.h) */
 
 int dv_reg_count(const dv_registry *r);
 const char *dv_reg_name(const dv_registry *r, int i);

@@ -2,6 +2,8 @@
  * counts, and loading / saving by name through safetensors. See nn/module.h. */
 #include "nn/module.h"
 
+#include "tensor/cuda.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,3 +254,8 @@ int dv_reg_save(const dv_registry *r, const char *path, char *err, size_t errlen
     return dv_st_save(path, (const char *const *)r->params.names, r->params.tensors, r->params.n,
                       NULL, 0, err, errlen);
 }
+
+/* every parameter to device d, in place (tensor/cuda.h dv_tensor_move_): the layers' fields
+ * and the optimiser lists keep pointing at the same tensor structs. Create the optimiser
+ * after the move, so its state is allocated on the device. */
+void dv_reg_to(dv_registry *r, dv_device d) { dv_tensors_move_(r->params.tensors, r->params.n, d); }

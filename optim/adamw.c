@@ -8,7 +8,11 @@
 #include "optim/internal.h"
 
 #include "kernels/adamw.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
+#ifdef DV_HAVE_CUDA
+#include "kernels/cuda/kernels.h"
+#endif
 
 #include <stdlib.h>
 #include <string.h>
@@ -85,8 +89,9 @@ void dv_adamw_set_copy(dv_adamw *o, dv_tensor *param, dv_tensor *copy) {
               name, dv_dtype_name(param->dtype));
     DV_ASSERT(copy->dtype == DV_F16 || copy->dtype == DV_BF16, "adamw_set_copy: copy of '%s' is %s, not f16/bf16",
               name, dv_dtype_name(copy->dtype));
-    DV_ASSERT(dv_numel(copy) == dv_numel(param) && dv_is_contiguous(copy) && copy->device.type == DV_CPU,
-              "adamw_set_copy: copy %s of '%s' %s must be a contiguous CPU tensor of the same size",
+    DV_ASSERT(dv_numel(copy) == dv_numel(param) && dv_is_contiguous(copy) && copy->device.type == param->device.type &&
+                  copy->device.index == param->device.index,
+              "adamw_set_copy: copy %s of '%s' %s must be a contiguous tensor of the same size on the same device",
               dv_shape_str(copy, NULL, 0), name, dv_shape_str(param, NULL, 0));
     dv_release(o->copy[i]);
     o->copy[i] = dv_retain(copy);
@@ -103,12 +108,24 @@ static void update_one(dv_adamw *o, int i, const dv_adamw_coefs *c, dv_tensor *g
     dv_tensor *p = o->params.tensors[i];
     int64_t n = dv_numel(p);
     if (p->dtype == DV_F64) {
+        dv_require_cpu("adamw (f64)", p);
         dv_adamw_f64_portable(n, dv_data(p), dv_data(g), dv_data(o->exp_avg[i]), dv_data(o->exp_avg_sq[i]), c);
         return;
     }
     dv_tensor *cp = o->copy[i];
     dv_adamw_copy kind = !cp ? DV_ADAMW_COPY_NONE : cp->dtype == DV_F16 ? DV_ADAMW_COPY_F16 : DV_ADAMW_COPY_BF16;
     uint16_t *cdata = cp ? dv_data(cp) : NULL;
+    if (dv_backend_of(p) == DV_BACKEND_CUDA) {
+#ifdef DV_HAVE_CUDA
+        DV_ASSERT(g->device.type == DV_CUDA && o->exp_avg[i]->device.type == DV_CUDA,
+                  "adamw: parameter '%s' is on %s but its gradient or state is not", o->params.names[i],
+                  dv_device_str(p->device));
+        dv_cuda_check(dv_cu_adamw_f32(n, dv_data(p), dv_data(g), dv_data(o->exp_avg[i]), dv_data(o->exp_avg_sq[i]), c,
+                                      kind, cdata, dv_cuda_stream_of(p)),
+                      "adamw (cuda)");
+        return;
+#endif
+    }
 #ifndef DV_NO_AVX512
     if (dv_backend_of(p) == DV_BACKEND_AVX512) {
         dv_adamw_f32_avx512(n, dv_data(p), dv_data(g), dv_data(o->exp_avg[i]), dv_data(o->exp_avg_sq[i]), c,

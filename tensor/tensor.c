@@ -3,6 +3,7 @@
 #include "tensor/tensor.h"
 #include "tensor/autograd.h"
 #include "tensor/internal.h"
+#include "tensor/cuda.h"
 #include "kernels/copy.h"
 
 #include <math.h>
@@ -205,8 +206,9 @@ dv_tensor *dv_zeros(dv_dtype dt, const int64_t *shape, int ndim) {
 }
 dv_tensor *dv_ones(dv_dtype dt, const int64_t *shape, int ndim) { return dv_full(dt, shape, ndim, 1.0); }
 dv_tensor *dv_scalar(dv_dtype dt, double value) { return dv_full(dt, NULL, 0, value); }
-dv_tensor *dv_empty_like(const dv_tensor *t) { return dv_empty(t->dtype, t->shape, t->ndim); }
-dv_tensor *dv_zeros_like(const dv_tensor *t) { return dv_zeros(t->dtype, t->shape, t->ndim); }
+/* on t's device (tensor/cuda.h) */
+dv_tensor *dv_empty_like(const dv_tensor *t) { return dv_empty_on(t->dtype, t->shape, t->ndim, t->device); }
+dv_tensor *dv_zeros_like(const dv_tensor *t) { return dv_zeros_on(t->dtype, t->shape, t->ndim, t->device); }
 
 dv_tensor *dv_from_data(dv_dtype dt, const int64_t *shape, int ndim, const void *data) {
     dv_tensor *t = dv_empty(dt, shape, ndim);
@@ -282,6 +284,7 @@ double dv_item(const dv_tensor *t) {
     return dv_flat_get(t, 0);
 }
 void dv_to_f64(const dv_tensor *t, double *out) {
+    dv_require_cpu("to_f64", t);
     int64_t st[DV_MAX_DIMS], s = 1;
     for (int d = t->ndim - 1; d >= 0; d--) { st[d] = s; s *= t->shape[d]; }
     dv_copy_strided_portable(t->ndim, t->shape, DV_K_F64, out, st, t->dtype, dv_data(t), t->stride);
@@ -291,13 +294,17 @@ void dv_to_f64(const dv_tensor *t, double *out) {
 void dv_copy_(dv_tensor *dst, const dv_tensor *src) {
     dv_check_same_shape("copy_", dst, src);
     dv_check_same_device("copy_", dst, src);
+    if (dst->device.type == DV_CUDA) { dv_cuda_copy_tensor_(dst, src); return; }
     dv_copy_strided_portable(dst->ndim, dst->shape, dst->dtype, dv_data(dst), dst->stride,
                              src->dtype, dv_data(src), src->stride);
 }
 void dv_fill_(dv_tensor *t, double value) {
+    if (t->device.type == DV_CUDA) { dv_cuda_fill_tensor_(t, value); return; }
     dv_fill_strided_portable(t->ndim, t->shape, t->dtype, dv_data(t), t->stride, value);
 }
 
 void dv_require_cpu(const char *op, const dv_tensor *t) {
-    if (t->device.type != DV_CPU) dv_panic("%s: no kernel for device type %d yet", op, (int)t->device.type);
+    if (t->device.type != DV_CPU)
+        dv_panic("%s: no CUDA kernel for this op yet (operand %s on %s); move it to the CPU with dv_tensor_to",
+                 op, dv_shape_str(t, NULL, 0), dv_device_str(t->device));
 }

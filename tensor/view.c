@@ -234,8 +234,7 @@ dv_tensor *dv_expand(dv_tensor *t, const int64_t *shape, int ndim) {
 
 /* ---- copies ---- */
 dv_tensor *dv_clone(dv_tensor *t) {
-    dv_require_cpu("clone", t);
-    dv_tensor *c = dv_empty(t->dtype, t->shape, t->ndim);
+    dv_tensor *c = dv_empty_like(t); /* on t's device; dv_copy_ dispatches */
     dv_copy_(c, t);
     return record1(c, t, "clone", identity_backward);
 }

@@ -1,0 +1,122 @@
+/* kernels/cuda/kernels.h — the CUDA kernels as C functions: device pointers, sizes, a stream.
+ *
+ * Same contracts as the CPU kernels they mirror (kernels/elementwise.h, kernels/norm.h,
+ * kernels/reduce.h, kernels/adamw.h, kernels/gemm.h, kernels/attention.h); differences are
+ * stated at each function. Every pointer is a device pointer (cudaMalloc'd, never managed
+ * memory). `stream` is a cudaStream_t (NULL = the legacy default stream); every function only
+ * enqueues work and returns the cudaError_t of the launch (0 = cudaSuccess), it never
+ * synchronises. Error text: dv_cuda_error_str() in tensor/cuda.h.
+ *
+ * Sizes are int64_t; a kernel that indexes with 32-bit ints says so and the caller checks.
+ * Not here: anything that allocates (the caller passes work buffers, sized by the *_bytes
+ * functions), anything that sees a dv_tensor.
+ */
+#ifndef DV_KERNELS_CUDA_KERNELS_H
+#define DV_KERNELS_CUDA_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/adamw.h"
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void *dv_cu_stream; /* cudaStream_t */
+
+/* ---- elementwise (elementwise.cu) ------------------------------------------------------ */
+/* dst[i] = the esize-byte (1, 2, 4 or 8) pattern, i < n */
+int dv_cu_fill(void *dst, int64_t n, int esize, uint64_t pattern, dv_cu_stream stream);
+/* dst (contiguous, shape, ndim <= 8) = src read through strides (elements of esize bytes:
+ * 1, 2, 4 or 8) — what makes a non-contiguous view contiguous, any dtype */
+int dv_cu_copy_strided(int ndim, const int64_t *shape, int esize, void *dst, const void *src,
+                       const int64_t *src_stride, dv_cu_stream stream);
+/* kernels/elementwise.h contracts, f32, contiguous */
+int dv_cu_unary_f32(dv_unary_op op, int64_t n, const float *x, float *y, double p1, double p2,
+                    dv_cu_stream stream);
+int dv_cu_unary_bwd_f32(dv_unary_op op, int64_t n, const float *x, const float *y,
+                        const float *gy, float *gx, double p1, double p2, dv_cu_stream stream);
+/* y (contiguous, shape, ndim <= 8) = a op b through strides (0 = broadcast); comparisons
+ * write u8 0/1. Indexes in int64. */
+int dv_cu_binary_f32(dv_binary_op op, int ndim, const int64_t *shape, const float *a,
+                     const int64_t *sa, const float *b, const int64_t *sb, void *y,
+                     dv_cu_stream stream);
+/* the backward of a same-shape binary op (add, sub, mul, div, pow, max, min), contiguous:
+ * ga = gy * d(a op b)/da, gb = gy * d/db; either may be NULL. Broadcast operands are reduced
+ * afterwards by the caller (dv_cu_reduce_f32). max/min send the gradient to a where a >= b
+ * (a <= b), as kernels/elementwise.h's forward picks a on ties. */
+int dv_cu_binary_bwd_f32(dv_binary_op op, int64_t n, const float *a, const float *b,
+                         const float *gy, float *ga, float *gb, dv_cu_stream stream);
+
+/* ---- reductions and norms (reduce.cu) -------------------------------------------------- */
+typedef enum { DV_CU_REDUCE_SUM = 0, DV_CU_REDUCE_MEAN, DV_CU_REDUCE_MAX } dv_cu_reduce;
+/* x contiguous (outer, n, inner) -> y (outer, inner); f32 accumulation (pairwise through the
+ * warp tree, so error grows like log n, not n). max of an empty row is -inf. */
+int dv_cu_reduce_f32(dv_cu_reduce kind, int64_t outer, int64_t n, int64_t inner, const float *x,
+                     float *y, dv_cu_stream stream);
+/* kernels/norm.h contracts, rows of a contiguous (rows, n) f32 buffer; mean / rstd are double
+ * as on the CPU (may be NULL). log = 1: log-softmax. */
+int dv_cu_softmax_fwd_f32(bool log, int64_t rows, int64_t n, const float *x, float *y,
+                          dv_cu_stream stream);
+int dv_cu_softmax_bwd_f32(bool log, int64_t rows, int64_t n, const float *y, const float *gy,
+                          float *gx, dv_cu_stream stream);
+int dv_cu_layernorm_fwd_f32(int64_t rows, int64_t n, const float *x, const float *w,
+                            const float *b, double eps, float *y, double *mean, double *rstd,
+                            dv_cu_stream stream);
+int dv_cu_rmsnorm_fwd_f32(int64_t rows, int64_t n, const float *x, const float *w, double eps,
+                          float *y, double *rstd, dv_cu_stream stream);
+/* backward: the weight gradients are column sums over rows, done as per-block partial sums in
+ * `work` (dv_cu_norm_work_bytes) and a second pass; gx / gw / gb may be NULL. */
+size_t dv_cu_norm_work_bytes(int64_t rows, int64_t n);
+int dv_cu_layernorm_bwd_f32(int64_t rows, int64_t n, const float *x, const float *w,
+                            const double *mean, const double *rstd, const float *gy, float *gx,
+                            float *gw, float *gb, void *work, dv_cu_stream stream);
+int dv_cu_rmsnorm_bwd_f32(int64_t rows, int64_t n, const float *x, const float *w,
+                          const double *rstd, const float *gy, float *gx, float *gw, void *work,
+                          dv_cu_stream stream);
+
+/* ---- random numbers (rng.cu): tensor/rng.c's streams, element for element --------------- */
+/* y[i] (n elements of f32 when f64 is false, else f64) = element i of the draw from
+ * (seed, offset) of kind (kernels/cuda/common.h dv_cu_rng_kind) with parameters a, b. The
+ * caller advances its offset by ceil(n / 4) as the CPU does. */
+int dv_cu_rng_fill(int kind, uint64_t seed, uint64_t offset, int64_t n, double a, double b,
+                   bool f64, void *y, dv_cu_stream stream);
+
+/* ---- AdamW (adamw.cu): kernels/adamw.h's update, same order of operations -------------- */
+int dv_cu_adamw_f32(int64_t n, float *p, const float *g, float *m, float *v,
+                    const dv_adamw_coefs *c, dv_adamw_copy kind, uint16_t *copy,
+                    dv_cu_stream stream);
+
+/* ---- GEMM on tensor cores (gemm.cu) ---------------------------------------------------- */
+/* For each batch index z < batch, with A_z = A + z * stride_a (elements) and so on:
+ *   C_z[M,N] = alpha * op(A_z)[M,K] * op(B_z)[K,N] + beta * C_z       (kernels/gemm.h layouts)
+ * A and B are f16 or bf16 bits (dtype); products accumulate in f32 on the
+ * tensor cores (mma.sync.m16n8k16, sm_80+). C is f32 when c_f32, else the inputs' dtype
+ * (rounded to nearest even). beta == 0: C is not read. M <= 16 with ta = 0, tb = 1 takes the
+ * skinny path (one warp per output column, B streamed once: decoding and the small policy). */
+typedef enum { DV_CU_F16 = 0, DV_CU_BF16 = 1 } dv_cu_half;
+int dv_cu_gemm(dv_cu_half dtype, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+               const uint16_t *A, int64_t lda, int64_t stride_a, const uint16_t *B, int64_t ldb,
+               int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, bool c_f32,
+               int64_t batch, dv_cu_stream stream);
+
+/* ---- flash attention (attention.cu) ---------------------------------------------------- */
+/* kernels/attention.h's forward on f16 / bf16 q, k, v (strided as dv_attn_geom says), o
+ * contiguous (B, Hq, Tq, Dv) in the same dtype, lse f32 (B, Hq, Tq) (may be NULL).
+ * Tensor cores for S = Q K^T and O = P V, online softmax in f32 registers.
+ * Supported: D == Dv, D a multiple of 8 in [8, 128]; causal with offset; keep mask; GQA.
+ * Not yet: the additive bias (bias_stride is ignored: the caller routes a biased attention
+ * to the CPU), the backward. Returns cudaErrorInvalidValue for what it does not support. */
+int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *g, const uint16_t *q,
+                        const uint16_t *k, const uint16_t *v, uint16_t *o, float *lse,
+                        dv_cu_stream stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

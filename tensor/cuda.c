@@ -1,0 +1,529 @@
+/* tensor/cuda.c — the CUDA device runtime of tensor/cuda.h: device queries, the caching
+ * device allocator, per-device streams, staged host <-> device copies, tensors on cuda:N.
+ *
+ * Plain C against the CUDA runtime API (cuda_runtime_api.h); the kernels live in
+ * kernels/cuda/. Without DV_HAVE_CUDA the second half of this file is a set of stand-ins
+ * that report "built without CUDA".
+ */
+#include "tensor/cuda.h"
+
+#include "tensor/internal.h"
+#include "kernels/copy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *dv_device_str(dv_device d) {
+    static __thread char ring[8][32];
+    static __thread int next;
+    char *b = ring[next++ % 8];
+    if (d.type == DV_CPU) snprintf(b, 32, "cpu");
+    else snprintf(b, 32, "cuda:%d", d.index);
+    return b;
+}
+
+int dv_device_parse(const char *s, dv_device *out, char *err, size_t errlen) {
+    if (!strcmp(s, "cpu")) { *out = DV_DEVICE_CPU; return 0; }
+    if (!strcmp(s, "cuda")) { *out = dv_device_cuda(0); return 0; }
+    if (!strncmp(s, "cuda:", 5)) {
+        char *end = NULL;
+        long i = strtol(s + 5, &end, 10);
+        if (end != s + 5 && *end == 0 && i >= 0 && i < 1024) { *out = dv_device_cuda((int)i); return 0; }
+    }
+    snprintf(err, errlen, "device '%s': expected cpu, cuda or cuda:N", s);
+    return -1;
+}
+
+void dv_tensors_move_(dv_tensor *const *ts, int n, dv_device d) {
+    for (int i = 0; i < n; i++) dv_tensor_move_(ts[i], d);
+}
+
+#ifdef DV_HAVE_CUDA
+
+#include <cuda_runtime_api.h>
+#include <pthread.h>
+
+#include "kernels/cuda/kernels.h"
+
+#define MAX_DEV 16
+#define NCLASS (4 * 41)
+
+/* ---- devices ---------------------------------------------------------------------------- */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_ndev;
+static char g_reason[512];
+
+static void probe(void) {
+    cudaError_t e = cudaGetDeviceCount(&g_ndev);
+    if (e != cudaSuccess) {
+        g_ndev = 0;
+        const char *why = e == cudaErrorNoDevice ? "no CUDA device is visible"
+                        : e == cudaErrorInsufficientDriver ? "no NVIDIA driver, or one too old for this build's CUDA runtime"
+                        : "the CUDA runtime could not start";
+        snprintf(g_reason, sizeof g_reason, "CUDA unavailable: %s (%s: %s)", why, cudaGetErrorName(e),
+                 cudaGetErrorString(e));
+        cudaGetLastError(); /* clear it */
+    } else if (g_ndev == 0) {
+        snprintf(g_reason, sizeof g_reason, "CUDA unavailable: no CUDA device is visible");
+    }
+    if (g_ndev > MAX_DEV) g_ndev = MAX_DEV;
+}
+
+bool dv_cuda_available(void) { pthread_once(&g_once, probe); return g_ndev > 0; }
+const char *dv_cuda_unavailable_reason(void) { pthread_once(&g_once, probe); return g_reason; }
+int dv_cuda_device_count(void) { pthread_once(&g_once, probe); return g_ndev; }
+const char *dv_cuda_error_str(int err) { return cudaGetErrorString((cudaError_t)err); }
+
+void dv_cuda_check(int err, const char *what) {
+    if (err != 0) dv_panic("%s: CUDA error %d (%s)", what, err, cudaGetErrorString((cudaError_t)err));
+}
+
+static void need_device(int dev, const char *what) {
+    if (!dv_cuda_available()) dv_panic("%s: %s", what, g_reason);
+    if (dev < 0 || dev >= g_ndev) dv_panic("%s: cuda:%d does not exist (%d device%s)", what, dev, g_ndev, g_ndev == 1 ? "" : "s");
+}
+
+static __thread int t_current = -1;
+void dv_cuda_set_device(int dev) {
+    need_device(dev, "cuda_set_device");
+    if (t_current != dev) {
+        dv_cuda_check(cudaSetDevice(dev), "cudaSetDevice");
+        t_current = dev;
+    }
+}
+
+int dv_cuda_device_info(int dev, dv_cuda_info *out) {
+    if (!dv_cuda_available() || dev < 0 || dev >= g_ndev) return -1;
+    struct cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, dev) != cudaSuccess) return -1;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", p.name);
+    out->major = p.major;
+    out->minor = p.minor;
+    out->sm_count = p.multiProcessorCount;
+    out->l2_bytes = p.l2CacheSize;
+    int clk = 0, bus = 0;
+    cudaDeviceGetAttribute(&clk, cudaDevAttrMemoryClockRate, dev);
+    cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, dev);
+    out->mem_clock_khz = clk;
+    out->mem_bus_bits = bus;
+    dv_cuda_set_device(dev);
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    out->free_bytes = (int64_t)fr;
+    out->total_bytes = (int64_t)tot;
+    return 0;
+}
+
+/* ---- streams ---------------------------------------------------------------------------- */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static cudaStream_t g_stream[MAX_DEV];
+
+void *dv_cuda_stream(int dev) {
+    dv_cuda_set_device(dev);
+    pthread_mutex_lock(&g_lock);
+    if (!g_stream[dev]) {
+        cudaError_t e = cudaStreamCreateWithFlags(&g_stream[dev], cudaStreamNonBlocking);
+        if (e != cudaSuccess) {
+            pthread_mutex_unlock(&g_lock);
+            dv_cuda_check(e, "cudaStreamCreate");
+        }
+    }
+    cudaStream_t s = g_stream[dev];
+    pthread_mutex_unlock(&g_lock);
+    return s;
+}
+
+void dv_cuda_synchronize(int dev) {
+    dv_cuda_check(cudaStreamSynchronize((cudaStream_t)dv_cuda_stream(dev)), "cudaStreamSynchronize");
+}
+
+void *dv_cuda_stream_of(const dv_tensor *t) {
+    DV_ASSERT(t->device.type == DV_CUDA, "cuda_stream_of: tensor %s is on %s", dv_shape_str(t, NULL, 0),
+              dv_device_str(t->device));
+    return dv_cuda_stream(t->device.index);
+}
+
+/* ---- the caching allocator -------------------------------------------------------------- */
+/* Size classes as tensor/alloc.c (quarter steps between powers of two), from 512 bytes. A block
+ * is reused only by its own class, so no block is ever split and a freed block is whole.
+ * Blocks are freed back to the cache at once: every kernel runs on the device's one stream,
+ * so a later allocation's work is ordered after the earlier user's. */
+typedef struct cblock { void *p; struct cblock *next; } cblock;
+static cblock *g_free[MAX_DEV][NCLASS];
+static dv_cuda_alloc_stats g_stats[MAX_DEV];
+static int64_t g_cache_cap = -2;
+
+static int64_t class_bytes(int c) { return (int64_t)(4 + c % 4) << (c / 4 + 7); } /* 512, 640, ... */
+static int size_class(int64_t n) {
+    int c = 0;
+    while (c < NCLASS && class_bytes(c) < n) c += 4;   /* the power of two at or above n */
+    c = c >= 4 ? c - 4 : 0;
+    while (c < NCLASS && class_bytes(c) < n) c++;
+    return c;
+}
+
+static void trim_locked(int dev) {
+    for (int c = 0; c < NCLASS; c++) {
+        while (g_free[dev][c]) {
+            cblock *b = g_free[dev][c];
+            g_free[dev][c] = b->next;
+            cudaFree(b->p);
+            free(b);
+        }
+    }
+    g_stats[dev].cached_bytes = 0;
+}
+
+void *dv_cuda_alloc_try(int dev, int64_t nbytes, char *err, size_t errlen) {
+    need_device(dev, "cuda_alloc");
+    if (nbytes < 0) dv_panic("cuda_alloc: negative size %lld", (long long)nbytes);
+    int c = size_class(nbytes ? nbytes : 1);
+    if (c >= NCLASS) dv_panic("cuda_alloc: %lld bytes is beyond any size class", (long long)nbytes);
+    int64_t sz = class_bytes(c);
+    dv_cuda_set_device(dev);
+    pthread_mutex_lock(&g_lock);
+    if (g_cache_cap == -2) {
+        const char *e = getenv("DV_CUDA_CACHE_MB");
+        g_cache_cap = e ? atoll(e) << 20 : -1;
+    }
+    dv_cuda_alloc_stats *st = &g_stats[dev];
+    void *p = NULL;
+    cblock *b = g_free[dev][c];
+    if (b) {
+        g_free[dev][c] = b->next;
+        p = b->p;
+        free(b);
+        st->cached_bytes -= sz;
+        st->n_cache_hits++;
+    } else {
+        cudaError_t e = cudaMalloc(&p, (size_t)sz);
+        if (e == cudaErrorMemoryAllocation) {
+            cudaGetLastError();
+            trim_locked(dev);
+            e = cudaMalloc(&p, (size_t)sz);
+        }
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            size_t fr = 0, tot = 0;
+            cudaMemGetInfo(&fr, &tot);
+            snprintf(err, errlen,
+                     "cuda:%d out of memory: requested %lld bytes (%.3f GiB), %.3f GiB free of %.3f GiB "
+                     "(%.3f GiB live in this process's tensors): %s",
+                     dev, (long long)nbytes, nbytes / 1073741824.0, fr / 1073741824.0, tot / 1073741824.0,
+                     st->live_bytes / 1073741824.0, cudaGetErrorString(e));
+            pthread_mutex_unlock(&g_lock);
+            return NULL;
+        }
+        st->n_cuda_malloc++;
+    }
+    st->n_alloc++;
+    st->live_bytes += sz;
+    if (st->live_bytes > st->peak_bytes) st->peak_bytes = st->live_bytes;
+    pthread_mutex_unlock(&g_lock);
+    return p;
+}
+
+void *dv_cuda_alloc(int dev, int64_t nbytes) {
+    char err[512];
+    void *p = dv_cuda_alloc_try(dev, nbytes, err, sizeof err);
+    if (!p) dv_panic("%s", err);
+    return p;
+}
+
+void dv_cuda_free(int dev, void *p, int64_t nbytes) {
+    if (!p) return;
+    int c = size_class(nbytes ? nbytes : 1);
+    int64_t sz = class_bytes(c);
+    pthread_mutex_lock(&g_lock);
+    dv_cuda_alloc_stats *st = &g_stats[dev];
+    st->live_bytes -= sz;
+    if (g_cache_cap < 0 || st->cached_bytes + sz <= g_cache_cap) {
+        cblock *b = malloc(sizeof *b);
+        if (!b) dv_panic("cuda_free: out of host memory");
+        b->p = p;
+        b->next = g_free[dev][c];
+        g_free[dev][c] = b;
+        st->cached_bytes += sz;
+        p = NULL;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (p) {
+        /* going back to the driver: the stream's pending work may still use it */
+        dv_cuda_set_device(dev);
+        cudaStreamSynchronize(g_stream[dev]);
+        cudaFree(p);
+    }
+}
+
+dv_cuda_alloc_stats dv_cuda_get_stats(int dev) {
+    dv_cuda_alloc_stats s = {0};
+    if (dev < 0 || dev >= MAX_DEV) return s;
+    pthread_mutex_lock(&g_lock);
+    s = g_stats[dev];
+    pthread_mutex_unlock(&g_lock);
+    return s;
+}
+
+void dv_cuda_trim(int dev) {
+    if (!dv_cuda_available() || dev < 0 || dev >= g_ndev) return;
+    dv_cuda_synchronize(dev);
+    pthread_mutex_lock(&g_lock);
+    trim_locked(dev);
+    pthread_mutex_unlock(&g_lock);
+}
+
+void dv_cuda_reset_peak(int dev) {
+    if (dev < 0 || dev >= MAX_DEV) return;
+    pthread_mutex_lock(&g_lock);
+    g_stats[dev].peak_bytes = g_stats[dev].live_bytes;
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* ---- staged copies ---------------------------------------------------------------------- */
+#define STAGE_BYTES ((int64_t)8 << 20)
+static pthread_mutex_t g_copy_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *g_stage[2];
+static cudaEvent_t g_stage_done[MAX_DEV][2];
+
+static void stage_init(int dev) {
+    if (!g_stage[0]) {
+        for (int i = 0; i < 2; i++)
+            dv_cuda_check(cudaHostAlloc(&g_stage[i], (size_t)STAGE_BYTES, cudaHostAllocPortable), "cudaHostAlloc (staging)");
+    }
+    if (!g_stage_done[dev][0]) {
+        for (int i = 0; i < 2; i++)
+            dv_cuda_check(cudaEventCreateWithFlags(&g_stage_done[dev][i], cudaEventDisableTiming), "cudaEventCreate");
+    }
+}
+
+void dv_cuda_copy_h2d(int dev, void *dst, const void *src, int64_t n) {
+    if (n <= 0) return;
+    cudaStream_t s = dv_cuda_stream(dev);
+    pthread_mutex_lock(&g_copy_lock);
+    stage_init(dev);
+    for (int64_t off = 0, k = 0; off < n; off += STAGE_BYTES, k++) {
+        int i = (int)(k & 1);
+        int64_t len = n - off < STAGE_BYTES ? n - off : STAGE_BYTES;
+        /* the buffer's previous DMA must be over before we overwrite it */
+        dv_cuda_check(cudaEventSynchronize(g_stage_done[dev][i]), "h2d staging");
+        memcpy(g_stage[i], (const char *)src + off, (size_t)len);
+        dv_cuda_check(cudaMemcpyAsync((char *)dst + off, g_stage[i], (size_t)len, cudaMemcpyHostToDevice, s), "h2d copy");
+        dv_cuda_check(cudaEventRecord(g_stage_done[dev][i], s), "h2d staging");
+    }
+    /* the caller may free src at once (it did not go to the device directly), but the pinned
+     * buffers are shared: wait for the last DMAs so the next copy (any device) may reuse them */
+    dv_cuda_check(cudaStreamSynchronize(s), "h2d copy");
+    pthread_mutex_unlock(&g_copy_lock);
+}
+
+void dv_cuda_copy_d2h(int dev, void *dst, const void *src, int64_t n) {
+    if (n <= 0) return;
+    cudaStream_t s = dv_cuda_stream(dev);
+    pthread_mutex_lock(&g_copy_lock);
+    stage_init(dev);
+    int64_t nchunks = (n + STAGE_BYTES - 1) / STAGE_BYTES;
+    /* chunk k goes to buffer k&1; the copy out of chunk k overlaps the DMA of chunk k+1 */
+    for (int64_t k = 0; k <= nchunks; k++) {
+        if (k < nchunks) {
+            int i = (int)(k & 1);
+            int64_t off = k * STAGE_BYTES, len = n - off < STAGE_BYTES ? n - off : STAGE_BYTES;
+            dv_cuda_check(cudaMemcpyAsync(g_stage[i], (const char *)src + off, (size_t)len, cudaMemcpyDeviceToHost, s), "d2h copy");
+            dv_cuda_check(cudaEventRecord(g_stage_done[dev][i], s), "d2h staging");
+        }
+        if (k > 0) {
+            int64_t j = k - 1;
+            int i = (int)(j & 1);
+            int64_t off = j * STAGE_BYTES, len = n - off < STAGE_BYTES ? n - off : STAGE_BYTES;
+            dv_cuda_check(cudaEventSynchronize(g_stage_done[dev][i]), "d2h copy");
+            memcpy((char *)dst + off, g_stage[i], (size_t)len);
+        }
+    }
+    pthread_mutex_unlock(&g_copy_lock);
+}
+
+void dv_cuda_copy_d2d(int dev, void *dst, const void *src, int64_t n) {
+    if (n <= 0) return;
+    cudaStream_t s = dv_cuda_stream(dev);
+    dv_cuda_check(cudaMemcpyAsync(dst, src, (size_t)n, cudaMemcpyDeviceToDevice, s), "d2d copy");
+}
+
+/* ---- tensors ---------------------------------------------------------------------------- */
+static void storage_free_cuda(void *data, int64_t nbytes, void *ctx) {
+    dv_cuda_free((int)(intptr_t)ctx, data, nbytes);
+}
+
+static dv_storage *cuda_storage(int dev, int64_t nbytes) {
+    dv_storage *s = calloc(1, sizeof *s);
+    if (!s) dv_panic("out of memory");
+    s->nbytes = nbytes;
+    s->data = dv_cuda_alloc(dev, nbytes);
+    s->device = dv_device_cuda(dev);
+    s->refcount = 1;
+    s->free_fn = storage_free_cuda;
+    s->ctx = (void *)(intptr_t)dev;
+    return s;
+}
+
+dv_tensor *dv_empty_on(dv_dtype dt, const int64_t *shape, int ndim, dv_device d) {
+    if (d.type == DV_CPU) return dv_empty(dt, shape, ndim);
+    need_device(d.index, "empty_on");
+    DV_ASSERT((unsigned)dt < DV_NDTYPES, "empty_on: bad dtype %d", (int)dt);
+    dv_tensor *t = dv_tensor_header(dt, shape, ndim);
+    t->storage = cuda_storage(d.index, dv_numel(t) * (int64_t)dv_dtype_size(dt));
+    t->device = d;
+    return t;
+}
+
+dv_tensor *dv_zeros_on(dv_dtype dt, const int64_t *shape, int ndim, dv_device d) {
+    if (d.type == DV_CPU) return dv_zeros(dt, shape, ndim);
+    dv_tensor *t = dv_empty_on(dt, shape, ndim, d);
+    dv_cuda_check(cudaMemsetAsync(t->storage->data, 0, (size_t)t->storage->nbytes,
+                                  (cudaStream_t)dv_cuda_stream(d.index)), "zeros_on");
+    return t;
+}
+
+/* a contiguous device tensor of t (t on that device already): t itself or a gathered copy */
+static dv_tensor *cuda_contiguous(dv_tensor *t) {
+    if (dv_is_contiguous(t)) return dv_retain(t);
+    dv_tensor *c = dv_empty_on(t->dtype, t->shape, t->ndim, t->device);
+    dv_cuda_check(dv_cu_copy_strided(t->ndim, t->shape, (int)dv_dtype_size(t->dtype), dv_data(c), dv_data(t),
+                                     t->stride, dv_cuda_stream_of(t)),
+                  "contiguous (cuda)");
+    return c;
+}
+
+dv_tensor *dv_tensor_to(dv_tensor *t, dv_device d) {
+    int64_t nbytes = dv_numel(t) * (int64_t)dv_dtype_size(t->dtype);
+    if (t->device.type == d.type && t->device.index == d.index && dv_is_contiguous(t)) return dv_retain(t);
+    if (d.type == DV_CPU && t->device.type == DV_CPU) return dv_clone(t);
+    dv_tensor *out;
+    DV_NO_GRAD_BEGIN
+    if (d.type == DV_CUDA && t->device.type == DV_CPU) {
+        dv_tensor *c = dv_contiguous(t);
+        out = dv_empty_on(t->dtype, t->shape, t->ndim, d);
+        dv_cuda_copy_h2d(d.index, out->storage->data, dv_data(c), nbytes);
+        dv_release(c);
+    } else {
+        dv_tensor *c = cuda_contiguous(t);
+        if (d.type == DV_CPU) {
+            out = dv_empty(t->dtype, t->shape, t->ndim);
+            dv_cuda_copy_d2h(t->device.index, out->storage->data, dv_data(c), nbytes);
+        } else if (d.index == t->device.index) {
+            out = dv_retain(c);
+        } else {
+            dv_cuda_synchronize(t->device.index);
+            out = dv_empty_on(t->dtype, t->shape, t->ndim, d);
+            dv_cuda_check(cudaMemcpyPeerAsync(out->storage->data, d.index, dv_data(c), t->device.index, (size_t)nbytes,
+                                              (cudaStream_t)dv_cuda_stream(d.index)),
+                          "tensor_to (peer copy)");
+        }
+        dv_release(c);
+    }
+    DV_NO_GRAD_END
+    return out;
+}
+
+void dv_cuda_copy_tensor_(dv_tensor *dst, const dv_tensor *src) {
+    DV_ASSERT(dst->device.type == DV_CUDA && src->device.type == DV_CUDA && dst->device.index == src->device.index,
+              "copy_: %s on %s from %s on %s: copies between devices go through dv_tensor_to",
+              dv_shape_str(dst, NULL, 0), dv_device_str(dst->device), dv_shape_str(src, NULL, 0), dv_device_str(src->device));
+    DV_ASSERT(dst->dtype == src->dtype, "copy_: no dtype conversion on CUDA yet (%s <- %s, %s)",
+              dv_dtype_name(dst->dtype), dv_dtype_name(src->dtype), dv_shape_str(dst, NULL, 0));
+    DV_ASSERT(dv_is_contiguous(dst), "copy_: a CUDA destination must be contiguous (%s)", dv_shape_str(dst, NULL, 0));
+    int64_t nbytes = dv_numel(dst) * (int64_t)dv_dtype_size(dst->dtype);
+    if (dv_is_contiguous(src)) dv_cuda_copy_d2d(dst->device.index, dv_data(dst), dv_data(src), nbytes);
+    else dv_cuda_check(dv_cu_copy_strided(src->ndim, src->shape, (int)dv_dtype_size(src->dtype), dv_data(dst),
+                                          dv_data(src), src->stride, dv_cuda_stream_of(dst)),
+                       "copy_ (cuda)");
+}
+
+void dv_cuda_fill_tensor_(dv_tensor *t, double value) {
+    DV_ASSERT(dv_is_contiguous(t), "fill_: a CUDA tensor must be contiguous (%s)", dv_shape_str(t, NULL, 0));
+    uint64_t pattern = 0;     /* the value's bits in t's dtype, as the CPU fill writes them */
+    int64_t one = 1;
+    dv_fill_strided_portable(1, &one, (int)t->dtype, &pattern, &one, value);
+    dv_cuda_check(dv_cu_fill(dv_data(t), dv_numel(t), (int)dv_dtype_size(t->dtype), pattern, dv_cuda_stream_of(t)),
+                  "fill_ (cuda)");
+}
+
+#else /* ---- built without CUDA ---------------------------------------------------------- */
+
+static const char k_no_cuda[] = "CUDA unavailable: this build has no CUDA (nvcc was not found, or CUDA=0)";
+
+bool dv_cuda_available(void) { return false; }
+const char *dv_cuda_unavailable_reason(void) { return k_no_cuda; }
+int dv_cuda_device_count(void) { return 0; }
+int dv_cuda_device_info(int dev, dv_cuda_info *out) { (void)dev; (void)out; return -1; }
+void dv_cuda_set_device(int dev) { (void)dev; dv_panic("cuda_set_device: %s", k_no_cuda); }
+const char *dv_cuda_error_str(int err) { (void)err; return k_no_cuda; }
+void dv_cuda_check(int err, const char *what) { if (err) dv_panic("%s: %s", what, k_no_cuda); }
+void *dv_cuda_alloc(int dev, int64_t nbytes) { (void)dev; (void)nbytes; dv_panic("cuda_alloc: %s", k_no_cuda); }
+void *dv_cuda_alloc_try(int dev, int64_t nbytes, char *err, size_t errlen) {
+    (void)dev; (void)nbytes;
+    snprintf(err, errlen, "%s", k_no_cuda);
+    return NULL;
+}
+void dv_cuda_free(int dev, void *p, int64_t nbytes) { (void)dev; (void)p; (void)nbytes; }
+dv_cuda_alloc_stats dv_cuda_get_stats(int dev) { (void)dev; return (dv_cuda_alloc_stats){0}; }
+void dv_cuda_trim(int dev) { (void)dev; }
+void dv_cuda_reset_peak(int dev) { (void)dev; }
+void *dv_cuda_stream(int dev) { (void)dev; dv_panic("cuda_stream: %s", k_no_cuda); }
+void dv_cuda_synchronize(int dev) { (void)dev; }
+void *dv_cuda_stream_of(const dv_tensor *t) { (void)t; dv_panic("cuda_stream_of: %s", k_no_cuda); }
+void dv_cuda_copy_h2d(int dev, void *dst, const void *src, int64_t n) {
+    (void)dev; (void)dst; (void)src; (void)n;
+    dv_panic("cuda_copy_h2d: %s", k_no_cuda);
+}
+void dv_cuda_copy_d2h(int dev, void *dst, const void *src, int64_t n) {
+    (void)dev; (void)dst; (void)src; (void)n;
+    dv_panic("cuda_copy_d2h: %s", k_no_cuda);
+}
+void dv_cuda_copy_d2d(int dev, void *dst, const void *src, int64_t n) {
+    (void)dev; (void)dst; (void)src; (void)n;
+    dv_panic("cuda_copy_d2d: %s", k_no_cuda);
+}
+dv_tensor *dv_empty_on(dv_dtype dt, const int64_t *shape, int ndim, dv_device d) {
+    if (d.type == DV_CPU) return dv_empty(dt, shape, ndim);
+    dv_panic("empty_on(%s): %s", dv_device_str(d), k_no_cuda);
+}
+dv_tensor *dv_zeros_on(dv_dtype dt, const int64_t *shape, int ndim, dv_device d) {
+    if (d.type == DV_CPU) return dv_zeros(dt, shape, ndim);
+    dv_panic("zeros_on(%s): %s", dv_device_str(d), k_no_cuda);
+}
+void dv_cuda_copy_tensor_(dv_tensor *dst, const dv_tensor *src) {
+    (void)src;
+    dv_panic("copy_ to %s: %s", dv_device_str(dst->device), k_no_cuda);
+}
+void dv_cuda_fill_tensor_(dv_tensor *t, double value) {
+    (void)value;
+    dv_panic("fill_ on %s: %s", dv_device_str(t->device), k_no_cuda);
+}
+dv_tensor *dv_tensor_to(dv_tensor *t, dv_device d) {
+    if (d.type == DV_CPU && t->device.type == DV_CPU) return dv_is_contiguous(t) ? dv_retain(t) : dv_clone(t);
+    dv_panic("tensor_to(%s): %s", dv_device_str(d), k_no_cuda);
+}
+
+#endif
+
+void dv_tensor_move_(dv_tensor *t, dv_device d) {
+    DV_ASSERT(!t->grad_fn, "tensor_move_: %s is the result of an op, not a leaf; use dv_tensor_to",
+              dv_shape_str(t, NULL, 0));
+    if (t->device.type == d.type && t->device.index == d.index) return;
+    dv_tensor *c = dv_tensor_to(t, d);
+    /* take c's storage and layout */
+    dv_storage *old = t->storage;
+    t->storage = c->storage;
+    c->storage->refcount++;
+    t->offset = c->offset;
+    memcpy(t->stride, c->stride, sizeof t->stride);
+    t->device = d;
+    dv_release(c);
+    if (--old->refcount == 0) {
+        if (old->free_fn) old->free_fn(old->data, old->nbytes, old->ctx);
+        else dv_free(old->data, old->nbytes);
+        free(old);
+    }
+    if (t->grad) dv_tensor_move_(t->grad, d);
+}

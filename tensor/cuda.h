@@ -1,0 +1,108 @@
+/* tensor/cuda.h — the CUDA device runtime: devices, a caching device allocator, streams,
+ * host <-> device copies, and tensors on `cuda:N`.
+ *
+ * Built on the CUDA runtime (linked statically, so a binary starts on a machine without a
+ * driver and can say so) when the build found nvcc (DV_HAVE_CUDA); otherwise every function
+ * here still exists, dv_cuda_available() is false and whatever needs a device aborts with
+ * "built without CUDA".
+ *
+ *   if (dv_cuda_available()) {
+ *       dv_tensor *xd = dv_tensor_to(x, dv_device_cuda(0));   // a copy on GPU 0
+ *       dv_reg_to(&reg, dv_device_cuda(0));                    // every parameter, in place
+ *   } else fprintf(stderr, "%s\n", dv_cuda_unavailable_reason());
+ *
+ * Memory: device blocks come from cudaMalloc (never managed memory) and are cached by size
+ * class, like tensor/alloc.c does for the host: a freed block goes back on its class's free
+ * list, the next allocation of that class reuses it. When cudaMalloc fails the cache is given
+ * back and the allocation retried once; if it fails again the program aborts naming the
+ * requested size and the device's free and total memory (dv_cuda_alloc_try returns NULL with
+ * that message instead). DV_CUDA_CACHE_MB caps the cache (default: unlimited).
+ *
+ * Streams: each device has one non-blocking stream (dv_cuda_stream) on which every op
+ * enqueues its kernels, so ops on one device run in program order without host syncs. Copies
+ * to the host synchronise that stream.
+ *
+ * Copies: host <-> device go through two pinned staging buffers of 8 MiB per process
+ * (cudaHostAlloc'd once), alternating, so the memcpy into one overlaps the DMA of the other.
+ *
+ * What this does not do: multi-stream scheduling, CUDA graphs, peer-to-peer beyond
+ * cudaMemcpyPeer, unified memory, autograd through a device copy (dv_tensor_to records no
+ * graph node: move leaves, then build the graph on the device).
+ */
+#ifndef DV_TENSOR_CUDA_H
+#define DV_TENSOR_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/tensor.h"
+
+static inline dv_device dv_device_cuda(int index) { return (dv_device){DV_CUDA, index}; }
+/* "cpu" or "cuda:0" (a static ring of buffers) */
+const char *dv_device_str(dv_device d);
+/* "cpu", "cuda", "cuda:1" -> device; returns 0, or -1 with a message in err */
+int dv_device_parse(const char *s, dv_device *out, char *err, size_t errlen);
+
+/* ---- devices ---------------------------------------------------------------------------- */
+bool dv_cuda_available(void);                /* a driver and at least one device */
+const char *dv_cuda_unavailable_reason(void); /* why not, one line; "" when available */
+int dv_cuda_device_count(void);              /* 0 when unavailable */
+typedef struct {
+    char name[256];
+    int major, minor;          /* compute capability */
+    int sm_count;
+    int64_t total_bytes, free_bytes;
+    int64_t l2_bytes;
+    double mem_clock_khz;
+    int mem_bus_bits;
+} dv_cuda_info;
+int dv_cuda_device_info(int dev, dv_cuda_info *out); /* 0, or -1 (no such device) */
+void dv_cuda_set_device(int dev);            /* makes dev current for this thread */
+const char *dv_cuda_error_str(int err);      /* cudaGetErrorString */
+/* abort with what and the error text unless err == 0 (the kernels' return values) */
+void dv_cuda_check(int err, const char *what);
+
+/* ---- memory ----------------------------------------------------------------------------- */
+void *dv_cuda_alloc(int dev, int64_t nbytes);    /* aborts on out-of-memory (see above) */
+void *dv_cuda_alloc_try(int dev, int64_t nbytes, char *err, size_t errlen); /* NULL + message */
+void dv_cuda_free(int dev, void *p, int64_t nbytes);
+typedef struct {
+    int64_t live_bytes, cached_bytes, peak_bytes, n_alloc, n_cache_hits, n_cuda_malloc;
+} dv_cuda_alloc_stats;
+dv_cuda_alloc_stats dv_cuda_get_stats(int dev);
+void dv_cuda_trim(int dev);                  /* cudaFree every cached block */
+void dv_cuda_reset_peak(int dev);
+
+/* ---- streams and copies ----------------------------------------------------------------- */
+void *dv_cuda_stream(int dev);               /* cudaStream_t of dev */
+void dv_cuda_synchronize(int dev);           /* wait for everything enqueued on dev's stream */
+/* n bytes; host memory is ordinary (pageable) memory: the copy is staged through pinned
+ * buffers. Both return when the host side may be reused (h2d) or holds the data (d2h). */
+void dv_cuda_copy_h2d(int dev, void *dst, const void *src, int64_t n);
+void dv_cuda_copy_d2h(int dev, void *dst, const void *src, int64_t n);
+void dv_cuda_copy_d2d(int dev, void *dst, const void *src, int64_t n); /* same device, async */
+
+/* ---- tensors ---------------------------------------------------------------------------- */
+/* an uninitialised / zeroed contiguous tensor on device d (CPU: dv_empty / dv_zeros) */
+dv_tensor *dv_empty_on(dv_dtype dt, const int64_t *shape, int ndim, dv_device d);
+dv_tensor *dv_zeros_on(dv_dtype dt, const int64_t *shape, int ndim, dv_device d);
+/* a contiguous copy of t on device d (a new reference to t itself when it is already there
+ * and contiguous). No graph node is recorded; requires_grad is not carried over. */
+dv_tensor *dv_tensor_to(dv_tensor *t, dv_device d);
+/* move a leaf in place: its storage is replaced by a contiguous copy on d (and its ->grad
+ * moved too), so every pointer to the tensor — a layer field, an optimiser list — stays
+ * valid. Tensors sharing one storage (tied weights) become separate copies. */
+void dv_tensor_move_(dv_tensor *t, dv_device d);
+/* dv_tensor_move_ on n tensors (a dv_params / dv_registry's list) */
+void dv_tensors_move_(dv_tensor *const *ts, int n, dv_device d);
+
+/* for ops: the stream of t's device (and makes the device current) */
+void *dv_cuda_stream_of(const dv_tensor *t);
+
+/* tensor/tensor.c's dv_copy_ / dv_fill_ on a CUDA tensor: same-dtype copies into a contiguous
+ * destination (any source strides) and fills of a contiguous tensor; anything else aborts */
+void dv_cuda_copy_tensor_(dv_tensor *dst, const dv_tensor *src);
+void dv_cuda_fill_tensor_(dv_tensor *t, double value);
+
+#endif

@@ -1,0 +1,75 @@
+/* tests/cuda/cuda_util.c — see cuda_util.h; and the skip: build/test-cuda without a usable
+ * device prints one line and exits 0 before any test runs. */
+#include "tests/cuda/cuda_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* runs before main (after the TEST registrations, which need nothing) */
+__attribute__((constructor(65535))) static void tc_skip_without_device(void) {
+    if (!dv_cuda_available()) {
+        printf("test-cuda: SKIPPED, no GPU tests run — %s\n", dv_cuda_unavailable_reason());
+        fflush(stdout);
+        exit(0);
+    }
+    dv_cuda_info info;
+    if (dv_cuda_device_info(0, &info) == 0)
+        printf("test-cuda: cuda:0 %s, sm_%d%d, %d SMs, %.1f GiB (%.1f free)\n", info.name, info.major, info.minor,
+               info.sm_count, info.total_bytes / 1073741824.0, info.free_bytes / 1073741824.0);
+}
+
+void *tc_dalloc(int64_t nbytes) { return dv_cuda_alloc(0, nbytes); }
+void tc_dfree(void *d, int64_t nbytes) { dv_cuda_free(0, d, nbytes); }
+void *tc_stream(void) { return dv_cuda_stream(0); }
+
+void *tc_upload(const void *host, int64_t nbytes) {
+    void *d = dv_cuda_alloc(0, nbytes);
+    dv_cuda_copy_h2d(0, d, host, nbytes);
+    return d;
+}
+
+void *tc_download(const void *dev, int64_t nbytes) {
+    void *h = malloc((size_t)(nbytes ? nbytes : 1));
+    dv_cuda_synchronize(0);
+    dv_cuda_copy_d2h(0, h, dev, nbytes);
+    return h;
+}
+
+float *tc_randn(int64_t n, uint64_t seed, double s) {
+    dv_rng r = dv_rng_new(seed);
+    dv_tensor *t = dv_empty(DV_F32, &n, 1);
+    dv_rng_fill_normal(&r, t, 0.0, s);
+    float *out = malloc((size_t)(n ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) out[i] = ((float *)dv_data(t))[i];
+    dv_release(t);
+    return out;
+}
+
+double tc_compare_f32(const char *what, const float *got, const float *want, int64_t n, double tol) {
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]) / fmax(1.0, fabs((double)want[i]));
+        if (isnan(got[i]) != isnan(want[i])) d = INFINITY;
+        if (d > worst) worst = d, at = i;
+    }
+    if (!(worst <= tol))
+        dv_test_fail(__FILE__, __LINE__, "%s: max rel diff %.3g > %.3g at %lld (gpu %.9g, cpu %.9g)", what, worst, tol,
+                     (long long)at, got[at], want[at]);
+    return worst;
+}
+
+double tc_compare_f64(const char *what, const double *got, const double *want, int64_t n, double tol) {
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(got[i] - want[i]) / fmax(1.0, fabs(want[i]));
+        if (isnan(got[i]) != isnan(want[i])) d = INFINITY;
+        if (d > worst) worst = d, at = i;
+    }
+    if (!(worst <= tol))
+        dv_test_fail(__FILE__, __LINE__, "%s: max rel diff %.3g > %.3g at %lld (gpu %.17g, cpu %.17g)", what, worst, tol,
+                     (long long)at, got[at], want[at]);
+    return worst;
+}

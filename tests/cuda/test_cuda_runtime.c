@@ -1,0 +1,80 @@
+/* tests/cuda/test_cuda_runtime.c — the device runtime on a real GPU: tensors to and from the
+ * device (through the staging buffers, larger than one 8 MiB buffer), strided gathers, fills,
+ * the caching allocator's reuse and statistics, the out-of-memory message, moving a registry
+ * in place, and an op without a CUDA kernel aborting with a clear message. */
+#ifdef DV_HAVE_CUDA
+#include "tests/cuda/cuda_util.h"
+
+#include "nn/module.h"
+#include "tests/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+TEST(cuda_tensor_round_trip_and_views) {
+    dv_rng r = dv_rng_new(5);
+    dv_tensor *x = dv_randn(&r, DV_F32, DV_SHAPE(3, 1500, 1000)); /* 18 MB: three staging chunks */
+    dv_tensor *d = dv_tensor_to(x, dv_device_cuda(0));
+    CHECK(d->device.type == DV_CUDA && d->storage->device.type == DV_CUDA);
+    dv_tensor *back = dv_tensor_to(d, DV_DEVICE_CPU);
+    CHECK(memcmp(dv_data(back), dv_data(x), (size_t)dv_numel(x) * 4) == 0);
+    /* a transposed view gathered on the device equals the CPU's */
+    dv_tensor *tv = dv_transpose(d, 0, 2), *tc = dv_transpose(x, 0, 2);
+    dv_tensor *tvb = dv_tensor_to(tv, DV_DEVICE_CPU), *tcc = dv_contiguous(tc);
+    CHECK(memcmp(dv_data(tvb), dv_data(tcc), (size_t)dv_numel(x) * 4) == 0);
+    /* fill and zeros_like on the device */
+    dv_fill_(d, -2.5);
+    dv_tensor *fb = dv_tensor_to(d, DV_DEVICE_CPU);
+    CHECK(((float *)dv_data(fb))[12345] == -2.5f);
+    dv_tensor *z = dv_zeros_like(d);
+    CHECK(z->device.type == DV_CUDA);
+    dv_tensor *zb = dv_tensor_to(z, DV_DEVICE_CPU);
+    CHECK(((float *)dv_data(zb))[777] == 0.0f);
+    dv_release(x), dv_release(d), dv_release(back), dv_release(tv), dv_release(tc), dv_release(tvb);
+    dv_release(tcc), dv_release(fb), dv_release(z), dv_release(zb);
+}
+
+TEST(cuda_allocator_reuses_and_reports) {
+    dv_cuda_alloc_stats s0 = dv_cuda_get_stats(0);
+    void *a = dv_cuda_alloc(0, 1000000);
+    dv_cuda_free(0, a, 1000000);
+    void *b = dv_cuda_alloc(0, 999000); /* same size class: the cached block */
+    dv_cuda_alloc_stats s1 = dv_cuda_get_stats(0);
+    CHECK(b == a);
+    CHECK(s1.n_cache_hits == s0.n_cache_hits + 1);
+    CHECK(s1.live_bytes >= s0.live_bytes + 999000);
+    dv_cuda_free(0, b, 999000);
+    char err[512] = "";
+    void *huge = dv_cuda_alloc_try(0, (int64_t)1 << 50, err, sizeof err);
+    CHECK(huge == NULL);
+    CHECK_MSG(strstr(err, "out of memory") && strstr(err, "requested") && strstr(err, "free of"), "message: %s", err);
+}
+
+static void unary_on_cuda(void *ctx) { dv_release(dv_exp((dv_tensor *)ctx)); }
+static void reduce_on_cuda(void *ctx) { dv_release(dv_sum_all((dv_tensor *)ctx)); }
+
+TEST(cuda_ops_without_kernel_abort_clearly) {
+    dv_tensor *x = dv_ones(DV_F32, DV_SHAPE(4, 4));
+    dv_tensor *d = dv_tensor_to(x, dv_device_cuda(0));
+    CHECK(ut_aborts_with(unary_on_cuda, d, "cuda:0"));
+    CHECK(ut_aborts_with(reduce_on_cuda, d, "cuda:0"));
+    dv_release(x), dv_release(d);
+}
+
+TEST(cuda_registry_moves_in_place) {
+    dv_registry reg = {0};
+    dv_rng rng = dv_rng_new(1);
+    dv_tensor *w = NULL;
+    dv_reg_add(&reg, "w", &w, dv_randn(&rng, DV_F32, DV_SHAPE(16, 8)));
+    dv_tensor *cpu = dv_clone(w);
+    dv_tensor *before = w;
+    dv_reg_to(&reg, dv_device_cuda(0));
+    CHECK(w == before && w->device.type == DV_CUDA && dv_reg_tensor(&reg, 0) == w);
+    dv_tensor *back = dv_tensor_to(w, DV_DEVICE_CPU);
+    CHECK(memcmp(dv_data(back), dv_data(cpu), 16 * 8 * 4) == 0);
+    dv_reg_to(&reg, DV_DEVICE_CPU);
+    CHECK(w->device.type == DV_CPU && memcmp(dv_data(w), dv_data(cpu), 16 * 8 * 4) == 0);
+    dv_release(back), dv_release(cpu);
+    dv_reg_free(&reg);
+}
+#endif
