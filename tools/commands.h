@@ -9,5 +9,6 @@
 #define DV_TOOLS_COMMANDS_H
 
 int dv_cmd_info(int argc, char **argv);
+int dv_cmd_calvin_synth(int argc, char **argv);
 
 #endif

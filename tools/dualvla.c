@@ -1,6 +1,7 @@
 /* tools/dualvla.c — the command-line front end: a table of subcommands (tools/commands.h).
  *
  *   dualvla info      what this build and this CPU will use (kernel set, threads, sizes)
+ *   dualvla calvin-synth  a synthetic dataset in CALVIN's layout (data/calvin/synth.h)
  *
  * Adding a command: write tools/cmd_<name>.c with `int dv_cmd_<name>(int argc, char **argv)`,
  * declare it in tools/commands.h and add one line to `commands` below.
@@ -17,6 +18,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"info", dv_cmd_info, "show the kernel set, threads and a smoke test"},
+    {"calvin-synth", dv_cmd_calvin_synth, "write a synthetic dataset in CALVIN's layout"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

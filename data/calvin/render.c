@@ -35,12 +35,14 @@ void dv_calvin_block_region(double *x0, double *x1, double *y0, double *y1) {
     *x0 = -0.10; *x1 = 0.34; *y0 = -0.16; *y1 = -0.02;
 }
 
+/* the drawer's knob (half size 0.012 × 0.02 × 0.012) sticks out of its front face */
 void dv_calvin_drawer_handle(double s, double p[3]) {
-    p[0] = DRAWER_X; p[1] = DRAWER_FRONT_Y - 0.0125 - s; p[2] = 0.345;
+    p[0] = DRAWER_X; p[1] = DRAWER_FRONT_Y - 0.02 - s; p[2] = 0.345;
 }
 
+/* the sliding door's vertical bar (half size 0.008 × 0.012 × 0.04) on its front face */
 void dv_calvin_slider_handle(double s, double p[3]) {
-    p[0] = SLIDER_X - 0.06 - s; p[1] = SLIDER_Y - 0.016; p[2] = 0.575;
+    p[0] = SLIDER_X - 0.06 - s; p[1] = SLIDER_Y - 0.008 - 0.012; p[2] = 0.575;
 }
 
 static const double I3[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
@@ -75,7 +77,7 @@ int dv_calvin_scene_boxes(const float robot_obs[15], const float scene_obs[24], 
     b[n++] = box(DRAWER_X, DRAWER_FRONT_Y + 0.16 - drawer, 0.335, 0.11, 0.16, 0.065, NULL, 0.82f, 0.80f, 0.74f, DV_PART_DRAWER);
     double hp[3];
     dv_calvin_drawer_handle(drawer, hp);
-    b[n++] = box(hp[0], hp[1], hp[2], 0.04, 0.0125, 0.01, NULL, 0.22f, 0.22f, 0.24f, DV_PART_DRAWER_HANDLE);
+    b[n++] = box(hp[0], hp[1], hp[2], 0.012, 0.02, 0.012, NULL, 0.22f, 0.22f, 0.24f, DV_PART_DRAWER_HANDLE);
     /* cabinet at the back: back wall, top, two sides */
     b[n++] = box(-0.14, 0.21, T + 0.12, 0.28, 0.01, 0.12, NULL, 0.88f, 0.88f, 0.85f, DV_PART_CABINET);
     b[n++] = box(-0.14, 0.14, T + 0.23, 0.28, 0.08, 0.01, NULL, 0.88f, 0.88f, 0.85f, DV_PART_CABINET);
@@ -84,7 +86,7 @@ int dv_calvin_scene_boxes(const float robot_obs[15], const float scene_obs[24], 
     /* sliding door and its handle */
     b[n++] = box(SLIDER_X - slide, SLIDER_Y, T + 0.115, 0.12, 0.008, 0.105, NULL, 0.55f, 0.40f, 0.26f, DV_PART_SLIDER);
     dv_calvin_slider_handle(slide, hp);
-    b[n++] = box(hp[0], hp[1], hp[2], 0.008, 0.008, 0.04, NULL, 0.22f, 0.22f, 0.24f, DV_PART_SLIDER_HANDLE);
+    b[n++] = box(hp[0], hp[1], hp[2], 0.008, 0.012, 0.04, NULL, 0.22f, 0.22f, 0.24f, DV_PART_SLIDER_HANDLE);
     /* button (pressed down by its state), switch (slides up), LED and light bulb */
     double btop = T + 0.02 - button;
     b[n++] = box(-0.28, -0.10, (T + btop) / 2, 0.025, 0.025, (btop - T) / 2 + 1e-4, NULL, 0.15f, 0.15f, 0.17f, DV_PART_BUTTON);
