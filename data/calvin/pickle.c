@@ -487,7 +487,7 @@ static int build_numeric(vm *m, dv_pyobj *o, const pydtype *dt, int ndim, const 
     if (!data || (data->type != DV_PY_BYTES && data->type != DV_PY_STR))
         return fail(m, "array data is not bytes but %s", data ? dv_pytype_name(data->type) : "nothing");
     dv_npy_header h = {.dtype = dt->dt, .swap = dt->swap, .fortran = fortran, .ndim = ndim};
-    memcpy(h.shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim) memcpy(h.shape, shape, (size_t)ndim * sizeof *shape);
     h.count = 1;
     for (int i = 0; i < ndim; i++) h.count *= shape[i];
     size_t bytes = (size_t)h.count * dv_npy_dtype_size(dt->dt);
@@ -901,7 +901,7 @@ typedef struct {
 } obuf;
 
 static void put(obuf *b, const void *p, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return;
     if (b->cap - b->n < n) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap - b->n < n) cap *= 2;

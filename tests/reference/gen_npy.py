@@ -42,9 +42,9 @@ def save(name, a):
     np.save(os.path.join(OUT, name), a)
 
 
-def lang_ann(n=3):
+def lang_ann(n=3, dim=384):
     """a dict shaped like CALVIN's lang_annotations/auto_lang_ann.npy"""
-    emb = (np.arange(n * 384, dtype=np.float32) / 1000.0 - 0.5).reshape(n, 1, 384)
+    emb = (np.arange(n * dim, dtype=np.float32) / 1000.0 - 0.5).reshape(n, 1, dim)
     return {
         "language": {
             "ann": ["open the drawer", "push the red block to the left", "lift the blue block from the table"][:n],
@@ -58,8 +58,9 @@ def lang_ann(n=3):
     }
 
 
-def pickle_mix():
-    """a mix of every Python type the C reader models (same object for each protocol)"""
+def pickle_mix(long=True):
+    """a mix of every Python type the C reader models (same object for each protocol); the
+    fuzz tests use the short form (they parse every prefix: time grows with size squared)"""
     shared = [1, 2]
     return {
         "none": None, "t": True, "f": False,
@@ -72,8 +73,8 @@ def pickle_mix():
         "nested": {"a": {"b": {"c": [True]}}},
         "shared1": shared, "shared2": shared,
         7: "int key",
-        "long_list": list(range(1500)),  # more than one APPENDS batch
-        "long_str": "x" * 300,          # BINUNICODE rather than SHORT_BINUNICODE
+        "long_list": list(range(1500 if long else 3)),  # more than one APPENDS batch
+        "long_str": "x" * (300 if long else 3),         # BINUNICODE rather than SHORT_BINUNICODE
     }
 
 
@@ -151,6 +152,14 @@ def main():
         }
         with open(os.path.join(OUT, "arrays_p%d.pkl" % proto), "wb") as f:
             pickle.dump(arrays, f, protocol=proto)
+    # small versions for the fuzz tests
+    np.save(os.path.join(OUT, "fuzz_lang_ann.npy"), lang_ann(2, 4), allow_pickle=True)
+    for proto in [2, 5]:
+        with open(os.path.join(OUT, "fuzz_mix_p%d.pkl" % proto), "wb") as f:
+            pickle.dump(pickle_mix(long=False), f, protocol=proto)
+        with open(os.path.join(OUT, "fuzz_arrays_p%d.pkl" % proto), "wb") as f:
+            pickle.dump({"f4": arr("<f4", (2, 3)), "be_i8": arr(">i8", (2,)), "fortran_f8": arr("<f8", (2, 2), "F"),
+                         "scalar_i8": np.int64(-9)}, f, protocol=proto)
     # a pickle that must be refused: it names a global outside numpy's array machinery
     with open(os.path.join(OUT, "evil_p3.pkl"), "wb") as f:
         f.write(b"\x80\x03cos\nsystem\nX\x04\x00\x00\x00echoq\x00\x85q\x01Rq\x02.")
