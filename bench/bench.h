@@ -25,5 +25,6 @@ int dv_bench_gemm(int argc, char **argv);
 int dv_bench_bandwidth(int argc, char **argv);
 int dv_bench_attention(int argc, char **argv);
 int dv_bench_adamw(int argc, char **argv);
+int dv_bench_calvin(int argc, char **argv);
 
 #endif
