@@ -19,7 +19,11 @@
  * and at the end O = Acc / l, lse = m + log l. A block stops at the last key its last row sees.
  *
  * Backward (FlashAttention-2). Qs and dO get padded copies, Dr = rowsum(dO o O) is computed
- * once per row (all O(Tq) per head). A task (b, kv head, key chunk) owns some key tiles; for
+ * once per row (all O(Tq) per head). With one task per (b, kv head) (enough heads for the
+ * threads) the task makes these copies for its group's heads in its own slab, right before it
+ * uses them, and zeroes its own dQ rows: they stay in L2 instead of going out to memory and back
+ * (~10% of the backward at LLaMA shapes); otherwise one shared copy is made up front. A task
+ * (b, kv head, key chunk) owns some key tiles; for
  * each tile it packs Kt and Vt, keeps dK, dV in its slab and sweeps blocks of BQB = 32 query
  * rows of all heads of the group (so GQA's sum over the group needs nothing more, and no two
  * tasks write the same dK, dV row):
@@ -69,11 +73,13 @@ AI __m512 load_n(const float *p, int64_t n) {
 typedef struct {
     int64_t Tkp, Tqp, Dp, Dvp; /* Tk, D, Dv rounded up to 32; Tq to the block rows */
     int64_t nchunk;            /* tasks per (b, kv head): query chunks (forward), key chunks (backward) */
-    int64_t qs, dout, dr, dqp; /* shared (backward): Qs and dO copies, Dr, the extra dQ copies */
+    bool local;                /* backward with one task per (b, kv head): the Qs / dO / Dr copies
+                                * of the group's heads live in the task's slab */
+    int64_t qs, dout, dr, dqp; /* shared (backward, !local): Qs and dO copies, Dr; the extra dQ copies */
     int64_t slab, slab_size, total;
     /* within a thread's slab: packed keys / values (forward: the whole head, backward: one tile),
-     * the query rows, scores, probabilities, accumulators */
-    int64_t t_kadd, t_kt, t_vt, t_qs, t_s, t_p, t_acc, t_dk, t_dv;
+     * the query rows, scores, probabilities, accumulators; backward local: t_qs, t_do, t_dr */
+    int64_t t_kadd, t_kt, t_vt, t_qs, t_do, t_dr, t_s, t_p, t_acc, t_dk, t_dv;
 } layout;
 
 /* tasks per (b, kv head) so that there are >= 2 tasks per thread, at most one per block */
@@ -102,10 +108,20 @@ static layout make_layout(const dv_attn_geom *g, bool backward) {
         PLACE_T(t_s, BQ * BK);
         PLACE_T(t_acc, BQ * L.Dvp);
     } else {
-        PLACE(qs, qrows * L.Dp);
-        PLACE(dout, qrows * L.Dvp);
-        PLACE(dr, qrows);
-        PLACE(dqp, (L.nchunk - 1) * g->B * g->Hq * g->Tq * g->D);
+        /* local copies when each task has a (b, kv head) to itself and no thread count could
+         * make the per-thread copies outgrow one shared copy */
+        L.local = L.nchunk == 1 && (g->nthreads <= 1 || g->B * g->Hkv >= g->nthreads);
+        if (L.local) {
+            const int64_t grows = (g->Hkv ? g->Hq / g->Hkv : 1) * L.Tqp;
+            PLACE_T(t_qs, grows * L.Dp);
+            PLACE_T(t_do, grows * L.Dvp);
+            PLACE_T(t_dr, grows);
+        } else {
+            PLACE(qs, qrows * L.Dp);
+            PLACE(dout, qrows * L.Dvp);
+            PLACE(dr, qrows);
+            PLACE(dqp, (L.nchunk - 1) * g->B * g->Hq * g->Tq * g->D);
+        }
         PLACE_T(t_kadd, BK);
         PLACE_T(t_kt, L.Dp * BK);
         PLACE_T(t_vt, L.Dvp * BK);
@@ -465,11 +481,36 @@ void dv_attention_fwd_f32_avx512(const dv_attn_geom *g, const float *q, const fl
 typedef struct {
     const dv_attn_geom *g;
     const layout *L;
-    const float *bias, *lse, *qs, *dout, *dr;
-    const float *kh;   /* the task's key rows (b, kv head) */
-    float *dq, *dbias; /* dq: this chunk's copy (or NULL) */
+    const float *bias, *lse;
+    const float *qs, *dout, *dr; /* the padded Qs / dO rows and Dr of the group's first head */
+    int64_t h0;                  /* that head */
+    const float *kh;             /* the task's key rows (b, kv head) */
+    float *dq, *dbias;           /* dq: this chunk's copy (or NULL) */
     bool want_dk, want_dv;
 } bwd_ctx;
+
+/* padded row i of head (b, h): qs = scale q (zero past D, all zero for i >= Tq), the dO row
+ * copied the same way, dr = rowsum(dO o O) */
+static void bwd_prep_row(const dv_attn_geom *g, const layout *L, const float *q, const float *o, const float *dout,
+                         int64_t b, int64_t h, int64_t i, float *qs, float *dot, float *dr) {
+    const int64_t D = g->D, Dv = g->Dv, bh = b * g->Hq + h;
+    const bool in = i < g->Tq;
+    const __m512 sc = _mm512_set1_ps((float)g->scale);
+    const float *qrow = q + b * g->q_stride[0] + h * g->q_stride[1] + i * g->q_stride[2];
+    const float *drow = dout + (bh * g->Tq + i) * Dv, *orow = o + (bh * g->Tq + i) * Dv;
+    for (int64_t d = 0; d < L->Dp; d += 16) {
+        __m512 x = in ? load_n(qrow + d, D - d) : _mm512_setzero_ps();
+        _mm512_storeu_ps(qs + d, _mm512_mul_ps(x, sc));
+    }
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t d = 0; d < L->Dvp; d += 16) {
+        const int64_t nv = in ? Dv - d : 0;
+        const __m512 x = load_n(drow + d, nv);
+        _mm512_storeu_ps(dot + d, x);
+        acc = _mm512_fmadd_ps(x, load_n(orow + d, nv), acc);
+    }
+    *dr = _mm512_reduce_add_ps(acc);
+}
 
 /* one (query block, key tile) of the backward, the tile's keys packed in the slab (kadd, kt, vt
  * transposed panels; K rows are read as they are): adds into dq rows, dbias and the tile's dK, dV */
@@ -482,8 +523,8 @@ static void bwd_tile(const bwd_ctx *c, float *slab, int64_t b, int64_t h, int64_
     /* keys past the causal limit of the block's last row get no work (they are 0 in P and dS) */
     if (g->causal) nk = imin(nk, i0 + nr + g->causal_offset - j0);
     const int npair = (int)((nk + 31) / 32), nvec = 2 * npair;
-    const int64_t prow = (b * g->Hq + h) * L->Tqp + i0; /* row of the padded Qs, dO, Dr copies */
-    const int64_t row0 = (b * g->Hq + h) * g->Tq + i0;  /* row of lse, dq */
+    const int64_t prow = (h - c->h0) * L->Tqp + i0;    /* row of the padded Qs, dO, Dr copies */
+    const int64_t row0 = (b * g->Hq + h) * g->Tq + i0; /* row of lse, dq */
     const float *qs = c->qs + prow * Dp, *dot = c->dout + prow * Dvp;
     float *s = slab + L->t_s, *p = slab + L->t_p;
     float *dkacc = slab + L->t_dk, *dvacc = slab + L->t_dv;
@@ -544,42 +585,35 @@ void dv_attention_bwd_f32_avx512(const dv_attn_geom *g, const float *q, const fl
     const int64_t nkb = (Tk + BK - 1) / BK, nchunk = L.nchunk, group = Hkv ? Hq / Hkv : 1;
     const int64_t ndq = rows * D;
     const double flops = 5.0 * (double)rows * (double)Tk * (double)(D + Dv);
-    bwd_ctx c = {g, &L, bias, lse, w + L.qs, w + L.dout, w + L.dr, NULL, NULL, dbias, dk != NULL, dv != NULL};
+    bwd_ctx c = {.g = g, .L = &L, .bias = bias, .lse = lse, .dbias = dbias, .want_dk = dk != NULL, .want_dv = dv != NULL};
     #pragma omp parallel num_threads(g->nthreads) if (flops > 1e6)
     {
         float *slab = w + L.slab + (int64_t)omp_get_thread_num() * L.slab_size;
-        /* every gradient output is overwritten: zero what is accumulated into */
-        if (dq) {
+        /* every gradient output is overwritten: zero what is accumulated into (a local task zeroes
+         * its own dq rows, so they are in cache when the sweeps add into them) */
+        if (dq && !L.local) {
             #pragma omp for schedule(static)
             for (int64_t x = 0; x < ndq * nchunk; x += 4096) { /* dq, then the chunks' copies */
-                int64_t n = imin(4096, ndq * nchunk - x);
-                for (int64_t y = x; y < x + n; y++) (y < ndq ? dq : w + L.dqp - ndq)[y] = 0;
+                const int64_t n = imin(4096, ndq * nchunk - x);
+                if (x < ndq) {
+                    const int64_t n0 = imin(n, ndq - x);
+                    memset(dq + x, 0, sizeof(float) * (size_t)n0);
+                    if (n > n0) memset(w + L.dqp, 0, sizeof(float) * (size_t)(n - n0));
+                } else {
+                    memset(w + L.dqp + (x - ndq), 0, sizeof(float) * (size_t)n);
+                }
             }
         }
         if (dbias) {
             #pragma omp single
             memset(dbias, 0, sizeof(float) * (size_t)(B * Hq * g->dbias_rows * Tk));
         }
-        if (rows > 0 && Tk > 0) { /* the padded Qs (times scale) and dO copies, Dr = rowsum(dO o O) */
-            const __m512 sc = _mm512_set1_ps((float)g->scale);
+        if (!L.local && rows > 0 && Tk > 0) { /* the shared padded Qs (times scale), dO copies and Dr */
             #pragma omp for schedule(static)
             for (int64_t pr = 0; pr < B * Hq * L.Tqp; pr++) {
-                const int64_t i = pr % L.Tqp, bh = pr / L.Tqp, b = bh / Hq, h = bh % Hq;
-                const bool in = i < Tq;
-                const float *qrow = q + b * g->q_stride[0] + h * g->q_stride[1] + i * g->q_stride[2];
-                const float *drow = dout + (bh * Tq + i) * Dv, *orow = o + (bh * Tq + i) * Dv;
-                for (int64_t d = 0; d < L.Dp; d += 16) {
-                    __m512 x = in ? load_n(qrow + d, D - d) : _mm512_setzero_ps();
-                    _mm512_storeu_ps(w + L.qs + pr * L.Dp + d, _mm512_mul_ps(x, sc));
-                }
-                __m512 acc = _mm512_setzero_ps();
-                for (int64_t d = 0; d < L.Dvp; d += 16) {
-                    const int64_t nv = in ? Dv - d : 0;
-                    const __m512 x = load_n(drow + d, nv);
-                    _mm512_storeu_ps(w + L.dout + pr * L.Dvp + d, x);
-                    acc = _mm512_fmadd_ps(x, load_n(orow + d, nv), acc);
-                }
-                w[L.dr + pr] = _mm512_reduce_add_ps(acc);
+                const int64_t i = pr % L.Tqp, bh = pr / L.Tqp;
+                bwd_prep_row(g, &L, q, o, dout, bh / Hq, bh % Hq, i, w + L.qs + pr * L.Dp, w + L.dout + pr * L.Dvp,
+                             w + L.dr + pr);
             }
         }
         /* tasks: (b, kv head, key chunk); chunk ch owns the key tiles ch, ch + nchunk, ... and packs
@@ -588,7 +622,24 @@ void dv_attention_bwd_f32_avx512(const dv_attn_geom *g, const float *q, const fl
         for (int64_t t = 0; t < B * Hkv * nchunk; t++) {
             const int64_t ch = t % nchunk, hk = (t / nchunk) % Hkv, b = t / (nchunk * Hkv);
             bwd_ctx cc = c;
+            cc.h0 = hk * group;
             if (dq) cc.dq = ch == 0 ? dq : w + L.dqp + (ch - 1) * ndq;
+            if (L.local) {
+                /* this task alone writes the group's dq rows and reads its Qs / dO rows: zero the
+                 * one, copy the other into the slab */
+                if (dq) memset(dq + (b * Hq + cc.h0) * Tq * D, 0, sizeof(float) * (size_t)(group * Tq * D));
+                cc.qs = slab + L.t_qs, cc.dout = slab + L.t_do, cc.dr = slab + L.t_dr;
+                if (Tk > 0)
+                    for (int64_t hh = 0; hh < group; hh++)
+                        for (int64_t i = 0; i < L.Tqp; i++) {
+                            const int64_t pr = hh * L.Tqp + i;
+                            bwd_prep_row(g, &L, q, o, dout, b, cc.h0 + hh, i, slab + L.t_qs + pr * L.Dp,
+                                         slab + L.t_do + pr * L.Dvp, slab + L.t_dr + pr);
+                        }
+            } else {
+                const int64_t pr0 = (b * Hq + cc.h0) * L.Tqp;
+                cc.qs = w + L.qs + pr0 * L.Dp, cc.dout = w + L.dout + pr0 * L.Dvp, cc.dr = w + L.dr + pr0;
+            }
             const float *kh = k + b * g->k_stride[0] + hk * g->k_stride[1];
             const float *vh = v + b * g->v_stride[0] + hk * g->v_stride[1];
             cc.kh = kh;
