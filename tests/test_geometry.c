@@ -120,7 +120,7 @@ TEST(geometry_gripper_camera_fixture) {
     ut_fixture_file *fx = ut_fixture_open(FIXTURE);
     if (!fx) return;
     for (int k = 0; k < 3; k++) {
-        char key[64], name[16];
+        char key[64], name[32];
         snprintf(name, sizeof name, "gripper%d", k);
         snprintf(key, sizeof key, "%s.robot_obs", name);
         double *ro = fx_f64(fx, key, NULL);

@@ -4,8 +4,10 @@
  * calvin_env's own task checks (drawer / door moved by the task's threshold, block lifted,
  * pushed 0.1 m, turned 60°); a tiny dataset written to disk reads back through the npy / npz /
  * pickle readers with CALVIN's keys, shapes and dtypes, annotation windows inside episodes,
- * images equal to a fresh render; the same seed gives the same bytes with 1 or 2 threads. */
+ * images equal to a fresh render; the dataset reader (data/calvin/dataset.h) opens it and every
+ * loader kind draws a batch; the same seed gives the same bytes with 1 or 2 threads. */
 #include "data/calvin/synth.h"
+#include "data/calvin/dataset.h"
 #include "data/calvin/npy.h"
 #include "data/calvin/pickle.h"
 #include "data/calvin/render.h"
@@ -24,7 +26,7 @@ static double angle_diff(double a, double b) {
     return d - M_PI;
 }
 
-static void check_episode(const dv_calvin_episode *ep, bool expect_unclipped, const char *what) {
+static void check_episode(const dv_calvin_synth_episode *ep, bool expect_unclipped, const char *what) {
     const int F = ep->frames;
     int bad_next = 0, bad_rel = 0, bad_int = 0, bad_grip = 0;
     for (int t = 0; t < F; t++) {
@@ -61,7 +63,7 @@ static void check_episode(const dv_calvin_episode *ep, bool expect_unclipped, co
 }
 
 /* calvin_env's Tasks checks (conf/tasks/new_playtable_tasks.yaml) between the window's ends */
-static bool task_succeeded(const dv_calvin_episode *ep, double *how) {
+static bool task_succeeded(const dv_calvin_synth_episode *ep, double *how) {
     const char *name = dv_calvin_synth_task_name(ep->task);
     const float *s0 = ep->scene_obs[ep->ann_start], *s1 = ep->scene_obs[ep->frames - 1];
     int block = strstr(name, "red") ? 0 : strstr(name, "blue") ? 1 : 2;
@@ -95,10 +97,10 @@ TEST(synth_tasks_consistent_and_successful) {
         const char *name = dv_calvin_synth_task_name(task);
         CHECK(dv_calvin_synth_task_find(name) == task);
         for (int pass = 0; pass < 2; pass++) {
-            dv_calvin_episode ep;
+            dv_calvin_synth_episode ep;
             char err[256], what[96];
             int frames = pass ? 20 : 64;
-            if (dv_calvin_episode_make(7 + pass, task, frames, task, &ep, err, sizeof err)) {
+            if (dv_calvin_synth_episode_make(7 + pass, task, frames, task, &ep, err, sizeof err)) {
                 CHECK_MSG(0, "%s: %s", name, err);
                 continue;
             }
@@ -112,30 +114,30 @@ TEST(synth_tasks_consistent_and_successful) {
             check_episode(&ep, frames == 64, what);
             double how;
             CHECK_MSG(task_succeeded(&ep, &how), "%s: task not achieved (%g)", what, how);
-            dv_calvin_episode_free(&ep);
+            dv_calvin_synth_episode_free(&ep);
         }
     }
     char err[256];
-    dv_calvin_episode ep;
-    CHECK(dv_calvin_episode_make(0, 0, 15, -1, &ep, err, sizeof err) == -1 && strstr(err, "16"));
+    dv_calvin_synth_episode ep;
+    CHECK(dv_calvin_synth_episode_make(0, 0, 15, -1, &ep, err, sizeof err) == -1 && strstr(err, "16"));
 }
 
 TEST(synth_episodes_deterministic) {
-    dv_calvin_episode a, b, c;
-    CHECK(dv_calvin_episode_make(3, 5, 32, -1, &a, NULL, 0) == 0);
-    CHECK(dv_calvin_episode_make(3, 5, 32, -1, &b, NULL, 0) == 0);
-    CHECK(dv_calvin_episode_make(4, 5, 32, -1, &c, NULL, 0) == 0);
+    dv_calvin_synth_episode a, b, c;
+    CHECK(dv_calvin_synth_episode_make(3, 5, 32, -1, &a, NULL, 0) == 0);
+    CHECK(dv_calvin_synth_episode_make(3, 5, 32, -1, &b, NULL, 0) == 0);
+    CHECK(dv_calvin_synth_episode_make(4, 5, 32, -1, &c, NULL, 0) == 0);
     CHECK(a.task == b.task && !strcmp(a.instruction, b.instruction));
     CHECK(!memcmp(a.robot_obs, b.robot_obs, sizeof(float) * 15 * 32) && !memcmp(a.scene_obs, b.scene_obs, sizeof(float) * 24 * 32));
     CHECK(memcmp(a.scene_obs, c.scene_obs, sizeof(float) * 24 * 32) != 0);
-    dv_calvin_episode_free(&a); dv_calvin_episode_free(&b); dv_calvin_episode_free(&c);
+    dv_calvin_synth_episode_free(&a); dv_calvin_synth_episode_free(&b); dv_calvin_synth_episode_free(&c);
     /* consecutive episodes cycle through the five task families */
     int fam[5] = {0};
     for (int i = 0; i < 5; i++) {
-        CHECK(dv_calvin_episode_make(11, i, 16, -1, &a, NULL, 0) == 0);
+        CHECK(dv_calvin_synth_episode_make(11, i, 16, -1, &a, NULL, 0) == 0);
         const char *n = dv_calvin_synth_task_name(a.task);
         fam[strstr(n, "drawer") ? 0 : strstr(n, "slider") ? 1 : strstr(n, "lift") ? 2 : strstr(n, "push") ? 3 : 4]++;
-        dv_calvin_episode_free(&a);
+        dv_calvin_synth_episode_free(&a);
     }
     for (int k = 0; k < 5; k++) CHECK(fam[k] == 1);
 }
@@ -214,8 +216,8 @@ static void check_split(const char *dir, const char *split, int first_episode, i
 
     /* every frame: keys, dtypes, shapes; values equal to the generator's */
     for (int e = 0; e < nep; e++) {
-        dv_calvin_episode ep;
-        if (dv_calvin_episode_make(seed, first_episode + e, F, -1, &ep, err, sizeof err)) { CHECK_MSG(0, "%s", err); continue; }
+        dv_calvin_synth_episode ep;
+        if (dv_calvin_synth_episode_make(seed, first_episode + e, F, -1, &ep, err, sizeof err)) { CHECK_MSG(0, "%s", err); continue; }
         for (int t = 0; t < F; t++) {
             snprintf(path, sizeof path, "%s/%s/episode_%07lld.npz", dir, split, (long long)(first_id + (int64_t)e * F + t));
             dv_npz *z;
@@ -248,7 +250,7 @@ static void check_split(const char *dir, const char *split, int first_episode, i
             for (int k = 0; k < 8; k++) dv_npy_free(&arr[k]);
             dv_npz_close(z);
         }
-        dv_calvin_episode_free(&ep);
+        dv_calvin_synth_episode_free(&ep);
     }
 
     /* annotations: windows inside their episodes, strings and embeddings */
@@ -321,6 +323,46 @@ TEST(synth_dataset_on_disk) {
     if (f) { size_t n = fread(text, 1, sizeof text - 1, f); text[n] = 0; fclose(f); }
     CHECK(strstr(text, "robot_obs:\n  - _target_: calvin_agent.utils.transforms.NormalizeVector\n    mean: ["));
     CHECK(strstr(text, "scene_obs:") && strstr(text, "act_min_bound: [") && strstr(text, "act_max_bound: ["));
+
+    /* the dataset reader and the three loaders take it as they take CALVIN's */
+    for (int sp = 0; sp < 2; sp++) {
+        char split[600];
+        snprintf(split, sizeof split, "%s/%s", dir, sp ? "validation" : "training");
+        dv_calvin *d;
+        if (dv_calvin_open(split, &d, err, sizeof err)) { CHECK_MSG(0, "dv_calvin_open: %s", err); continue; }
+        CHECK(dv_calvin_num_episodes(d) == (sp ? 1 : 2) && dv_calvin_num_annotations(d) == (sp ? 1 : 2));
+        const dv_calvin_ann *an = dv_calvin_annotation(d, 0);
+        int64_t es, ee;
+        dv_calvin_episode(d, 0, &es, &ee);
+        CHECK(an && an->start == es + 1 && an->end == ee && dv_calvin_synth_task_find(an->task) >= 0);
+        dv_calvin_frame fr;
+        if (dv_calvin_frame_load(d, an->start, &fr, err, sizeof err)) CHECK_MSG(0, "frame load: %s", err);
+        else {
+            dv_calvin_synth_episode ep;
+            CHECK(dv_calvin_synth_episode_make(5, sp ? 2 : 0, 16, -1, &ep, NULL, 0) == 0);
+            CHECK(!memcmp(fr.robot_obs, ep.robot_obs[1], sizeof fr.robot_obs) && !strcmp(an->instruction, ep.instruction));
+            CHECK(fr.static_h == 200 && fr.gripper_w == 84);
+            dv_calvin_synth_episode_free(&ep);
+            dv_calvin_frame_free(&fr);
+        }
+        for (int k = 0; k < 3; k++) {
+            dv_calvin_loader_opts lo;
+            dv_calvin_loader_defaults(&lo, (dv_calvin_kind)k);
+            lo.batch = 2;
+            lo.threads = 1;
+            dv_calvin_loader *l;
+            if (dv_calvin_loader_new(d, &lo, &l, err, sizeof err)) { CHECK_MSG(0, "loader %d: %s", k, err); continue; }
+            union { dv_calvin_dit_batch dit; dv_calvin_3dda_batch dda; dv_calvin_mllm_batch mllm; } b;
+            memset(&b, 0, sizeof b);
+            if (dv_calvin_loader_get(l, 0, &b, err, sizeof err)) CHECK_MSG(0, "loader %d batch: %s", k, err);
+            else {
+                CHECK(b.dit.B == 2); /* every batch struct opens with B */
+                dv_calvin_batch_free((dv_calvin_kind)k, &b);
+            }
+            dv_calvin_loader_free(l);
+        }
+        dv_calvin_close(d);
+    }
 
     /* a non-empty DIR is refused without --force and left alone */
     CHECK(dv_calvin_synth(dir, &o, &rep, err, sizeof err) == -1 && strstr(err, "--force") && strstr(err, dir));

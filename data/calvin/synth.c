@@ -353,12 +353,12 @@ static uint64_t episode_seed(uint64_t seed, int index) {
     return splitmix(&s);
 }
 
-void dv_calvin_episode_free(dv_calvin_episode *ep) {
+void dv_calvin_synth_episode_free(dv_calvin_synth_episode *ep) {
     free(ep->actions); free(ep->rel_actions); free(ep->robot_obs); free(ep->scene_obs);
     memset(ep, 0, sizeof *ep);
 }
 
-int dv_calvin_episode_make(uint64_t seed, int index, int frames, int task, dv_calvin_episode *ep, char *err,
+int dv_calvin_synth_episode_make(uint64_t seed, int index, int frames, int task, dv_calvin_synth_episode *ep, char *err,
                            size_t errlen) {
     memset(ep, 0, sizeof *ep);
     if (frames < 16) return ERRF("frames per episode must be >= 16 (got %d)", frames);
@@ -413,7 +413,7 @@ int dv_calvin_episode_make(uint64_t seed, int index, int frames, int task, dv_ca
     ep->robot_obs = calloc(frames, sizeof *ep->robot_obs);
     ep->scene_obs = calloc(frames, sizeof *ep->scene_obs);
     if (!ep->actions || !ep->rel_actions || !ep->robot_obs || !ep->scene_obs) {
-        dv_calvin_episode_free(ep);
+        dv_calvin_synth_episode_free(ep);
         return ERRF("out of memory for an episode of %d frames", frames);
     }
 
@@ -424,7 +424,7 @@ int dv_calvin_episode_make(uint64_t seed, int index, int frames, int task, dv_ca
     attach_kind *att = malloc(sizeof *att * frames);
     if (!pose || !grip || !gw || !att) {
         free(pose); free(grip); free(gw); free(att);
-        dv_calvin_episode_free(ep);
+        dv_calvin_synth_episode_free(ep);
         return ERRF("out of memory for an episode of %d frames", frames);
     }
     memcpy(pose[0], pl.start, sizeof pose[0]);
@@ -451,7 +451,7 @@ int dv_calvin_episode_make(uint64_t seed, int index, int frames, int task, dv_ca
         from[3] = w->yaw;
     }
     if (f != frames - 1) {
-        fprintf(stderr, "dv_calvin_episode_make: %d transitions scheduled for %d frames\n", f, frames);
+        fprintf(stderr, "dv_calvin_synth_episode_make: %d transitions scheduled for %d frames\n", f, frames);
         abort();
     }
 
@@ -567,7 +567,7 @@ static int write_text_atomic(const char *path, const char *text, char *err, size
 }
 
 /* one frame into <split>/episode_<id>.npz */
-static int write_frame(const char *split, int64_t id, const dv_calvin_episode *ep, int t, bool compress,
+static int write_frame(const char *split, int64_t id, const dv_calvin_synth_episode *ep, int t, bool compress,
                        uint8_t *rgb_s, float *dep_s, uint8_t *rgb_g, float *dep_g, char *err, size_t errlen) {
     dv_calvin_camera cs, cg;
     dv_calvin_static_camera(&cs);
@@ -600,7 +600,7 @@ static void yaml_list(char **p, const char *end, const double *v, int n) {
     if (*p < end) *p += snprintf(*p, end - *p, "]\n");
 }
 
-static int write_statistics(const char *path, dv_calvin_episode *eps, int n, char *err, size_t errlen) {
+static int write_statistics(const char *path, dv_calvin_synth_episode *eps, int n, char *err, size_t errlen) {
     double sum_r[15] = {0}, sq_r[15] = {0}, sum_s[24] = {0}, sq_s[24] = {0}, amin[7], amax[7];
     for (int i = 0; i < 7; i++) { amin[i] = INFINITY; amax[i] = -INFINITY; }
     int64_t cnt = 0;
@@ -639,8 +639,8 @@ static int write_statistics(const char *path, dv_calvin_episode *eps, int n, cha
 }
 
 /* one split: frames, ep_start_end_ids.npy, ep_lens.npy, scene_info.npy, lang annotations */
-static int write_split(const char *dir, const char *name, dv_calvin_episode *eps, int n, int64_t first_id,
-                       dv_calvin_episode *train_eps, int ntrain, const dv_calvin_synth_opts *o, int64_t *bytes,
+static int write_split(const char *dir, const char *name, dv_calvin_synth_episode *eps, int n, int64_t first_id,
+                       dv_calvin_synth_episode *train_eps, int ntrain, const dv_calvin_synth_opts *o, int64_t *bytes,
                        char *err, size_t errlen) {
     char split[4096], path[4200];
     snprintf(split, sizeof split, "%s/%s", dir, name);
@@ -780,15 +780,15 @@ int dv_calvin_synth(const char *dir, const dv_calvin_synth_opts *o, dv_calvin_sy
     if (!o->force && dir_is_empty(dir)) return ERRF("%s: exists and is not empty (--force writes into it)", dir);
     if (mkdir_p(dir, err, errlen)) return -1;
 
-    dv_calvin_episode *eps = calloc(o->episodes, sizeof *eps);
+    dv_calvin_synth_episode *eps = calloc(o->episodes, sizeof *eps);
     if (!eps) return ERRF("out of memory");
     int rc = 0;
     for (int e = 0; e < o->episodes && !rc; e++)
-        rc = dv_calvin_episode_make(o->seed, e, o->frames_per_episode, -1, &eps[e], err, errlen);
+        rc = dv_calvin_synth_episode_make(o->seed, e, o->frames_per_episode, -1, &eps[e], err, errlen);
     int64_t bytes = 0, ntrain_frames = (int64_t)ntrain * o->frames_per_episode;
     if (!rc) rc = write_split(dir, "training", eps, ntrain, 0, eps, ntrain, o, &bytes, err, errlen);
     if (!rc && nval) rc = write_split(dir, "validation", eps + ntrain, nval, ntrain_frames, eps, ntrain, o, &bytes, err, errlen);
-    for (int e = 0; e < o->episodes; e++) dv_calvin_episode_free(&eps[e]);
+    for (int e = 0; e < o->episodes; e++) dv_calvin_synth_episode_free(&eps[e]);
     free(eps);
     if (rc) return -1;
     if (rep) {

@@ -90,12 +90,12 @@ typedef struct {
     int ann_start;               /* first annotated frame (0-based, within the episode) */
     const char *instruction;
     float (*actions)[7], (*rel_actions)[7], (*robot_obs)[15], (*scene_obs)[24];
-} dv_calvin_episode;
+} dv_calvin_synth_episode;
 
 /* episode `index` of a dataset with this seed; task < 0 picks it from (seed, index) */
-int dv_calvin_episode_make(uint64_t seed, int index, int frames, int task, dv_calvin_episode *ep,
+int dv_calvin_synth_episode_make(uint64_t seed, int index, int frames, int task, dv_calvin_synth_episode *ep,
                            char *err, size_t errlen);
-void dv_calvin_episode_free(dv_calvin_episode *ep);
+void dv_calvin_synth_episode_free(dv_calvin_synth_episode *ep);
 
 /* calvin_env's to_relative_action with the dataset's scaling (×50 position, ×20 orientation) */
 void dv_calvin_rel_action(const float action[7], const float robot_obs[15], float rel[7]);
