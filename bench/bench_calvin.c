@@ -20,95 +20,38 @@
 #include "data/calvin/npy.h"
 #include "data/calvin/pickle.h"
 #include "data/calvin/samples.h"
+#include "data/calvin/synth.h"
+#include "models/dit/dit.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
-enum { NWIN = 4, WIN = 65, NFRAMES = NWIN * WIN, SH = 200, GH = 84 };
-
-static int write_frame(const char *dir, int64_t id, bool compress, char *err, size_t errlen) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/episode_%07lld.npz", dir, (long long)id);
-    double act[7], rel[7], robot[15], scene[24];
-    double ph = 0.05 * id;
-    for (int k = 0; k < 15; k++) robot[k] = 0.1 * sin(ph + k);
-    robot[2] = 0.55 + 0.05 * sin(ph), robot[14] = (id / 20) % 2 ? -1 : 1;
-    for (int k = 0; k < 7; k++) act[k] = robot[k] + 0.01, rel[k] = 0.5 * sin(ph + 0.3 * k);
-    for (int k = 0; k < 24; k++) scene[k] = 0.01 * k;
-    static uint8_t rs[SH * SH * 3], rg[GH * GH * 3];
-    static float ds[SH * SH], dg[GH * GH];
-    uint32_t lcg = (uint32_t)id * 2654435761u + 1;
-    for (int y = 0; y < SH; y++)
-        for (int x = 0; x < SH; x++) {
-            for (int c = 0; c < 3; c++) {
-                lcg = lcg * 1664525u + 1013904223u;
-                rs[(y * SH + x) * 3 + c] = (uint8_t)((x + 2 * y + 40 * c + id) / 3 % 256 + (lcg >> 30));
-            }
-            ds[y * SH + x] = 3.5f + 0.004f * y + 0.001f * ((x * 7 + y) % 13);
-        }
-    for (int y = 0; y < GH; y++)
-        for (int x = 0; x < GH; x++) {
-            for (int c = 0; c < 3; c++) rg[(y * GH + x) * 3 + c] = (uint8_t)((3 * x + y + 50 * c + id) % 256);
-            dg[y * GH + x] = 0.2f + 0.002f * x;
-        }
-    struct { const char *key; dv_npy a; } m[] = {
-        {"actions", dv_npy_wrap(DV_NPY_F64, 1, (int64_t[]){7}, act)},
-        {"rel_actions", dv_npy_wrap(DV_NPY_F64, 1, (int64_t[]){7}, rel)},
-        {"robot_obs", dv_npy_wrap(DV_NPY_F64, 1, (int64_t[]){15}, robot)},
-        {"scene_obs", dv_npy_wrap(DV_NPY_F64, 1, (int64_t[]){24}, scene)},
-        {"rgb_static", dv_npy_wrap(DV_NPY_U8, 3, (int64_t[]){SH, SH, 3}, rs)},
-        {"rgb_gripper", dv_npy_wrap(DV_NPY_U8, 3, (int64_t[]){GH, GH, 3}, rg)},
-        {"depth_static", dv_npy_wrap(DV_NPY_F32, 2, (int64_t[]){SH, SH}, ds)},
-        {"depth_gripper", dv_npy_wrap(DV_NPY_F32, 2, (int64_t[]){GH, GH}, dg)},
-    };
-    dv_npz_writer *w;
-    if (dv_npz_writer_open(path, compress, &w, err, errlen)) return -1;
-    for (size_t k = 0; k < sizeof m / sizeof m[0]; k++)
-        if (dv_npz_writer_add(w, m[k].key, &m[k].a, err, errlen)) { dv_npz_writer_abort(w); return -1; }
-    return dv_npz_writer_close(w, err, errlen);
-}
-
-static int write_split(const char *dir, bool compress, char *err, size_t errlen) {
-    char path[1024];
-    int64_t ep[2] = {0, NFRAMES - 1};
-    snprintf(path, sizeof path, "%s/ep_start_end_ids.npy", dir);
-    dv_npy a = dv_npy_wrap(DV_NPY_I64, 2, (int64_t[]){1, 2}, ep);
-    if (dv_npy_save(path, &a, err, errlen)) return -1;
-    for (int64_t id = 0; id < NFRAMES; id++)
-        if (write_frame(dir, id, compress, err, errlen)) return -1;
-    snprintf(path, sizeof path, "%s/lang_annotations", dir);
-    mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/lang_annotations/auto_lang_ann.npy", dir);
-    dv_pyarena *A = dv_pyarena_new();
-    dv_pyobj *root = dv_py_dict(A), *info = dv_py_dict(A), *lang = dv_py_dict(A);
-    dv_pyobj *indx = dv_py_list(A), *ann = dv_py_list(A), *task = dv_py_list(A);
-    for (int i = 0; i < NWIN; i++) {
-        dv_pyobj *pair[2] = {dv_py_int(A, i * WIN), dv_py_int(A, i * WIN + WIN - 1)};
-        dv_py_append(A, indx, dv_py_tuple(A, 2, pair));
-        dv_py_append(A, ann, dv_py_str(A, "open the drawer"));
-        dv_py_append(A, task, dv_py_str(A, "open_drawer"));
-    }
-    dv_py_set(A, info, "indx", indx);
-    dv_py_set(A, lang, "ann", ann);
-    dv_py_set(A, lang, "task", task);
-    dv_py_set(A, root, "info", info);
-    dv_py_set(A, root, "language", lang);
-    int rc = dv_npy_save_pickled(path, root, err, errlen);
-    dv_pyarena_free(A);
-    return rc;
+/* the synthetic split (data/calvin/synth.h): CALVIN's camera sizes, 64-frame episodes */
+static int write_split(const char *dir, int episodes, bool compress, char *err, size_t errlen) {
+    dv_calvin_synth_opts o;
+    dv_calvin_synth_defaults(&o);
+    o.episodes = episodes;
+    o.frames_per_episode = 64;
+    o.val_episodes = 0;
+    o.seed = 7;
+    o.compress = compress;
+    o.force = true;
+    dv_calvin_synth_report rep;
+    return dv_calvin_synth(dir, &o, &rep, err, errlen);
 }
 
 /* MB/s of npz files decoded by full frame loads (best of 3 passes) */
-static double decode_rate(dv_calvin *d, int64_t nframes, double *decoded_mb_s) {
+static double decode_rate(dv_calvin *d, int64_t first, int64_t last, double *decoded_mb_s) {
     double best = 0, best_dec = 0;
     char err[512];
     for (int r = 0; r < 3; r++) {
         int64_t b0 = dv_calvin_bytes_read(d);
         double t = dv_bench_now(), raw = 0;
-        for (int64_t id = 0; id < nframes; id++) {
+        for (int64_t id = first; id <= last; id++) {
             dv_calvin_frame f;
             if (dv_calvin_frame_load(d, id, &f, err, sizeof err)) { fprintf(stderr, "bench calvin: %s\n", err); return 0; }
             raw += 3.0 * (f.static_h * f.static_w + f.gripper_h * f.gripper_w) +
@@ -122,8 +65,15 @@ static double decode_rate(dv_calvin *d, int64_t nframes, double *decoded_mb_s) {
     return best;
 }
 
-/* samples/s of batches drawn in order (the first, which waits for a cold start, not timed) */
-static double loader_rate(dv_calvin *d, dv_calvin_kind kind, int64_t B, int threads, int nbatches) {
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* samples/s of batches drawn in order (the first, which waits for a cold start, not timed),
+ * and the CPU time per sample (robust to other load on the machine) */
+static double loader_rate(dv_calvin *d, dv_calvin_kind kind, int64_t B, int threads, int nbatches, double *cpu_ms) {
     dv_calvin_loader_opts o;
     dv_calvin_loader_defaults(&o, kind);
     o.batch = B;
@@ -133,15 +83,55 @@ static double loader_rate(dv_calvin *d, dv_calvin_kind kind, int64_t B, int thre
     char err[512];
     if (dv_calvin_loader_new(d, &o, &l, err, sizeof err)) { fprintf(stderr, "bench calvin: %s\n", err); return 0; }
     union { dv_calvin_dit_batch dit; dv_calvin_3dda_batch dda; } b;
-    double t = 0;
+    double t = 0, c = 0;
     for (int i = 0; i <= nbatches; i++) {
-        if (i == 1) t = dv_bench_now();
+        if (i == 1) t = dv_bench_now(), c = cpu_now();
         if (dv_calvin_loader_get(l, i, &b, err, sizeof err)) { fprintf(stderr, "bench calvin: %s\n", err); break; }
         dv_calvin_batch_free(kind, &b);
     }
     double dt = dv_bench_now() - t;
+    *cpu_ms = (cpu_now() - c) * 1e3 / (nbatches * B); /* prefetch of later batches included */
     dv_calvin_loader_free(l);
     return nbatches * B / dt;
+}
+
+/* samples/s of RoboDual's DiT ("paper" preset, random weights) training on loader batches:
+ * loss + backward of the whole network at batch B (no optimiser step: AdamW is cheap next to it) */
+static double dit_train_rate(dv_calvin *d, int64_t B, int rounds) {
+    char err[512];
+    dv_dit_config cfg;
+    if (dv_dit_config_preset(&cfg, "paper", err, sizeof err)) { fprintf(stderr, "bench calvin: %s\n", err); return 0; }
+    dv_calvin_loader_opts o;
+    dv_calvin_loader_defaults(&o, DV_CALVIN_DIT);
+    o.batch = B, o.threads = 1, o.seed = 3;
+    o.dit.chunk = cfg.chunk, o.dit.gen_chunk = cfg.gen_chunk, o.dit.static_frames = cfg.static_frames;
+    o.dit.image_size = cfg.image_size, o.dit.proprio_dim = cfg.proprio_dim;
+    dv_calvin_loader *l;
+    if (dv_calvin_loader_new(d, &o, &l, err, sizeof err)) { fprintf(stderr, "bench calvin: %s\n", err); return 0; }
+    dv_calvin_dit_batch b;
+    if (dv_calvin_loader_get(l, 0, &b, err, sizeof err)) {
+        fprintf(stderr, "bench calvin: %s\n", err);
+        dv_calvin_loader_free(l);
+        return 0;
+    }
+    dv_calvin_loader_free(l);
+    dv_rng rng = dv_rng_new(1);
+    dv_dit *m = dv_dit_new(&cfg, &rng);
+    dv_dit_inputs in = {b.rgb_static, b.rgb_gripper, b.depth_static, b.depth_gripper, b.proprio, b.gen_actions, NULL};
+    double best = 0;
+    for (int r = 0; r <= rounds; r++) {
+        double t = dv_bench_now();
+        dv_tensor *loss = dv_dit_loss(m, &in, b.actions, &rng);
+        dv_backward(loss);
+        dv_release(loss);
+        double dt = dv_bench_now() - t;
+        if (r > 0 && (best == 0 || dt < best)) best = dt; /* round 0 warms up */
+        dv_registry *reg = dv_dit_registry(m);
+        for (int k = 0; k < dv_reg_count(reg); k++) dv_zero_grad(dv_reg_tensor(reg, k));
+    }
+    dv_dit_free(m);
+    dv_calvin_batch_free(DV_CALVIN_DIT, &b);
+    return best > 0 ? B / best : 0;
 }
 
 int dv_bench_calvin(int argc, char **argv) {
@@ -149,12 +139,14 @@ int dv_bench_calvin(int argc, char **argv) {
     if (threads < 0) return 1;
     if (threads == 0) threads = 2;
     const char *user_dir = NULL;
-    bool quick = false;
+    bool quick = false, peer = true;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--no-peer")) peer = false;
         if (!strcmp(argv[i], "--dir") && i + 1 < argc) user_dir = argv[++i];
         if (!strcmp(argv[i], "--quick")) quick = true;
     }
-    char err[512], stored[512], deflated[512];
+    const int episodes = quick ? 3 : 6;
+    char err[512], stored[512], deflated[512], split[600], splitz[600];
     const char *tmp = getenv("TMPDIR");
     snprintf(stored, sizeof stored, "%s/dv_bench_calvin_XXXXXX", tmp && *tmp ? tmp : "/tmp");
     snprintf(deflated, sizeof deflated, "%s/dv_bench_calvin_z_XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -163,34 +155,41 @@ int dv_bench_calvin(int argc, char **argv) {
     if (!user_dir) {
         if (!mkdtemp(stored) || !mkdtemp(deflated)) { perror("bench calvin: mkdtemp"); return 1; }
         double t = dv_bench_now();
-        if (write_split(stored, false, err, sizeof err) || write_split(deflated, true, err, sizeof err)) {
+        if (write_split(stored, episodes, false, err, sizeof err) || write_split(deflated, episodes, true, err, sizeof err)) {
             fprintf(stderr, "bench calvin: writing the synthetic split: %s\n", err);
             goto done;
         }
-        printf("synthetic split: %d frames (200x200 + 84x84 cameras), %d windows, written twice (stored, deflated) in %.1f s\n",
-               NFRAMES, NWIN, dv_bench_now() - t);
+        printf("synthetic split (dualvla calvin-synth): %d episodes x 64 frames, 200x200 + 84x84 cameras, "
+               "written stored and deflated in %.1f s\n", episodes, dv_bench_now() - t);
     }
-    if (dv_calvin_open(user_dir ? user_dir : stored, &d, err, sizeof err) ||
-        (!user_dir && dv_calvin_open(deflated, &dz, err, sizeof err))) {
+    snprintf(split, sizeof split, "%s/training", stored);
+    snprintf(splitz, sizeof splitz, "%s/training", deflated);
+    if (dv_calvin_open(user_dir ? user_dir : split, &d, err, sizeof err) ||
+        (!user_dir && dv_calvin_open(splitz, &dz, err, sizeof err))) {
         fprintf(stderr, "bench calvin: %s\n", err);
         goto done;
     }
-    int64_t nframes = user_dir ? 0 : NFRAMES;
     if (!user_dir) {
-        double dec, decz, mb = decode_rate(d, nframes, &dec), mbz = decode_rate(dz, nframes, &decz);
-        printf("npz decode (1 thread): stored %.0f MB/s of files (%.0f MB/s of arrays), deflated %.0f MB/s of files (%.0f MB/s of arrays)\n",
-               mb, dec, mbz, decz);
+        int64_t first, last, tmp_s;
+        dv_calvin_episode_bounds(d, 0, &first, &tmp_s);
+        dv_calvin_episode_bounds(d, dv_calvin_num_episodes(d) - 1, &tmp_s, &last);
+        double dec, decz, mb = decode_rate(d, first, last, &dec), mbz = decode_rate(dz, first, last, &decz);
+        printf("npz decode (1 thread, dv_calvin_frame_load): np.savez %.0f MB/s of files (%.0f MB/s of arrays), "
+               "np.savez_compressed %.0f MB/s of files (%.0f MB/s of arrays)\n", mb, dec, mbz, decz);
     }
     int nb3 = quick ? 4 : 12, nbd = quick ? 2 : 6;
-    double r3 = loader_rate(d, DV_CALVIN_3DDA, 15, threads, nb3);
-    double rd = loader_rate(d, DV_CALVIN_DIT, 64, threads, nbd);
-    printf("3DDA batches (B=15, 2 cameras 160x160 RGB + points, augmented): %.0f samples/s = %.1f batches/s with %d threads\n",
-           r3, r3 / 15, threads);
-    printf("DiT  batches (B=64, 224x224 RGB x2 + depth x2, latency aug.):   %.0f samples/s = %.1f batches/s with %d threads\n",
-           rd, rd / 64, threads);
-    printf("target: loading >= 10x the policy's training-step rate. The policies are not built into build/bench,\n"
-           "so their step is not measured here: 3DDA loading stays 10x ahead of any training step slower than %.0f ms\n"
-           "(B=15), DiT loading of any step slower than %.0f ms (B=64). Compare with build/dualvla train's step time.\n",
+    double c3, cd;
+    double r3 = loader_rate(d, DV_CALVIN_3DDA, 15, threads, nb3, &c3);
+    double rd = loader_rate(d, DV_CALVIN_DIT, 64, threads, nbd, &cd);
+    printf("3DDA batches (B=15: 2 cameras 160x160 RGB + points, history, 20-pose trajectory, augmented): "
+           "%.0f samples/s = %.2f batches/s, %d threads; %.2f CPU-ms per sample\n", r3, r3 / 15, threads, c3);
+    printf("DiT  batches (B=64: 224x224 RGB x2 + depth x2, chunk 8, latency augmentation):              "
+           "%.0f samples/s = %.2f batches/s, %d threads; %.2f CPU-ms per sample\n", rd, rd / 64, threads, cd);
+    double pd = peer ? dit_train_rate(d, quick ? 2 : 8, quick ? 1 : 2) : 0;
+    if (peer) printf("peer: DiT training (\"paper\" preset, loss + backward, B=%d, this CPU): %.1f samples/s -> "
+           "DiT loading / DiT training = %.0fx (target >= 10x)\n", quick ? 2 : 8, pd, pd > 0 ? rd / pd : 0);
+    printf("3D Diffuser Actor is not built into build/bench: its loading stays >= 10x ahead of any training step "
+           "slower than %.0f ms at B=15 (DiT: %.0f ms at B=64)\n",
            r3 > 0 ? 10 * 15 / r3 * 1e3 : 0, rd > 0 ? 10 * 64 / rd * 1e3 : 0);
     rc = 0;
 done:

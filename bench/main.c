@@ -22,7 +22,7 @@ static const struct {
     {"attention", dv_bench_attention,
      "fused attention vs the unfused op-by-op path [--threads N] [--quick]"},
     {"adamw", dv_bench_adamw, "fused AdamW update GB/s vs memcpy [--threads N]"},
-    {"calvin", dv_bench_calvin, "CALVIN loader samples/s (3DDA B=15, DiT B=64), npz MB/s [--threads N] [--quick] [--dir SPLIT]"},
+    {"calvin", dv_bench_calvin, "CALVIN loader samples/s (3DDA B=15, DiT B=64), npz MB/s [--threads N] [--quick] [--dir SPLIT] [--no-peer]"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

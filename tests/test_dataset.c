@@ -227,7 +227,7 @@ TEST(calvin_dataset_open) {
     if (!d) return;
     CHECK(dv_calvin_num_episodes(d) == 2);
     int64_t s, e;
-    dv_calvin_episode(d, 1, &s, &e);
+    dv_calvin_episode_bounds(d, 1, &s, &e);
     CHECK(s == 100 && e == 129);
     CHECK(dv_calvin_num_annotations(d) == TINY_NANN);
     for (int i = 0; i < TINY_NANN; i++) {

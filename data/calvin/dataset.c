@@ -434,8 +434,8 @@ const dv_calvin_ann *dv_calvin_annotation(const dv_calvin *d, int64_t i) {
     return &d->ann[i];
 }
 
-void dv_calvin_episode(const dv_calvin *d, int64_t i, int64_t *start, int64_t *end) {
-    DV_ASSERT(i >= 0 && i < d->n_ep, "dv_calvin_episode: index %lld outside [0, %lld)", (long long)i,
+void dv_calvin_episode_bounds(const dv_calvin *d, int64_t i, int64_t *start, int64_t *end) {
+    DV_ASSERT(i >= 0 && i < d->n_ep, "dv_calvin_episode_bounds: index %lld outside [0, %lld)", (long long)i,
               (long long)d->n_ep);
     *start = d->ep[2 * i];
     *end = d->ep[2 * i + 1];

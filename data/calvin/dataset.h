@@ -54,7 +54,8 @@ const char *dv_calvin_dir(const dv_calvin *d);
 int64_t dv_calvin_num_annotations(const dv_calvin *d);
 const dv_calvin_ann *dv_calvin_annotation(const dv_calvin *d, int64_t i);
 int64_t dv_calvin_num_episodes(const dv_calvin *d);
-void dv_calvin_episode(const dv_calvin *d, int64_t i, int64_t *start, int64_t *end);
+/* first and last frame id of episode i (named _bounds: synth.h's dv_calvin_episode is a type) */
+void dv_calvin_episode_bounds(const dv_calvin *d, int64_t i, int64_t *start, int64_t *end);
 
 /* statistics.yaml, when the split has one: `key` is a top-level key ("robot_obs",
  * "act_min_bound"), `field` a field of its (first) entry ("mean", "std") or NULL for a list
