@@ -1,4 +1,4 @@
-/* tests/test_fuzz_formats.c — the .npy / .npz / pickle readers on broken input: every small
+/* tests/test_fuzz_formats.c — the .npy / .npz / pickle / YAML readers on broken input: every small
  * fixture truncated at every byte offset, and mutated a few bytes at a time at seeded random
  * places. Each parse must return an error or succeed — never crash, never read out of
  * bounds (run it under `make test-asan` to have the second checked). What a successful parse
@@ -8,6 +8,7 @@
  * AddressSanitizer: DV_FUZZ_SCALE=200 ./build-asan/test fuzz_
  */
 #include "data/calvin/pickle.h"
+#include "data/calvin/yaml.h"
 #include "tests/test.h"
 
 #include <stdlib.h>
@@ -74,7 +75,16 @@ static void touch_obj(const dv_pyobj *o, int depth, int *budget) {
     }
 }
 
-typedef enum { K_NPY, K_NPZ, K_PICKLED_NPY, K_PICKLE } kind;
+static void touch_yaml(const dv_yaml *y, int depth) {
+    if (!y || depth > 200) return;
+    if (y->type == DV_YAML_SCALAR) g_sink += strlen(y->str);
+    for (int i = 0; i < y->n; i++) {
+        if (y->type == DV_YAML_MAP) g_sink += strlen(y->keys[i]);
+        touch_yaml(y->items[i], depth + 1);
+    }
+}
+
+typedef enum { K_NPY, K_NPZ, K_PICKLED_NPY, K_PICKLE, K_YAML } kind;
 
 /* parse one image; returns 0 when everything in it parsed */
 static int parse(kind k, const uint8_t *b, size_t n) {
@@ -94,6 +104,10 @@ static int parse(kind k, const uint8_t *b, size_t n) {
             else rc = -1;
         }
         if (z || rc == 0) dv_npz_close(z);
+    } else if (k == K_YAML) {
+        dv_yaml_doc *d;
+        rc = dv_yaml_parse((const char *)b, n, "fuzz.yaml", &d, err, sizeof err);
+        if (rc == 0) touch_yaml(dv_yaml_root(d), 0), dv_yaml_free(d);
     } else {
         dv_pyarena *a = dv_pyarena_new();
         dv_pyobj *o;
@@ -123,9 +137,9 @@ static void fuzz(const char *file, kind k, int mutations) {
         ok += parse(k, t, cut) == 0;
         free(t);
     }
-    /* a truncated npy/npz/pickle can never be complete (a pickle needs its STOP, an npz
+    /* a truncated npy/npz/pickle can never be complete (a truncated YAML file often is) (a pickle needs its STOP, an npz
      * its end record, an npy its data) */
-    CHECK_MSG(ok == 0, "%s: %d truncated images parsed", file, ok);
+    if (k != K_YAML) CHECK_MSG(ok == 0, "%s: %d truncated images parsed", file, ok);
     static const uint8_t special[] = {0x00, 0xff, 0x7f, 0x80, 0x01, 0xfe};
     const char *scale = getenv("DV_FUZZ_SCALE");
     if (scale && atoi(scale) > 1) mutations *= atoi(scale);
@@ -164,4 +178,8 @@ TEST(fuzz_pickle) {
     fuzz(REF "fuzz_mix_p5.pkl", K_PICKLE, 1500);
     fuzz(REF "fuzz_arrays_p2.pkl", K_PICKLE, 1500);
     fuzz(REF "fuzz_arrays_p5.pkl", K_PICKLE, 1500);
+}
+
+TEST(fuzz_yaml) {
+    fuzz(REF "statistics.yaml", K_YAML, 3000);
 }

@@ -10,6 +10,7 @@ C order) of a numeric array is value(dtype, i) below, mirrored in tests/test_npy
 Outputs go to tests/reference/npy/ (a few tens of KiB in all).
 """
 import io
+import math
 import os
 import pickle
 import zipfile
@@ -76,6 +77,33 @@ def pickle_mix(long=True):
         "long_list": list(range(1500 if long else 3)),  # more than one APPENDS batch
         "long_str": "x" * (300 if long else 3),         # BINUNICODE rather than SHORT_BINUNICODE
     }
+
+
+def statistics_yaml():
+    """a statistics.yaml in CALVIN's layout (robot_obs / scene_obs NormalizeVector entries,
+    action bounds), written by hand in the styles found in the wild: flow lists over several
+    lines, block lists, comments, quotes; plus extra keys exercising the rest of the subset.
+    Values are made up (deterministic)."""
+    def nums(n, k):
+        return [round(math.sin(k * 7.1 + i * 1.3) * (1 + i % 4), 6) for i in range(n)]
+
+    def flow(v, per_line=5, indent=6):
+        rows = [", ".join(repr(x) for x in v[i:i + per_line]) for i in range(0, len(v), per_line)]
+        return "[" + (",\n" + " " * indent).join(rows) + "]"
+
+    rm, rs, sm, ss = nums(15, 1), [abs(x) + 0.01 for x in nums(15, 2)], nums(24, 3), [abs(x) + 0.01 for x in nums(24, 4)]
+    lo, hi = nums(7, 5), nums(7, 6)
+    t = "# statistics of the training split (made up)\n---\n"
+    t += "robot_obs:\n  - _target_: calvin_agent.utils.transforms.NormalizeVector\n"
+    t += "    mean: " + flow(rm) + "\n    std: " + flow(rs, 4, 10) + "   # per dimension\n"
+    t += "scene_obs:\n- _target_: 'calvin_agent.utils.transforms.NormalizeVector'\n  mean:\n"
+    t += "".join("  - %r\n" % x for x in sm) + "  std:\n" + "".join("    - %r\n" % x for x in ss)
+    t += "act_min_bound: " + flow(lo, 10) + "\n"
+    t += "act_max_bound: [" + ", ".join("%r" % x for x in hi) + ",]  # trailing comma\n"
+    t += "extra:\n  flow_map: {a: 1, b: [2, 3], 'c d': \"e#f\"}\n  empty:\n  nothing: ~\n"
+    t += "  flag: true\n  exp: [1e-3, -2.5E+2, .5, -.inf]\n  text: \"tab\\there \\u00e9\"\n"
+    t += "  nested:\n    - - 1\n      - 2\n    - [3, [4, 5]]\n"
+    return t
 
 
 def main():
@@ -163,6 +191,22 @@ def main():
     # a pickle that must be refused: it names a global outside numpy's array machinery
     with open(os.path.join(OUT, "evil_p3.pkl"), "wb") as f:
         f.write(b"\x80\x03cos\nsystem\nX\x04\x00\x00\x00echoq\x00\x85q\x01Rq\x02.")
+    # statistics.yaml: checked by PyYAML, and the numbers it reads written to an npz for the C test
+    text = statistics_yaml()
+    with open(os.path.join(OUT, "statistics.yaml"), "w") as f:
+        f.write(text)
+    import yaml
+    d = yaml.safe_load(text)
+    expected = {
+        "robot_obs.0.mean": d["robot_obs"][0]["mean"], "robot_obs.0.std": d["robot_obs"][0]["std"],
+        "scene_obs.0.mean": d["scene_obs"][0]["mean"], "scene_obs.0.std": d["scene_obs"][0]["std"],
+        "act_min_bound": d["act_min_bound"], "act_max_bound": d["act_max_bound"],
+        "extra.exp": d["extra"]["exp"], "extra.flow_map.b": d["extra"]["flow_map"]["b"],
+    }
+    np.savez(os.path.join(OUT, "statistics_expected.npz"), **{k: np.array(v, np.float64) for k, v in expected.items()})
+    # the same dict as PyYAML writes it in block style (what OmegaConf.save looks like)
+    with open(os.path.join(OUT, "statistics_block.yaml"), "w") as f:
+        yaml.safe_dump(d, f, default_flow_style=False)
     total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
     print("wrote %d files, %d bytes, into %s" % (len(os.listdir(OUT)), total, OUT))
 
