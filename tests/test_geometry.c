@@ -236,6 +236,20 @@ TEST(geometry_rotation_round_trips) {
     CHECK(el[2] == 0);
 }
 
+TEST(geometry_zbuffer_depth) {
+    dv_calvin_camera cam;
+    dv_calvin_camera_config_reset();
+    dv_calvin_static_camera(&cam);
+    CHECK_CLOSE(dv_calvin_zbuffer_to_depth(&cam, 0.0), 0.01, 1e-12);
+    CHECK_CLOSE(dv_calvin_zbuffer_to_depth(&cam, 1.0), 10.0, 1e-12);
+    for (double d = 0.02; d < 10; d *= 1.7) CHECK_CLOSE(dv_calvin_zbuffer_to_depth(&cam, dv_calvin_depth_to_zbuffer(&cam, d)), d, 1e-12);
+    /* the z-buffer is the window depth of the projection: NDC z = P·(x, y, -d, 1), mapped to [0, 1] */
+    double P[16], d = 3.7;
+    dv_camera_projection_matrix(&cam, P);
+    double zc = P[10] * -d + P[14], wc = P[11] * -d;
+    CHECK_CLOSE((zc / wc + 1) / 2, dv_calvin_depth_to_zbuffer(&cam, d), 1e-12);
+}
+
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f) { CHECK_MSG(0, "cannot write %s", path); return; }

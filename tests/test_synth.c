@@ -389,6 +389,10 @@ TEST(synth_dataset_on_disk) {
     snprintf(a, sizeof a, "%s/training/episode_0000000.npz", dir);
     snprintf(b, sizeof b, "%s/training/episode_0000000.npz", dir2);
     CHECK(!same_file(a, b));
+    /* a file where DIR should be */
+    char file[600];
+    snprintf(file, sizeof file, "%s/training/statistics.yaml", dir2);
+    CHECK(dv_calvin_synth(file, &o, &rep, err, sizeof err) == -1 && strstr(err, "not a directory"));
     /* bad options */
     o.frames_per_episode = 8;
     CHECK(dv_calvin_synth(dir2, &o, &rep, err, sizeof err) == -1 && strstr(err, "frames-per-episode"));

@@ -28,7 +28,7 @@ static void usage(FILE *f) {
             "  --val-episodes V          of which validation (default max(1, N/10) for N >= 2)\n"
             "  --compress                deflate the npz members (np.savez_compressed), slower\n"
             "  --force                   write into a non-empty DIR (files of the same name are replaced)\n"
-            "  --threads T               render/write threads (default: OpenMP's)\n"
+            "  --threads T               render/write threads (default: max(4, OpenMP's))\n"
             "  --camera-config FILE      camera overrides (see data/calvin/geometry.c)\n");
 }
 

@@ -253,6 +253,16 @@ double dv_camera_focal(const dv_calvin_camera *cam) {
     return cam->height / (2.0 * tan(cam->fov_deg * M_PI / 360.0));
 }
 
+double dv_calvin_zbuffer_to_depth(const dv_calvin_camera *cam, double zbuf) {
+    double n = cam->near_, f = cam->far_;
+    return f * n / (f - (f - n) * zbuf);
+}
+
+double dv_calvin_depth_to_zbuffer(const dv_calvin_camera *cam, double depth) {
+    double n = cam->near_, f = cam->far_;
+    return (f - f * n / depth) / (f - n);
+}
+
 /* the principal point in the camera's pixel convention: x_cam = (u - cx)·z/f */
 static void principal_point(const dv_calvin_camera *cam, double *cx, double *cy) {
     if (cam->pixel_centers) { *cx = cam->width / 2.0 - 0.5; *cy = cam->height / 2.0 - 0.5; }

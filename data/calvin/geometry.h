@@ -62,6 +62,11 @@ void dv_camera_axes(const dv_calvin_camera *cam, double s[3], double u[3], doubl
 /* focal length in pixels, H / (2 tan(fov/2)) */
 double dv_camera_focal(const dv_calvin_camera *cam);
 
+/* PyBullet's z-buffer value (0 at near, 1 at far) ↔ metric depth, as calvin_env converts it:
+ * depth = far·near / (far − (far − near)·zbuf) */
+double dv_calvin_zbuffer_to_depth(const dv_calvin_camera *cam, double zbuf);
+double dv_calvin_depth_to_zbuffer(const dv_calvin_camera *cam, double depth);
+
 /* metric depth (H, W) → world-frame points (H, W, 3); pixel (0, 0) is the top-left of the
  * image as stored in the dataset */
 void dv_calvin_depth_to_points(const dv_calvin_camera *cam, const float *depth, float *xyz);

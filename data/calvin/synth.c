@@ -531,8 +531,9 @@ static int mkdir_p(const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-/* -1 when dir exists and holds anything, 0 when missing or empty */
-static int dir_is_empty(const char *dir) {
+/* 0 when dir is missing or an empty directory, 1 when it holds anything, -1 when it is not a
+ * directory (or cannot be read) */
+static int dir_state(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : -1;
     struct dirent *e;
@@ -540,7 +541,7 @@ static int dir_is_empty(const char *dir) {
     while ((e = readdir(d)))
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
     closedir(d);
-    return n ? -1 : 0;
+    return n ? 1 : 0;
 }
 
 static int64_t file_size(const char *path) {
@@ -659,7 +660,8 @@ static int write_split(const char *dir, const char *name, dv_calvin_synth_episod
     dv_calvin_static_camera(&cs);
     dv_calvin_gripper_camera_at((const double[3]){0, 0, 0}, (const double[3]){0, 0, 0}, &cg);
     const size_t npix_s = (size_t)cs.width * cs.height, npix_g = (size_t)cg.width * cg.height;
-    const int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
+    /* writing is mostly waiting for fsync: a few more threads than cores overlap it */
+    const int nthreads = o->threads > 0 ? o->threads : (omp_get_max_threads() > 4 ? omp_get_max_threads() : 4);
 #pragma omp parallel num_threads(nthreads) reduction(+ : written)
     {
         /* per-thread image buffers */
@@ -777,7 +779,9 @@ int dv_calvin_synth(const char *dir, const dv_calvin_synth_opts *o, dv_calvin_sy
     if (nval < 0) nval = o->episodes >= 2 ? (o->episodes / 10 > 1 ? o->episodes / 10 : 1) : 0;
     if (nval >= o->episodes) return ERRF("--val-episodes %d leaves no training episode of %d", nval, o->episodes);
     int ntrain = o->episodes - nval;
-    if (!o->force && dir_is_empty(dir)) return ERRF("%s: exists and is not empty (--force writes into it)", dir);
+    int st = dir_state(dir);
+    if (st < 0) return ERRF("%s: not a directory that can be read: %s", dir, strerror(errno));
+    if (st > 0 && !o->force) return ERRF("%s: exists and is not empty (--force writes into it)", dir);
     if (mkdir_p(dir, err, errlen)) return -1;
 
     dv_calvin_synth_episode *eps = calloc(o->episodes, sizeof *eps);

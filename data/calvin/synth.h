@@ -59,7 +59,7 @@ typedef struct {
     uint64_t seed;
     bool compress;           /* np.savez_compressed (like the released dataset) vs np.savez */
     bool force;              /* write into a non-empty DIR */
-    int threads;             /* 0: OpenMP's default */
+    int threads;             /* 0: max(4, OpenMP's default) (writing waits on fsync) */
 } dv_calvin_synth_opts;
 
 void dv_calvin_synth_defaults(dv_calvin_synth_opts *o);
