@@ -333,7 +333,7 @@ TEST(synth_dataset_on_disk) {
         CHECK(dv_calvin_num_episodes(d) == (sp ? 1 : 2) && dv_calvin_num_annotations(d) == (sp ? 1 : 2));
         const dv_calvin_ann *an = dv_calvin_annotation(d, 0);
         int64_t es, ee;
-        dv_calvin_episode(d, 0, &es, &ee);
+        dv_calvin_episode_bounds(d, 0, &es, &ee);
         CHECK(an && an->start == es + 1 && an->end == ee && dv_calvin_synth_task_find(an->task) >= 0);
         dv_calvin_frame fr;
         if (dv_calvin_frame_load(d, an->start, &fr, err, sizeof err)) CHECK_MSG(0, "frame load: %s", err);
