@@ -458,9 +458,9 @@ int dv_calvin_synth_episode_make(uint64_t seed, int index, int frames, int task,
     /* step through the frames */
     double scene[24], width = WIDTH_OPEN, last_grip = 1;
     memcpy(scene, pl.scene, sizeof scene);
-    for (int t_ = 0; t_ < frames; t_++) {
-        const double *P = pose[t_];
-        float *ro = ep->robot_obs[t_];
+    for (int fi = 0; fi < frames; fi++) {
+        const double *P = pose[fi];
+        float *ro = ep->robot_obs[fi];
         ro[0] = (float)P[0]; ro[1] = (float)P[1]; ro[2] = (float)P[2];
         ro[3] = (float)wrap_pi(pl.tilt[0]); ro[4] = (float)pl.tilt[1]; ro[5] = (float)wrap_pi(P[3]);
         ro[6] = (float)width;
@@ -468,24 +468,24 @@ int dv_calvin_synth_episode_make(uint64_t seed, int index, int frames, int task,
         for (int j = 0; j < 7; j++)
             ro[7 + j] = (float)(q_home[j] + q_gain[j][0] * d[0] + q_gain[j][1] * d[1] + q_gain[j][2] * d[2] + q_gain[j][3] * d[3]);
         ro[14] = (float)last_grip;
-        for (int k = 0; k < 24; k++) ep->scene_obs[t_][k] = (float)(k >= 6 && (k - 6) % 6 >= 3 ? wrap_pi(scene[k]) : scene[k]);
+        for (int k = 0; k < 24; k++) ep->scene_obs[fi][k] = (float)(k >= 6 && (k - 6) % 6 >= 3 ? wrap_pi(scene[k]) : scene[k]);
 
         /* the action: the next pose (the last frame holds its own) */
-        const double *Q = t_ + 1 < frames ? pose[t_ + 1] : P;
-        int g = t_ + 1 < frames ? grip[t_] : (int)last_grip;
-        float *ac = ep->actions[t_];
+        const double *Q = fi + 1 < frames ? pose[fi + 1] : P;
+        int g = fi + 1 < frames ? grip[fi] : (int)last_grip;
+        float *ac = ep->actions[fi];
         ac[0] = (float)Q[0]; ac[1] = (float)Q[1]; ac[2] = (float)Q[2];
         ac[3] = (float)wrap_pi(pl.tilt[0]); ac[4] = (float)pl.tilt[1]; ac[5] = (float)wrap_pi(Q[3]);
         ac[6] = (float)g;
-        dv_calvin_rel_action(ac, ro, ep->rel_actions[t_]);
-        if (t_ + 1 == frames) break;
+        dv_calvin_rel_action(ac, ro, ep->rel_actions[fi]);
+        if (fi + 1 == frames) break;
 
         /* apply it: the gripper width, then whatever is attached follows the TCP */
-        double wt = g > 0 ? WIDTH_OPEN : gw[t_];
+        double wt = g > 0 ? WIDTH_OPEN : gw[fi];
         width = width < wt ? fmin(wt, width + WIDTH_RATE) : fmax(wt, width - WIDTH_RATE);
         double dx = Q[0] - P[0], dy = Q[1] - P[1], dz = Q[2] - P[2], dyaw = Q[3] - P[3];
         double *b = t->block >= 0 ? scene + 6 + 6 * t->block : NULL;
-        switch (att[t_]) {
+        switch (att[fi]) {
         case ATT_DRAWER: scene[1] = clampd(scene[1] - dy, 0, DV_CALVIN_DRAWER_MAX); break;
         case ATT_SLIDER: scene[0] = clampd(scene[0] - dx, 0, DV_CALVIN_SLIDER_MAX); break;
         case ATT_PUSH: b[0] += dx; break;
