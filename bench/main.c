@@ -23,6 +23,7 @@ static const struct {
      "fused attention vs the unfused op-by-op path [--threads N] [--quick]"},
     {"adamw", dv_bench_adamw, "fused AdamW update GB/s vs memcpy [--threads N]"},
     {"calvin", dv_bench_calvin, "CALVIN loader samples/s (3DDA B=15, DiT B=64), npz MB/s [--threads N] [--quick] [--dir SPLIT] [--no-peer]"},
+    {"dit", dv_bench_dit, "DiT specialist: chunk latency and training step vs PyTorch [--batch B] [--no-torch]"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -15,6 +15,10 @@ Cases (keys):
 for tag "tp" (tiny preset, paper switches, x0 prediction) and "tr" (tiny preset with the
 released switches, epsilon prediction).
 
+The "tr" model stores only the parameters it does not share with "tp" (every parameter is
+drawn from a generator seeded by its name, so shared names have equal values).
+bench/dit_torch.py imports the modules below to time the same network in float32.
+
 Run: /usr/bin/python3 tests/reference/gen_dit.py   (torch 1.13, numpy)
 """
 import math
@@ -29,7 +33,6 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 import fixture  # noqa: E402
 
-torch.set_default_dtype(torch.float64)  # reference in f64; written as f32
 
 
 # ---- sensory encoders -------------------------------------------------------------------------
@@ -47,7 +50,7 @@ def sdpa(q, k, v, causal=False, mask=None):
     s = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     if causal:
         Tq, Tk = s.shape[-2:]
-        s = s.masked_fill(~torch.ones(Tq, Tk, dtype=torch.bool).tril(), float("-inf"))
+        s = s.masked_fill(~torch.ones(Tq, Tk, dtype=torch.bool, device=s.device).tril(), float("-inf"))
     if mask is not None:
         s = s.masked_fill(~mask[:, None, None, :], float("-inf"))
     return s.softmax(-1) @ v
@@ -207,7 +210,8 @@ def rope_interleaved(x, rot):
     T = x.shape[-2]
     inv = 1.0 / (10000 ** (torch.arange(0, rot, 2, dtype=torch.float64) / rot))
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None]          # (T, rot/2)
-    cos, sin = ang.cos().repeat_interleave(2, -1), ang.sin().repeat_interleave(2, -1)
+    cos = ang.cos().repeat_interleave(2, -1).to(x.dtype)
+    sin = ang.sin().repeat_interleave(2, -1).to(x.dtype)
     xr, xp = x[..., :rot], x[..., rot:]
     x1, x2 = xr[..., 0::2], xr[..., 1::2]
     rh = torch.stack([-x2, x1], -1).flatten(-2)
@@ -255,7 +259,8 @@ def t_features(t):
     half = 128
     freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
     a = t[:, None].float() * freqs[None]
-    return torch.cat([torch.cos(a.double()), torch.sin(a.double())], -1)
+    dt = torch.get_default_dtype()
+    return torch.cat([torch.cos(a.to(dt)), torch.sin(a.to(dt))], -1)
 
 
 class Model(nn.Module):  # "model.*"
@@ -323,7 +328,7 @@ class Policy(nn.Module):
         m, cfg = s.model, s.cfg
         ga, g, ctx, n_obs = enc
         x = m.x_embedder(torch.cat([ga, x_t], -1))
-        keep = (~drop).double()[:, None]
+        keep = (~drop).to(x.dtype)[:, None]
         mask = None
         if cfg["drop_latent_tokens"]:
             mask = torch.ones(x.shape[0], ctx.shape[1], dtype=torch.bool)
@@ -445,6 +450,7 @@ def gen_model(out, tag, released, seed):
 
 
 def main():
+    torch.set_default_dtype(torch.float64)  # reference in f64; written as f32
     out = {}
     pol = gen_model(out, "tp", False, 1)
     gen_model(out, "tr", True, 2)

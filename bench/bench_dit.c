@@ -1,0 +1,177 @@
+/* bench/bench_dit.c — `bench dit [--preset paper] [--batch 64] [--threads N] [--no-torch]`:
+ * the DiT specialist (models/dit) end to end, beside the same network in PyTorch.
+ *
+ *   infer   batch 1, one full action chunk: RGB ViT + depth ViT + resamplers + latent adapter
+ *           (dv_dit_encode, once per chunk), then 5 DDIM steps, each one batched pass of the
+ *           conditional and unconditional inputs (CFG 3): dv_dit_sample. Best of several runs.
+ *   train   batch B (64): dv_dit_loss (encode, noise, denoise, MSE) + backward + AdamW step.
+ *           Best of 2 runs after a warm-up; peak memory = the allocator's peak during one step
+ *           above what was live before it (parameters, AdamW state and inputs not counted).
+ * The peer is bench/dit_torch.py (torch 1.13 from /usr/bin/python3, float32, the same number of
+ * threads), which builds the same network from tests/reference/gen_dit.py and times the same
+ * two jobs; its peak is the process's maximum RSS (everything, including the weights), so the
+ * two memory figures are not like for like. Without /usr/bin/python3 or torch only our figures
+ * are printed, with a note. Weights are random in both (speed does not depend on them).
+ * Not here: CUDA, the released preset's checkpoint (random weights of its shape: --preset).
+ */
+#include "bench/bench.h"
+#include "models/dit/model.h"
+#include "optim/optim.h"
+#include "tensor/ops.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    dv_dit *m;
+    dv_dit_inputs in;
+    dv_tensor *noise;
+} infer_ctx;
+
+static void infer_once(void *p) {
+    infer_ctx *c = p;
+    dv_tensor *x = dv_dit_sample(c->m, &c->in, c->noise, NULL);
+    dv_release(x);
+}
+
+static void encode_once(void *p) {
+    infer_ctx *c = p;
+    DV_NO_GRAD_BEGIN
+    dv_dit_cond_free(dv_dit_encode(c->m, &c->in));
+    DV_NO_GRAD_END
+}
+
+static dv_dit_inputs make_inputs(const dv_dit_config *c, int64_t B, dv_rng *rng) {
+    int64_t I = c->image_size;
+    dv_dit_inputs in = {0};
+    in.rgb_static = dv_rand(rng, DV_F32, DV_SHAPE(B, c->static_frames, 3, I, I));
+    in.rgb_gripper = c->use_gripper ? dv_rand(rng, DV_F32, DV_SHAPE(B, 3, I, I)) : NULL;
+    in.depth_static = c->use_depth ? dv_rand(rng, DV_F32, DV_SHAPE(B, 1, I, I)) : NULL;
+    in.depth_gripper = c->use_depth && c->use_gripper ? dv_rand(rng, DV_F32, DV_SHAPE(B, 1, I, I)) : NULL;
+    in.proprio = dv_randn(rng, DV_F32, DV_SHAPE(B, c->proprio_dim));
+    in.gen_actions = dv_rand(rng, DV_F32, DV_SHAPE(B, c->chunk, c->action_dim));
+    in.gen_latents = c->gen_latent_dim > 0
+        ? dv_randn(rng, DV_F32, DV_SHAPE(B, c->gen_latent_tokens, c->gen_latent_dim)) : NULL;
+    return in;
+}
+static void free_inputs(dv_dit_inputs *in) {
+    dv_release(in->rgb_static), dv_release(in->rgb_gripper), dv_release(in->depth_static);
+    dv_release(in->depth_gripper), dv_release(in->proprio), dv_release(in->gen_actions);
+    dv_release(in->gen_latents);
+}
+
+/* run the PyTorch peer; fills the three figures (negative when absent) */
+static int run_torch(const char *preset, int64_t B, int threads, double *inf, double *tr,
+                     double *rss) {
+    *inf = *tr = *rss = -1;
+    if (access("/usr/bin/python3", X_OK) != 0) {
+        printf("  (PyTorch peer skipped: no /usr/bin/python3)\n");
+        return -1;
+    }
+    if (access("bench/dit_torch.py", R_OK) != 0) {
+        printf("  (PyTorch peer skipped: run from the repository root, bench/dit_torch.py not found)\n");
+        return -1;
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=%d /usr/bin/python3 bench/dit_torch.py --preset %s --batch %lld "
+             "--threads %d 2>&1", threads, preset, (long long)B, threads);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    char line[512];
+    while (fgets(line, sizeof line, p)) {
+        if (sscanf(line, "torch_infer_s %lf", inf) == 1) continue;
+        if (sscanf(line, "torch_train_s %lf", tr) == 1) continue;
+        if (sscanf(line, "torch_peak_rss_mb %lf", rss) == 1) continue;
+        printf("  torch: %s", line);  /* e.g. an ImportError: shown, not hidden */
+    }
+    int rc = pclose(p);
+    if (*inf < 0) printf("  (PyTorch peer failed, exit status %d)\n", rc);
+    return *inf < 0 ? -1 : 0;
+}
+
+int dv_bench_dit(int argc, char **argv) {
+    const char *preset = "paper";
+    int64_t B = 64;
+    bool torch = true;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--no-torch")) torch = false;
+    }
+    int threads = dv_bench_threads_arg(argc, argv);
+    if (threads > 0) omp_set_num_threads(threads);
+    threads = omp_get_max_threads();
+    char err[256];
+    dv_dit_config cfg;
+    if (dv_dit_config_preset(&cfg, preset, err, sizeof err)) {
+        fprintf(stderr, "bench dit: %s\n", err);
+        return 1;
+    }
+    if (strcmp(preset, "paper")) torch = false;  /* the peer builds the paper network only */
+    dv_rng rng = dv_rng_new(0);
+    dv_dit *m = dv_dit_new(&cfg, &rng);
+    printf("bench dit: preset %s, %d threads, f32, random weights (machine shared with other jobs: "
+           "figures are noisy)\n", preset, threads);
+    dv_dit_print_summary(m, stdout);
+
+    /* inference: batch 1 */
+    infer_ctx ic = {m, make_inputs(&cfg, 1, &rng), NULL};
+    ic.noise = dv_randn(&rng, DV_F32, DV_SHAPE(1, cfg.chunk, cfg.action_dim));
+    double t_inf = dv_bench_time(infer_once, &ic, 3.0);
+    double t_enc = dv_bench_time(encode_once, &ic, 1.0);
+
+    /* training: batch B, loss + backward + AdamW */
+    dv_dit_inputs tin = make_inputs(&cfg, B, &rng);
+    dv_tensor *actions = dv_rand(&rng, DV_F32, DV_SHAPE(B, cfg.chunk, cfg.action_dim));
+    dv_params ps = {0};
+    dv_reg_trainable(dv_dit_registry(m), &ps);
+    dv_adamw *opt = dv_adamw_new();
+    dv_adamw_config oc = dv_adamw_config_default();
+    oc.lr = 1e-4, oc.weight_decay = 1e-3;
+    dv_adamw_add_group(opt, &ps, oc);
+    double t_tr = 1e30;
+    int64_t peak = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        dv_alloc_stats before = dv_alloc_get_stats();
+        dv_alloc_reset_peak();
+        double t0 = dv_bench_now();
+        dv_tensor *loss = dv_dit_loss(m, &tin, actions, &rng);
+        dv_backward(loss);
+        dv_release(loss);
+        dv_adamw_step(opt, 1.0);
+        dv_optim_zero_grad(&ps);
+        double dt = dv_bench_now() - t0;
+        dv_alloc_stats after = dv_alloc_get_stats();
+        if (rep > 0 && dt < t_tr) t_tr = dt;   /* rep 0 warms the caches and the AdamW state */
+        if (rep > 0) peak = after.peak_bytes - before.live_bytes;
+    }
+
+    double p_inf, p_tr, p_rss;
+    int have = torch ? run_torch(preset, B, threads, &p_inf, &p_tr, &p_rss) : -1;
+    if (!torch) printf("  (PyTorch peer not run)\n");
+    printf("dit infer  batch 1, 1 chunk (encoders + %d DDIM steps, CFG batched): dualvla %8.1f ms",
+           cfg.infer_steps, t_inf * 1e3);
+    if (have == 0) printf("   pytorch %8.1f ms   speedup %.2fx", p_inf * 1e3, p_inf / t_inf);
+    printf("\n");
+    printf("dit infer  of which the conditioning (encoders, resamplers, K/V once per chunk): "
+           "%.1f ms, the %d guided steps: %.1f ms\n", t_enc * 1e3, cfg.infer_steps, (t_inf - t_enc) * 1e3);
+    printf("dit train  batch %lld, loss + backward + AdamW:              dualvla %8.1f ms",
+           (long long)B, t_tr * 1e3);
+    if (have == 0) printf("   pytorch %8.1f ms   speedup %.2fx", p_tr * 1e3, p_tr / t_tr);
+    printf("\n");
+    printf("dit train  peak memory of one step (dv allocator, above live): %.1f MiB",
+           peak / 1048576.0);
+    if (have == 0) printf("   pytorch process max RSS %.1f MiB (everything)", p_rss);
+    printf("\n");
+
+    dv_adamw_free(opt);
+    dv_params_free(&ps);
+    dv_release(actions), dv_release(ic.noise);
+    free_inputs(&tin), free_inputs(&ic.in);
+    dv_dit_free(m);
+    return 0;
+}
