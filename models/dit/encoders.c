@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "nn/attention.h"
+#include "nn/bias_act.h"
 #include "tensor/ops.h"
 
 /* (B, T, H*D) -> (B, H, T, D) view */
@@ -115,8 +116,7 @@ dv_tensor *dv_dit_vit_forward(const dv_dit_vit *v, dv_tensor *img) {
         h = dv_pool_add(&pool, dv_nn_linear_forward(&L->to_out, h));
         x = dv_pool_add(&pool, dv_add(x, h));
         h = dv_pool_add(&pool, dv_nn_layer_norm_forward(&L->ff_norm, x));
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&L->ff1, h));
-        h = dv_pool_add(&pool, dv_gelu(h));
+        h = dv_pool_add(&pool, dv_linear_act(h, L->ff1.weight, L->ff1.bias, DV_BIAS_ACT_GELU));
         h = dv_pool_add(&pool, dv_nn_linear_forward(&L->ff2, h));
         x = dv_pool_add(&pool, dv_add(x, h));
     }
@@ -178,8 +178,7 @@ dv_tensor *dv_dit_rgb_vit_forward(const dv_dit_rgb_vit *v, dv_tensor *img) {
         h = dv_pool_add(&pool, dv_nn_linear_forward(&L->proj, h));
         x = dv_pool_add(&pool, dv_add(x, h));
         h = dv_pool_add(&pool, dv_nn_layer_norm_forward(&L->norm2, x));
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&L->fc1, h));
-        h = dv_pool_add(&pool, dv_gelu(h));
+        h = dv_pool_add(&pool, dv_linear_act(h, L->fc1.weight, L->fc1.bias, DV_BIAS_ACT_GELU));
         h = dv_pool_add(&pool, dv_nn_linear_forward(&L->fc2, h));
         x = dv_pool_add(&pool, dv_add(x, h));
     }
@@ -243,8 +242,7 @@ dv_tensor *dv_dit_perceiver_forward(const dv_dit_perceiver *p, dv_tensor *x) {
     o = dv_pool_add(&pool, dv_nn_linear_forward(&p->to_out, o));
     lat = dv_pool_add(&pool, dv_add(o, lat));
     dv_tensor *h = dv_pool_add(&pool, dv_nn_layer_norm_forward(&p->ff_norm, lat));
-    h = dv_pool_add(&pool, dv_nn_linear_forward(&p->ff1, h));
-    h = dv_pool_add(&pool, dv_gelu(h));
+    h = dv_pool_add(&pool, dv_linear_act(h, p->ff1.weight, p->ff1.bias, DV_BIAS_ACT_GELU));
     h = dv_pool_add(&pool, dv_nn_linear_forward(&p->ff2, h));
     lat = dv_pool_add(&pool, dv_add(h, lat));
     lat = dv_pool_add(&pool, dv_nn_layer_norm_forward(&p->norm, lat));

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "nn/attention.h"
+#include "nn/bias_act.h"
 #include "nn/modulate.h"
 #include "nn/rotary.h"
 #include "tensor/ops.h"
@@ -391,8 +392,8 @@ dv_dit_cond *dv_dit_encode(dv_dit *m, const dv_dit_inputs *in) {
     cd->n_tok = cd->ctx->shape[1];
 
     /* the global condition without the timestep: proprio MLP (+ mean latent, released) */
-    dv_tensor *p = dv_pool_add(&pool, dv_nn_linear_forward(&m->prop_fc1, in->proprio));
-    p = dv_pool_add(&pool, dv_silu(p));
+    dv_tensor *p = dv_pool_add(&pool, dv_linear_act(in->proprio, m->prop_fc1.weight, m->prop_fc1.bias,
+                                                    DV_BIAS_ACT_SILU));
     p = dv_pool_add(&pool, dv_nn_linear_forward(&m->prop_fc2, p));
     if (c->global_latents && lat) {
         dv_tensor *mean = dv_pool_add(&pool, dv_mean(lat, (const int[]){1}, 1, false));
@@ -493,8 +494,7 @@ static dv_tensor *block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor 
 
     /* MLP */
     h = dv_pool_add(&pool, dv_layer_norm_modulate(x, ms[3], ms[4], 1e-6));
-    h = dv_pool_add(&pool, dv_nn_linear_forward(&b->fc1, h));
-    h = dv_pool_add(&pool, dv_gelu_tanh(h));
+    h = dv_pool_add(&pool, dv_linear_act(h, b->fc1.weight, b->fc1.bias, DV_BIAS_ACT_GELU_TANH));
     h = dv_pool_add(&pool, dv_nn_linear_forward(&b->fc2, h));
     x = dv_pool_add(&pool, dv_gated_residual(x, ms[5], h));
     dv_tensor *out = dv_retain(x);
@@ -532,8 +532,7 @@ dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_t
 
     /* global condition (B, C) */
     dv_tensor *tf = dv_pool_add(&pool, timestep_features(t, m->dt));
-    dv_tensor *te = dv_pool_add(&pool, dv_nn_linear_forward(&m->t_fc1, tf));
-    te = dv_pool_add(&pool, dv_silu(te));
+    dv_tensor *te = dv_pool_add(&pool, dv_linear_act(tf, m->t_fc1.weight, m->t_fc1.bias, DV_BIAS_ACT_SILU));
     te = dv_pool_add(&pool, dv_nn_linear_forward(&m->t_fc2, te));
     dv_tensor *g = cd->g;
     dv_tensor *kpm = NULL;
