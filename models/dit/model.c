@@ -28,6 +28,7 @@
 #include "nn/bias_act.h"
 #include "nn/modulate.h"
 #include "nn/rotary.h"
+#include "nn/timestep.h"
 #include "tensor/ops.h"
 
 enum { FREQ_DIM = 256 };  /* the timestep embedder's sinusoid width (DiT) */
@@ -431,23 +432,6 @@ void dv_dit_cond_free(dv_dit_cond *c) {
 }
 
 /* ---- the denoiser ------------------------------------------------------------------------- */
-/* DiT's sinusoidal timestep features (B, 256): [cos(t f_k), sin(t f_k)], f_k = 10000^(-k/128),
- * computed in f32 as the reference does */
-static dv_tensor *timestep_features(dv_tensor *t, dv_dtype dt) {
-    int64_t B = dv_numel(t), half = FREQ_DIM / 2;
-    dv_tensor *e = dv_empty(dt, DV_SHAPE(B, FREQ_DIM));
-    for (int64_t b = 0; b < B; b++) {
-        float tb = (float)dv_flat_get(t, b);
-        for (int64_t k = 0; k < half; k++) {
-            float f = expf(-logf(10000.0f) * (float)k / (float)half);
-            float a = tb * f;
-            dv_flat_set(e, b * FREQ_DIM + k, cos((double)a));
-            dv_flat_set(e, b * FREQ_DIM + half + k, sin((double)a));
-        }
-    }
-    return e;
-}
-
 /* one DiT block: x (B, k, C), sc = silu(c) (B, C), cross-attention keys/values (B, H, N, D),
  * kpm (B, N) or NULL -> (B, k, C) */
 static dv_tensor *block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *sc, dv_tensor *ck,
@@ -531,7 +515,8 @@ dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_t
     dv_tensor *x = dv_pool_add(&pool, dv_nn_linear_forward(&m->x_embedder, xin));
 
     /* global condition (B, C) */
-    dv_tensor *tf = dv_pool_add(&pool, timestep_features(t, m->dt));
+    dv_timestep_opts to = dv_timestep_opts_dit();   /* [cos | sin], f32 angles as torch */
+    dv_tensor *tf = dv_pool_add(&pool, dv_timestep_embedding(t, FREQ_DIM, &to, m->dt));
     dv_tensor *te = dv_pool_add(&pool, dv_linear_act(tf, m->t_fc1.weight, m->t_fc1.bias, DV_BIAS_ACT_SILU));
     te = dv_pool_add(&pool, dv_nn_linear_forward(&m->t_fc2, te));
     dv_tensor *g = cd->g;
