@@ -4,6 +4,7 @@
 #include "kernels/bias_act.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,7 +93,11 @@ DEFINE_SCALAR(double, f64, F64)
         }                                                                                          \
         int64_t per, nb = dv_bias_act_blocks(R, &per);                                             \
         T_ *part = calloc((size_t)(nb * N > 0 ? nb * N : 1), sizeof(T_));                          \
-        if (!part) abort();                                                                        \
+        if (!part) {                                                                               \
+            fprintf(stderr, "bias_act_bwd: out of memory (%lld x %lld partial sums)\n", (long long)nb, \
+                    (long long)N);                                                                 \
+            abort();                                                                               \
+        }                                                                                          \
         _Pragma("omp parallel for schedule(static) if (R * N > 65536)")                            \
         for (int64_t k = 0; k < nb; k++) {                                                         \
             int64_t r1 = (k + 1) * per < R ? (k + 1) * per : R;                                    \

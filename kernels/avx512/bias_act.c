@@ -3,6 +3,7 @@
  * transcendental parts from kernels/avx512/vmath.h, the row loops specialised per activation.
  * The bias gradient uses the same fixed row blocks as the portable kernel (deterministic for
  * any thread count). */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/avx512/vmath.h"
@@ -106,7 +107,10 @@ VM_INLINE void bwd(dv_bias_act_kind a, int64_t R, int64_t N, const float *x, con
     }
     int64_t per, nb = dv_bias_act_blocks(R, &per);
     float *part = calloc((size_t)(nb * N > 0 ? nb * N : 1), sizeof(float));
-    if (!part) abort();
+    if (!part) {
+        fprintf(stderr, "bias_act_bwd: out of memory (%lld x %lld partial sums)\n", (long long)nb, (long long)N);
+        abort();
+    }
 #pragma omp parallel for schedule(static) if (R * N > 65536)
     for (int64_t k = 0; k < nb; k++) {
         int64_t r1 = (k + 1) * per < R ? (k + 1) * per : R;
