@@ -9,6 +9,7 @@
  */
 #include "data/calvin/pickle.h"
 #include "data/calvin/yaml.h"
+#include "data/calvin/npy_internal.h"
 #include "tests/test.h"
 
 #include <stdlib.h>
@@ -182,4 +183,49 @@ TEST(fuzz_pickle) {
 
 TEST(fuzz_yaml) {
     fuzz(REF "statistics.yaml", K_YAML, 3000);
+}
+
+/* inflate.c against stb's decoder on mutated and truncated zlib streams: both may refuse
+ * (not always the same streams: stb is laxer about truncation), but whenever both decode a
+ * stream to the announced size their outputs must be the same bytes */
+TEST(fuzz_inflate_vs_stb) {
+    char err[256];
+    dv_npz *z;
+    CHECK_MSG(dv_npz_open(REF "deflate_streams.npz", &z, err, sizeof err) == 0, "%s", err);
+    if (!z) return;
+    dv_npy src;
+    CHECK(dv_npz_get(z, "src", &src, err, sizeof err) == 0);
+    size_t n = (size_t)src.count;
+    uint8_t *a = malloc(n), *b = malloc(n);
+    int both = 0, differ = 0, runs = 0;
+    const char *scale = getenv("DV_FUZZ_SCALE");
+    int reps = 300 * (scale && atoi(scale) > 1 ? atoi(scale) : 1);
+    for (int i = 0; i < dv_npz_count(z); i++) {
+        if (strncmp(dv_npz_key(z, i), "z_", 2) != 0) continue;
+        dv_npy zs;
+        CHECK(dv_npz_get(z, dv_npz_key(z, i), &zs, err, sizeof err) == 0);
+        size_t zn = (size_t)zs.count;
+        uint8_t *c = malloc(zn);
+        for (int m = 0; m < reps; m++) {
+            memcpy(c, zs.data, zn);
+            size_t len = zn;
+            if (m % 4 == 3) len = rnd() % zn; /* truncated */
+            else
+                for (int j = 0, nb = 1 + (int)(rnd() % 3); j < nb; j++) c[rnd() % zn] ^= (uint8_t)(1u << (rnd() % 8));
+            uint8_t *t = malloc(len ? len : 1); /* exactly len bytes: reading past them is an ASan error */
+            memcpy(t, c, len);
+            int ra = dv_inflate_raw(t, len, 0, a, n), rb = dv_inflate_raw_stb(t, len, 0, b, n);
+            if (ra == 0 && rb == 0) both++, differ += memcmp(a, b, n) != 0;
+            runs++;
+            free(t);
+        }
+        free(c);
+        dv_npy_free(&zs);
+    }
+    if (dv_test_verbose || getenv("DV_FUZZ_STATS")) printf("    inflate fuzz: %d runs, %d decoded by both\n", runs, both);
+    CHECK_MSG(differ == 0, "%d of %d streams decoded differently by inflate.c and stb", differ, both);
+    CHECK(runs > 0 && both > 0);
+    free(a), free(b);
+    dv_npy_free(&src);
+    dv_npz_close(z);
 }

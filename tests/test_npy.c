@@ -407,6 +407,20 @@ TEST(npy_crc32_known_values) {
     uint8_t buf[1000];
     for (int i = 0; i < 1000; i++) buf[i] = (uint8_t)(i * 37 + 11);
     CHECK(dv_crc32(dv_crc32(0, buf, 333), buf + 333, 667) == dv_crc32(0, buf, 1000));
+    /* the folding (PCLMULQDQ) path against the tables, at every length and alignment */
+    static uint8_t big[4096 + 16];
+    uint64_t x = 12345;
+    for (size_t i = 0; i < sizeof big; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        big[i] = (uint8_t)(x >> 56);
+    }
+    int bad = 0;
+    for (size_t n = 0; n <= 300; n++)
+        for (size_t off = 0; off < 4; off++) bad += dv_crc32(7, big + off, n) != dv_crc32_portable(7, big + off, n);
+    for (size_t n = 300; n <= 4096; n += 61) bad += dv_crc32(0, big + 3, n) != dv_crc32_portable(0, big + 3, n);
+    CHECK_MSG(bad == 0, "%d CRC mismatches between the fast and the table path", bad);
+    CHECK(dv_crc32(0, "123456789123456789123456789123456789123456789123456789123456789123456789", 72) ==
+          dv_crc32_portable(0, "123456789123456789123456789123456789123456789123456789123456789123456789", 72));
     /* deflate round trip */
     uint8_t *z;
     size_t zn;
@@ -480,4 +494,52 @@ TEST(npy_written_for_numpy) {
     CHECK_MSG(dv_npy_save_pickled(path, root, err, sizeof err) == 0, "%s", err);
     dv_pyarena_free(a);
     if (!keep) rmdir_all(dir);
+}
+
+/* inflate.c on zlib's streams of every strategy (stored, fixed and dynamic Huffman blocks,
+ * several blocks per stream), and against stb's decoder on stb's own output */
+TEST(npy_inflate_zlib_streams_and_stb_parity) {
+    char err[256];
+    dv_npz *z;
+    CHECK_MSG(dv_npz_open(REF "deflate_streams.npz", &z, err, sizeof err) == 0, "%s", err);
+    if (!z) return;
+    dv_npy src;
+    CHECK(dv_npz_get(z, "src", &src, err, sizeof err) == 0);
+    size_t n = (size_t)src.count;
+    uint8_t *out = malloc(n + 1);
+    int streams = 0;
+    for (int i = 0; i < dv_npz_count(z); i++) {
+        const char *key = dv_npz_key(z, i);
+        if (strncmp(key, "z_", 2) != 0) continue;
+        dv_npy zs;
+        CHECK(dv_npz_get(z, key, &zs, err, sizeof err) == 0);
+        memset(out, 0xAA, n);
+        CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count, 0, out, n) == 0 && memcmp(out, src.data, n) == 0, "%s", key);
+        CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count, 0, out, n - 1) != 0, "%s: short output accepted", key);
+        CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count, 0, out, n + 1) != 0, "%s: long output accepted", key);
+        CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count - 1, 0, out, n) != 0, "%s: truncated stream accepted", key);
+        streams++;
+        dv_npy_free(&zs);
+    }
+    CHECK(streams == 8);
+    /* stb's compressor on data of several kinds, both decoders */
+    uint8_t *buf = malloc(20000), *a = malloc(20000), *b = malloc(20000);
+    uint64_t x = 99;
+    for (int kind = 0; kind < 4; kind++) {
+        size_t len = 1000 + 4000 * (size_t)kind;
+        for (size_t i = 0; i < len; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            buf[i] = kind == 0 ? (uint8_t)(x >> 56) : kind == 1 ? (uint8_t)(i % 7) : kind == 2 ? (uint8_t)((i / 64) ^ (x >> 62)) : (uint8_t)"abcab"[i % 5];
+        }
+        uint8_t *zz;
+        size_t zn;
+        CHECK(dv_deflate_raw(buf, len, &zz, &zn) == 0);
+        CHECK_MSG(dv_inflate_raw(zz, zn, 0, a, len) == 0 && memcmp(a, buf, len) == 0, "kind %d", kind);
+        CHECK_MSG(dv_inflate_raw_stb(zz, zn, 0, b, len) == 0 && memcmp(b, buf, len) == 0, "kind %d (stb)", kind);
+        free(zz);
+    }
+    free(buf), free(a), free(b);
+    free(out);
+    dv_npy_free(&src);
+    dv_npz_close(z);
 }

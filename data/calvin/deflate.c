@@ -1,9 +1,10 @@
-/* data/calvin/deflate.c — raw DEFLATE (RFC 1951) in and out for zip members, and zip's
- * CRC-32, without zlib.
+/* data/calvin/deflate.c — raw DEFLATE (RFC 1951) compression for zip members, stb's
+ * decoder as the reference for ours (inflate.c), and zip's CRC-32, without zlib.
  *
- * Inflate is stb_image's zlib decoder (stbi_zlib_decode_noheader_buffer: a raw deflate
- * stream into a fixed buffer), deflate is stb_image_write's stbi_zlib_compress (a zlib
- * stream: we drop its 2-byte header and 4-byte Adler-32 trailer). Both implementations are
+ * Deflate is stb_image_write's stbi_zlib_compress (a zlib stream: we drop its 2-byte header
+ * and 4-byte Adler-32 trailer). dv_inflate_raw_stb is stb_image's zlib decoder
+ * (stbi_zlib_decode_noheader_buffer: a raw deflate stream into a fixed buffer); the npz
+ * reader uses the faster dv_inflate_raw of inflate.c, and the tests check the two agree. Both implementations are
  * compiled here, static, with every image codec switched off, so no other file can clash
  * with them and no image decoder is linked in. stb counts sizes in int: members of 2 GiB and
  * more are refused here (CALVIN's largest member is 160 KB).
@@ -11,7 +12,8 @@
  * stb's decoder reads zeros past the end of a truncated stream instead of failing in every
  * case, so callers must check the length inflated (dv_inflate_raw does) and the CRC-32.
  *
- * CRC-32 is slice-by-8 (8 table lookups per 8 bytes, about 1–2 GB/s on one core).
+ * CRC-32: carry-less multiplication folding where the CPU has PCLMULQDQ (x86-64, ~10 GB/s),
+ * else slice-by-8 tables (8 lookups per 8 bytes, ~0.6-1 GB/s on one core).
  */
 #include "data/calvin/npy_internal.h"
 
@@ -50,7 +52,7 @@
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
 
-int dv_inflate_raw(const uint8_t *src, size_t src_len, size_t slack, uint8_t *dst, size_t dst_len) {
+int dv_inflate_raw_stb(const uint8_t *src, size_t src_len, size_t slack, uint8_t *dst, size_t dst_len) {
     if (src_len > INT_MAX - 64 || dst_len > INT_MAX) return -1;
     /* stb's decoder (2.27) refuses to decode a Huffman code when fewer than 16 bits are left
      * in its input, although the last codes of a stream can be shorter: zlib streams always
@@ -111,11 +113,7 @@ static void crc_init(void) {
         for (int i = 0; i < 256; i++) g_crc[t][i] = (g_crc[t - 1][i] >> 8) ^ g_crc[0][g_crc[t - 1][i] & 255];
 }
 
-uint32_t dv_crc32(uint32_t crc, const void *p_, size_t n) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, crc_init);
-    const uint8_t *p = p_;
-    uint32_t c = ~crc;
+static uint32_t crc_table(uint32_t c, const uint8_t *p, size_t n) {
     while (n >= 8) {
         uint32_t lo, hi;
         memcpy(&lo, p, 4);
@@ -127,5 +125,82 @@ uint32_t dv_crc32(uint32_t crc, const void *p_, size_t n) {
         n -= 8;
     }
     while (n--) c = g_crc[0][(c ^ *p++) & 255] ^ (c >> 8);
-    return ~c;
+    return c;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* CRC-32 by carry-less multiplication (Gopal et al., Intel, "Fast CRC Computation for
+ * Generic Polynomials Using PCLMULQDQ Instruction", 2009), in the bit-reflected domain of
+ * zip's polynomial. Four 128-bit lanes are folded forward 512 bits per step, then folded
+ * into one lane, then reduced 128 -> 64 -> 32 bits (the last step by Barrett reduction).
+ * Constants (x^k mod P, reflected, from the paper's appendix for P = 0x104C11DB7):
+ *   fold 512: x^(4*128+32), x^(4*128-32); fold 128: x^(128+32), x^(128-32); x^64 mod P;
+ *   P' (reflected P) and mu = floor(x^64 / P) (reflected).
+ * c: the running register (already inverted); n: a multiple of 16, at least 64. */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc_fold(uint32_t c, const uint8_t *p, size_t n) {
+    const __m128i fold512 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
+    const __m128i fold128 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+    const __m128i x64 = _mm_set_epi64x(0, 0x0163cd6124);
+    const __m128i barrett = _mm_set_epi64x(0x01f7011641, 0x01db710641);
+    const __m128i low32 = _mm_setr_epi32(-1, 0, -1, 0);
+
+    __m128i lane[4];
+    for (int i = 0; i < 4; i++) lane[i] = _mm_loadu_si128((const __m128i *)(p + 16 * i));
+    lane[0] = _mm_xor_si128(lane[0], _mm_cvtsi32_si128((int)c));
+    p += 64, n -= 64;
+    for (; n >= 64; p += 64, n -= 64)
+        for (int i = 0; i < 4; i++) {
+            __m128i lo = _mm_clmulepi64_si128(lane[i], fold512, 0x00);
+            __m128i hi = _mm_clmulepi64_si128(lane[i], fold512, 0x11);
+            lane[i] = _mm_xor_si128(_mm_xor_si128(lo, hi), _mm_loadu_si128((const __m128i *)(p + 16 * i)));
+        }
+    /* fold the lanes, then the remaining 16-byte blocks, into one 128-bit value */
+    __m128i x = lane[0];
+    for (int i = 1; i < 4; i++)
+        x = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, fold128, 0x00), _mm_clmulepi64_si128(x, fold128, 0x11)),
+                          lane[i]);
+    for (; n >= 16; p += 16, n -= 16)
+        x = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, fold128, 0x00), _mm_clmulepi64_si128(x, fold128, 0x11)),
+                          _mm_loadu_si128((const __m128i *)p));
+    /* 128 -> 64 bits */
+    x = _mm_xor_si128(_mm_srli_si128(x, 8), _mm_clmulepi64_si128(x, fold128, 0x10));
+    x = _mm_xor_si128(_mm_srli_si128(x, 4), _mm_clmulepi64_si128(_mm_and_si128(x, low32), x64, 0x00));
+    /* 64 -> 32 bits: Barrett reduction */
+    __m128i t = _mm_clmulepi64_si128(_mm_and_si128(x, low32), barrett, 0x10);
+    t = _mm_clmulepi64_si128(_mm_and_si128(t, low32), barrett, 0x00);
+    return (uint32_t)_mm_extract_epi32(_mm_xor_si128(x, t), 1);
+}
+
+static int g_has_pclmul = -1;
+#endif
+
+static void crc_setup(void) {
+    crc_init();
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    g_has_pclmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+#endif
+}
+
+uint32_t dv_crc32(uint32_t crc, const void *p_, size_t n) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc_setup);
+    const uint8_t *p = p_;
+    uint32_t c = ~crc;
+#if defined(__x86_64__)
+    if (n >= 64 && g_has_pclmul) {
+        size_t m = n & ~(size_t)15;
+        c = crc_fold(c, p, m);
+        p += m, n -= m;
+    }
+#endif
+    return ~crc_table(c, p, n);
+}
+
+uint32_t dv_crc32_portable(uint32_t crc, const void *p, size_t n) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc_setup);
+    return ~crc_table(~crc, p, n);
 }

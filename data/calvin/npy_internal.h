@@ -69,10 +69,13 @@ size_t dv_npy_header_bytes(dv_npy_dtype dt, const char *descr, int ndim, const i
 
 /* CRC-32 (zip's, polynomial 0xEDB88320), continuing from crc (0 to start) */
 uint32_t dv_crc32(uint32_t crc, const void *p, size_t n);
+uint32_t dv_crc32_portable(uint32_t crc, const void *p, size_t n); /* tables only: the reference */
 /* raw deflate (no zlib header): inflate exactly dst_len bytes, -1 when the stream is corrupt,
  * ends early or has more output than dst_len. `slack`: how many bytes after src+src_len are
  * readable (the decoder looks a few bytes ahead; with less than 8 the stream is copied) */
 int dv_inflate_raw(const uint8_t *src, size_t src_len, size_t slack, uint8_t *dst, size_t dst_len);
+/* the same with stb_image's decoder (the reference; ~5x slower) */
+int dv_inflate_raw_stb(const uint8_t *src, size_t src_len, size_t slack, uint8_t *dst, size_t dst_len);
 /* raw deflate of src into a malloc'd buffer (*out, *out_len); -1 on out of memory / too big */
 int dv_deflate_raw(const uint8_t *src, size_t src_len, uint8_t **out, size_t *out_len);
 

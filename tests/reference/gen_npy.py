@@ -191,6 +191,20 @@ def main():
     # a pickle that must be refused: it names a global outside numpy's array machinery
     with open(os.path.join(OUT, "evil_p3.pkl"), "wb") as f:
         f.write(b"\x80\x03cos\nsystem\nX\x04\x00\x00\x00echoq\x00\x85q\x01Rq\x02.")
+    # raw deflate streams from zlib with every strategy, for the inflate tests
+    import zlib
+    src = (b"".join(b"frame %d: open the drawer, push the block %s; " % (i, b"left" if i % 3 else b"right")
+                    for i in range(40)) + bytes((np.arange(1024) * 7 % 251).astype(np.uint8)) + bytes(512) + bytes(rng.randint(0, 256, 700).astype(np.uint8)))
+    streams = {"src": np.frombuffer(src, np.uint8)}
+    for name, level, strategy in [("stored", 0, zlib.Z_DEFAULT_STRATEGY), ("fast", 1, zlib.Z_DEFAULT_STRATEGY),
+                                  ("default", 6, zlib.Z_DEFAULT_STRATEGY), ("best", 9, zlib.Z_DEFAULT_STRATEGY),
+                                  ("filtered", 6, zlib.Z_FILTERED), ("huffman_only", 6, zlib.Z_HUFFMAN_ONLY),
+                                  ("rle", 6, zlib.Z_RLE), ("fixed", 6, zlib.Z_FIXED)]:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy)
+        # several flushes: several blocks of different kinds in one stream
+        z = c.compress(src[:1000]) + c.flush(zlib.Z_FULL_FLUSH) + c.compress(src[1000:]) + c.flush()
+        streams["z_" + name] = np.frombuffer(z, np.uint8)
+    np.savez(os.path.join(OUT, "deflate_streams.npz"), **streams)
     # statistics.yaml: checked by PyYAML, and the numbers it reads written to an npz for the C test
     text = statistics_yaml()
     with open(os.path.join(OUT, "statistics.yaml"), "w") as f:
