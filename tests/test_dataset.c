@@ -361,7 +361,7 @@ TEST(calvin_dataset_bad_annotations) {
     unlink(st);
     f = fopen(st, "w");
     if (f) { fprintf(f, "robot_obs:\n- mean: [0.1, oops]\n"); fclose(f); }
-    expect_open_error(dir, "statistics.yaml", "line 2");
+    expect_open_error(dir, "statistics.yaml:2", "robot_obs.mean");
     free(st);
     remove_tree(dir);
 }

@@ -7,18 +7,18 @@
  * robot_obs) are cached after their first read, since a trajectory or an action chunk needs
  * them from many frames.
  *
+ * statistics.yaml is read with data/calvin/yaml.h; the lists of numbers it holds are kept
+ * (top-level lists, and the list fields of each top-level key's first entry).
+ *
  * Not here: the samples (samples_*.c), the loader (loader.c), the file formats (npy.c,
- * pickle.c). statistics.yaml is read with a small subset of YAML: top-level `key:` lines,
- * `key: [a, b, ...]` flow lists (possibly over several lines), and `- _target_: ...` entries
- * whose `mean:` / `std:` fields are flow lists — what CALVIN's files contain; anything else is
- * skipped.
+ * pickle.c, yaml.c).
  */
 #include "data/calvin/dataset.h"
 #include "data/calvin/npy.h"
 #include "data/calvin/pickle.h"
 #include "data/calvin/samples.h"
+#include "data/calvin/yaml.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -291,88 +291,49 @@ static int64_t lowdim_slot(const dv_calvin *d, int64_t id) {
 }
 
 /* ---- statistics.yaml ------------------------------------------------------------------------ */
-static int parse_flow_list(const char *s, float **vals, int *n) {
-    const char *p = strchr(s, '[');
-    if (!p) return -1;
-    p++;
-    int cap = 16;
-    *vals = malloc(sizeof(float) * cap);
-    *n = 0;
-    for (;;) {
-        while (*p && (isspace((unsigned char)*p) || *p == ',')) p++;
-        if (*p == ']') return 0;
-        char *end;
-        double v = strtod(p, &end);
-        if (end == p) { free(*vals); *vals = NULL; return -1; }
-        if (*n == cap) *vals = realloc(*vals, sizeof(float) * (cap *= 2));
-        (*vals)[(*n)++] = (float)v;
-        p = end;
+/* a sequence of numbers into a new entry (key, field); -1 naming file:line when it is a
+ * sequence holding something else */
+static int add_stat(dv_calvin *d, const char *path, const char *key, const char *field, const dv_yaml *seq,
+                    int *cap, char *err, size_t errlen) {
+    stat_entry e = {0};
+    snprintf(e.key, sizeof e.key, "%s", key);
+    snprintf(e.field, sizeof e.field, "%s", field);
+    e.vals = malloc(sizeof(float) * (size_t)(seq->n ? seq->n : 1));
+    for (int i = 0; i < seq->n; i++) {
+        double v;
+        if (!dv_yaml_number(seq->items[i], &v)) {
+            free(e.vals);
+            return fail(err, errlen, "%s:%d: key '%s%s%s': item %d is not a number", path, seq->items[i]->line, key,
+                        *field ? "." : "", field, i);
+        }
+        e.vals[e.n++] = (float)v;
     }
+    if (d->n_stats == *cap) d->stats = realloc(d->stats, sizeof(stat_entry) * (size_t)(*cap = *cap ? 2 * *cap : 8));
+    d->stats[d->n_stats++] = e;
+    return 0;
 }
 
+/* top-level `key: [numbers]` and, for `key: [{field: [numbers], ...}, ...]`, the fields of
+ * the first entry (CALVIN's NormalizeVector mean / std) */
 static int load_statistics(dv_calvin *d, char *err, size_t errlen) {
     char *path = path_join(d->dir, "statistics.yaml");
-    FILE *f = fopen(path, "rb");
-    if (!f) { free(path); return 0; } /* optional */
-    size_t cap = 1 << 16, len = 0;
-    char *text = malloc(cap);
-    for (size_t got; (got = fread(text + len, 1, cap - len - 1, f)) > 0;) {
-        len += got;
-        if (len + 1 == cap) text = realloc(text, cap *= 2);
-    }
-    fclose(f);
-    text[len] = 0;
-
-    char top[64] = "";
-    int line_no = 0, rc = 0, stats_cap = 0;
-    size_t lcap = 256;
-    char *buf = malloc(lcap);
-    const char *p = text;
-    while (*p && rc == 0) {
-        /* one logical line: a flow list that opens with '[' continues until its ']' */
-        size_t n = 0;
-        int first_line = line_no + 1;
-        do {
-            const char *eol = strchr(p, '\n');
-            size_t l = eol ? (size_t)(eol - p) : strlen(p);
-            const char *hash = memchr(p, '#', l);
-            size_t keep = hash ? (size_t)(hash - p) : l;
-            if (n + keep + 2 > lcap) buf = realloc(buf, lcap = 2 * (n + keep + 2));
-            if (n) buf[n++] = ' ';
-            memcpy(buf + n, p, keep);
-            n += keep;
-            buf[n] = 0;
-            line_no++;
-            p = eol ? eol + 1 : p + l;
-        } while (strchr(buf, '[') && !strchr(buf, ']') && *p);
-        int indent = 0;
-        while (buf[indent] == ' ') indent++;
-        char *s = buf + indent;
-        size_t sl = strlen(s);
-        while (sl && isspace((unsigned char)s[sl - 1])) s[--sl] = 0;
-        bool dash = s[0] == '-';
-        if (dash) { s++; while (*s == ' ') s++; }
-        char *colon = strchr(s, ':');
-        if (sl == 0 || !colon) continue;
-        *colon = 0;
-        char *key = s, *value = colon + 1;
-        while (*value == ' ') value++;
-        bool direct = indent == 0 && !dash;
-        if (direct) snprintf(top, sizeof top, "%s", key);
-        if (*value != '[' || (!direct && !top[0])) continue;
-        stat_entry e = {0};
-        snprintf(e.key, sizeof e.key, "%s", direct ? key : top);
-        snprintf(e.field, sizeof e.field, "%s", direct ? "" : key);
-        if (parse_flow_list(value, &e.vals, &e.n)) {
-            rc = fail(err, errlen, "%s: line %d: key '%s': expected a list of numbers", path, first_line, key);
-            break;
+    if (!file_exists(path)) { free(path); return 0; } /* optional */
+    dv_yaml_doc *doc = NULL;
+    int rc = dv_yaml_load(path, &doc, err, errlen), cap = 0;
+    const dv_yaml *root = rc == 0 ? dv_yaml_root(doc) : NULL;
+    for (int i = 0; rc == 0 && root && root->type == DV_YAML_MAP && i < root->n; i++) {
+        const dv_yaml *v = root->items[i];
+        if (v->type != DV_YAML_SEQ || v->n == 0) continue;
+        if (v->items[0]->type == DV_YAML_SCALAR) {
+            rc = add_stat(d, path, root->keys[i], "", v, &cap, err, errlen);
+        } else if (v->items[0]->type == DV_YAML_MAP) {
+            const dv_yaml *m = v->items[0];
+            for (int j = 0; rc == 0 && j < m->n; j++)
+                if (m->items[j]->type == DV_YAML_SEQ)
+                    rc = add_stat(d, path, root->keys[i], m->keys[j], m->items[j], &cap, err, errlen);
         }
-        if (d->n_stats == stats_cap)
-            d->stats = realloc(d->stats, sizeof(stat_entry) * (stats_cap = stats_cap ? 2 * stats_cap : 8));
-        d->stats[d->n_stats++] = e;
     }
-    free(buf);
-    free(text);
+    dv_yaml_free(doc);
     free(path);
     return rc;
 }
