@@ -1,14 +1,24 @@
 /* tests/test_train.c — the training side of the DiT specialist: the generalist stand-in's
  * quantisation (OpenVLA's bins, values from numpy.digitize on numpy.linspace(-1, 1, 256)),
- * corruption and latents file; the CSV / SVG / progress writers of tools/train_log.c.
+ * corruption and latents file; the CSV / SVG / progress writers of tools/train_log.c; the run
+ * configuration text; and `dualvla train dit` end to end on a tiny synthetic CALVIN dataset:
+ * an interrupted and resumed run is bitwise identical to an uninterrupted one (parameters,
+ * AdamW and EMA state, loss log), and a hundred steps bring the loss down.
  *
  * The tools are not part of libdualvla, so their source is compiled into this test. */
 #include "tools/train_log.c"
+#include "tools/dit_session.c"
+#include "tools/cmd_train.c"
 
 #include "test.h"
 #include "models/dit/standin.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
+#include "data/calvin/synth.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <omp.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -250,4 +260,208 @@ TEST(train_log_progress_line) {
     CHECK(lines == 4);   /* steps 1, 4, 8, 10 */
     CHECK(!cr);
     fclose(f);
+}
+
+/* ---- end to end: dualvla train dit on a tiny synthetic CALVIN dataset -------------------- */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+static char e2e_dir[256];
+static void e2e_cleanup(void) {
+    if (e2e_dir[0]) nftw(e2e_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* a tiny dataset (made once per test run) and a micro-DiT config: 1 block, 32x32 images */
+static const char *e2e_root(void) {
+    char *root = e2e_dir;
+    if (root[0]) return root;
+    snprintf(root, sizeof e2e_dir, "/tmp/dv_test_train_e2e_%d", (int)getpid());
+    mkdir(root, 0755);
+    atexit(e2e_cleanup);
+    char data[512], err[512];
+    snprintf(data, sizeof data, "%s/data", root);
+    dv_calvin_synth_opts so;
+    dv_calvin_synth_defaults(&so);
+    so.episodes = 3, so.frames_per_episode = 24, so.val_episodes = 1, so.seed = 5, so.threads = 1;
+    if (dv_calvin_synth(data, &so, NULL, err, sizeof err)) {
+        dv_test_fail(__FILE__, __LINE__, "calvin synth: %s", err);
+        root[0] = 0;
+        return NULL;
+    }
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "%s/micro.cfg", root);
+    FILE *f = fopen(cfg, "w");
+    fputs("preset = tiny\nlayers = 1\nhidden = 32\nheads = 2\nrotary_dims = 16\n"
+          "image_size = 32\nvit_hidden = 32\nvit_heads = 2\nrgb_vit_hidden = 32\nrgb_vit_heads = 2\n"
+          "gen_latent_dim = 8\ngen_latent_tokens = 2\n"
+          "train.warmup_steps = 5\ntrain.eval_samples = 4\ntrain.ema_decay = 0.9\nstandin.corrupt = 0.1\n", f);
+    fclose(f);
+    return root;
+}
+
+/* runs `dualvla train dit` in this process with its output silenced */
+static int run_train(const char *const *args, int n) {
+    char *argv[40];
+    argv[0] = "train", argv[1] = "dit";
+    for (int i = 0; i < n; i++) argv[2 + i] = (char *)args[i];
+    argv[2 + n] = NULL;
+    fflush(stdout), fflush(stderr);
+    int out = dup(1), errfd = dup(2), null = open("/dev/null", O_WRONLY);
+    if (!dv_test_verbose) dup2(null, 1), dup2(null, 2);
+    int threads = omp_get_max_threads();
+    int rc = dv_cmd_train(2 + n, argv);
+    omp_set_num_threads(threads);
+    fflush(stdout), fflush(stderr);
+    dup2(out, 1), dup2(errfd, 2);
+    close(out), close(errfd), close(null);
+    return rc;
+}
+
+/* every tensor of a equals (bytes) the same-named tensor of b, and the names agree */
+static int ckpt_equal(const char *a, const char *b, int *ntensors) {
+    dv_st_file *fa = NULL, *fb = NULL;
+    char err[512];
+    if (dv_st_open(a, &fa, err, sizeof err) || dv_st_open(b, &fb, err, sizeof err)) {
+        dv_test_fail(__FILE__, __LINE__, "%s", err);
+        if (fa) dv_st_close(fa);
+        return -1;
+    }
+    int same = dv_st_count(fa) == dv_st_count(fb);
+    *ntensors = dv_st_count(fa);
+    for (int i = 0; i < dv_st_count(fa) && same; i++) {
+        dv_tensor *ta = NULL, *tb = NULL;
+        const char *name = dv_st_info_at(fa, i)->name;
+        if (dv_st_get(fa, name, 0, &ta, err, sizeof err) || dv_st_get(fb, name, 0, &tb, err, sizeof err)) {
+            same = 0;
+        } else {
+            same = dv_same_shape(ta, tb) && ta->dtype == tb->dtype &&
+                   !memcmp(dv_data(ta), dv_data(tb), dv_numel(ta) * dv_dtype_size(ta->dtype));
+        }
+        dv_release(ta), dv_release(tb);
+    }
+    const char *sa = dv_st_meta(fa, "dualvla.step"), *sb = dv_st_meta(fb, "dualvla.step");
+    same = same && sa && sb && !strcmp(sa, sb);
+    dv_st_close(fa), dv_st_close(fb);
+    return same;
+}
+
+TEST(train_resume_bitwise) {
+    const char *root = e2e_root();
+    if (!root) return;
+    char data[512], cfg[512], a[512], b[512], c[512], ca[600], cb[600], cc[600];
+    snprintf(data, sizeof data, "%s/data", root);
+    snprintf(cfg, sizeof cfg, "%s/micro.cfg", root);
+    snprintf(a, sizeof a, "%s/a", root), snprintf(b, sizeof b, "%s/b", root), snprintf(c, sizeof c, "%s/c", root);
+    snprintf(ca, sizeof ca, "%s/ckpt.safetensors", a);
+    snprintf(cb, sizeof cb, "%s/ckpt.safetensors", b);
+    snprintf(cc, sizeof cc, "%s/ckpt.safetensors", c);
+    /* uninterrupted: 8 steps */
+    const char *ra[] = {"--data", data, "--config", cfg, "--steps", "8", "--batch", "2", "--out", a,
+                        "--threads", "1", "--quiet", "--ckpt-every", "0"};
+    CHECK(run_train(ra, 15) == 0);
+    /* interrupted at 4 (checkpoint), resumed in a fresh model from the checkpoint's config */
+    const char *rb[] = {"--data", data, "--config", cfg, "--steps", "8", "--batch", "2", "--out", b,
+                        "--threads", "1", "--quiet", "--stop-at", "4"};
+    CHECK(run_train(rb, 15) == 0);
+    const char *rb2[] = {"--data", data, "--out", b, "--resume", "--threads", "1", "--quiet"};
+    CHECK(run_train(rb2, 8) == 0);
+    int n = 0;
+    CHECK(ckpt_equal(ca, cb, &n) == 1);
+    CHECK(n > 50);   /* parameters + AdamW state */
+    /* the loss logs agree row for row (the resumed CSV was cut back to step 4) */
+    char pa[600], pb[600], err[512];
+    snprintf(pa, sizeof pa, "%s/loss.csv", a), snprintf(pb, sizeof pb, "%s/loss.csv", b);
+    int64_t *sa, *sb, na, nb;
+    double *la, *lb;
+    CHECK(dv_loss_csv_read(pa, &sa, &la, &na, err, sizeof err) == 0);
+    CHECK(dv_loss_csv_read(pb, &sb, &lb, &nb, err, sizeof err) == 0);
+    CHECK(na == 8 && nb == 8);
+    for (int i = 0; i < na && i < nb; i++) CHECK(sa[i] == i && sb[i] == i && la[i] == lb[i]);
+    free(sa), free(sb), free(la), free(lb);
+    /* the comparison can fail: another seed gives other parameters */
+    const char *rc_[] = {"--data", data, "--config", cfg, "--steps", "8", "--batch", "2", "--out", c,
+                         "--threads", "1", "--quiet", "--seed", "1"};
+    CHECK(run_train(rc_, 15) == 0);
+    CHECK(ckpt_equal(ca, cc, &n) == 0);
+    /* a resume whose config contradicts the checkpoint's is refused (exit 2) */
+    const char *rbad[] = {"--data", data, "--out", b, "--resume", "--batch", "3", "--quiet"};
+    CHECK(run_train(rbad, 8) == 2);
+}
+
+TEST(train_loss_falls) {
+    const char *root = e2e_root();
+    if (!root) return;
+    char data[512], cfg[512], o[512], p[600], err[512];
+    snprintf(data, sizeof data, "%s/data", root);
+    snprintf(cfg, sizeof cfg, "%s/micro.cfg", root);
+    snprintf(o, sizeof o, "%s/falls", root);
+    const char *args[] = {"--data", data, "--config", cfg, "--steps", "100", "--batch", "4", "--out", o,
+                          "--threads", "1", "--quiet", "--ckpt-every", "0"};
+    CHECK(run_train(args, 15) == 0);
+    snprintf(p, sizeof p, "%s/loss.csv", o);
+    int64_t *s, n;
+    double *l;
+    CHECK(dv_loss_csv_read(p, &s, &l, &n, err, sizeof err) == 0);
+    CHECK(n == 100);
+    double first = 0, last = 0;
+    for (int i = 0; i < 15 && i < n; i++) first += l[i] / 15, last += l[n - 1 - i] / 15;
+    CHECK_MSG(last < 0.5 * first, "loss: first 15 steps %.4f, last 15 %.4f", first, last);
+    free(s), free(l);
+    snprintf(p, sizeof p, "%s/loss.svg", o);
+    struct stat sb;
+    CHECK(stat(p, &sb) == 0 && sb.st_size > 1000);
+}
+
+TEST(train_cli_errors) {
+    const char *a1[] = {"--steps", "10"};                 /* no --data */
+    CHECK(run_train(a1, 2) == 2);
+    const char *a2[] = {"--data", "/nonexistent_dv", "--steps", "x"};
+    CHECK(run_train(a2, 4) == 2);
+    const char *a3[] = {"--data", "/nonexistent_dv", "--bogus"};
+    CHECK(run_train(a3, 3) == 2);
+    const char *a4[] = {"--data", "/nonexistent_dv", "--preset", "huge"};
+    CHECK(run_train(a4, 4) == 2);
+    const char *a5[] = {"--data", "/nonexistent_dv", "--preset", "tiny", "--out", "/tmp"};
+    CHECK(run_train(a5, 6) == 1);                         /* a run-time failure: no such data */
+    const char *a6[] = {"--data", "/tmp", "--out", "/nonexistent_dv/x", "--resume"};
+    CHECK(run_train(a6, 5) == 1);                         /* nothing to resume */
+}
+
+TEST(train_config_text) {
+    dv_train_config c, d;
+    char err[512];
+    CHECK(dv_train_config_preset(&c, "tiny", err, sizeof err) == 0);
+    CHECK(c.model.layers == 2 && c.batch == 16);
+    CHECK(dv_train_config_parse(&c, "train.lr = 3e-4  # comment\nlayers = 3\nstandin.corrupt = 0.25\n"
+                                    "standin.latents = /x/y.safetensors\n", "cfg", err, sizeof err) == 0);
+    CHECK(c.lr == 3e-4 && c.model.layers == 3 && c.standin.corrupt == 0.25);
+    CHECK(!strcmp(c.standin.latents_path, "/x/y.safetensors"));
+    /* format -> parse gives the same config back */
+    char *t = dv_train_config_format(&c);
+    CHECK(dv_train_config_preset(&d, "paper", err, sizeof err) == 0);
+    CHECK(dv_train_config_parse(&d, t, "formatted", err, sizeof err) == 0);
+    char *t2 = dv_train_config_format(&d);
+    CHECK(!strcmp(t, t2));
+    char la[256], lb[256];
+    CHECK(dv_train_config_diff(t, t2, NULL, la, lb, sizeof la) == 0);
+    free(t2);
+    d.lr = 1e-5;
+    t2 = dv_train_config_format(&d);
+    CHECK(dv_train_config_diff(t, t2, NULL, la, lb, sizeof la) == 1 && strstr(la, "train.lr") && strstr(lb, "1e-05"));
+    static const char *const ign[] = {"train.lr", NULL};
+    CHECK(dv_train_config_diff(t, t2, ign, la, lb, sizeof la) == 0);
+    free(t), free(t2);
+    /* errors name the line and the key, for model keys and training keys alike */
+    CHECK(dv_train_config_parse(&c, "\n\ntrain.bogus = 1\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(strstr(err, "f.cfg:3") && strstr(err, "train.bogus"));
+    CHECK(dv_train_config_parse(&c, "# x\nlayers = -4\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(strstr(err, "f.cfg:2") && strstr(err, "layers"));
+    CHECK(dv_train_config_parse(&c, "train.batch = 0\n", "f.cfg", err, sizeof err) == -1 && strstr(err, "train.batch"));
+    CHECK(dv_train_config_parse(&c, "standin.corrupt = 2\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(dv_train_config_parse(&c, "preset = huge\n", "f.cfg", err, sizeof err) == -1 && strstr(err, "huge"));
+    /* a preset line resets what came before it */
+    CHECK(dv_train_config_parse(&c, "train.lr = 0.5\npreset = paper\n", "f.cfg", err, sizeof err) == 0);
+    CHECK(c.lr == 1e-4 && c.model.layers == 6 && c.batch == 64 && c.warmup_steps == 1000);
 }

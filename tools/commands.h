@@ -10,5 +10,7 @@
 
 int dv_cmd_info(int argc, char **argv);
 int dv_cmd_calvin_synth(int argc, char **argv);
+int dv_cmd_train(int argc, char **argv);
+int dv_cmd_act(int argc, char **argv);
 
 #endif

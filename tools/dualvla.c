@@ -19,6 +19,8 @@ static const struct {
 } commands[] = {
     {"info", dv_cmd_info, "show the kernel set, threads and a smoke test"},
     {"calvin-synth", dv_cmd_calvin_synth, "write a synthetic dataset in CALVIN's layout"},
+    {"train", dv_cmd_train, "train a model: 'train dit --data DIR' (RoboDual's DiT specialist)"},
+    {"act", dv_cmd_act, "one action chunk of a trained model next to the ground truth"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

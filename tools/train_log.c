@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
+static int tl_fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -32,7 +32,7 @@ int dv_write_file_atomic(const char *path, const void *data, size_t n, char *err
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    if (fd < 0) return tl_fail(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
     const char *p = data;
     size_t left = n;
     while (left) {
@@ -41,19 +41,19 @@ int dv_write_file_atomic(const char *path, const void *data, size_t n, char *err
         if (w <= 0) {
             int e = errno;
             close(fd), unlink(tmp);
-            return fail(err, errlen, "%s: write failed: %s", path, strerror(e));
+            return tl_fail(err, errlen, "%s: write failed: %s", path, strerror(e));
         }
         p += w, left -= (size_t)w;
     }
     if (fsync(fd) || close(fd)) {
         int e = errno;
         unlink(tmp);
-        return fail(err, errlen, "%s: fsync/close failed: %s", path, strerror(e));
+        return tl_fail(err, errlen, "%s: fsync/close failed: %s", path, strerror(e));
     }
     if (rename(tmp, path)) {
         int e = errno;
         unlink(tmp);
-        return fail(err, errlen, "%s: rename from %s failed: %s", path, tmp, strerror(e));
+        return tl_fail(err, errlen, "%s: rename from %s failed: %s", path, tmp, strerror(e));
     }
     char dir[1200];
     snprintf(dir, sizeof dir, "%s", path);
@@ -179,7 +179,7 @@ int dv_loss_csv_open(dv_loss_csv *c, const char *path, int64_t resume_step, char
     free(keep);
     if (rc) return -1;
     c->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (c->fd < 0) return fail(err, errlen, "%s: cannot open for appending: %s", path, strerror(errno));
+    if (c->fd < 0) return tl_fail(err, errlen, "%s: cannot open for appending: %s", path, strerror(errno));
     return 0;
 }
 
@@ -191,7 +191,7 @@ int dv_loss_csv_append(dv_loss_csv *c, int64_t step, double loss, double lr, dou
     ssize_t w;
     do w = write(c->fd, row, (size_t)n);
     while (w < 0 && errno == EINTR);
-    if (w != n) return fail(err, errlen, "%s: append failed: %s", c->path, w < 0 ? strerror(errno) : "short write");
+    if (w != n) return tl_fail(err, errlen, "%s: append failed: %s", c->path, w < 0 ? strerror(errno) : "short write");
     return 0;
 }
 
@@ -205,7 +205,7 @@ int dv_loss_csv_read(const char *path, int64_t **steps, double **loss, int64_t *
     *steps = NULL, *loss = NULL, *n = 0;
     size_t len = 0;
     char *buf = read_all(path, &len);
-    if (!buf) return fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    if (!buf) return tl_fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     int64_t cap = 1024, cnt = 0;
     int64_t *s = malloc(sizeof(int64_t) * cap);
     double *l = malloc(sizeof(double) * cap);
@@ -219,7 +219,7 @@ int dv_loss_csv_read(const char *path, int64_t **steps, double **loss, int64_t *
         if (lineno == 1) {
             if (strncmp(line, "step,loss", 9)) {
                 free(buf), free(s), free(l);
-                return fail(err, errlen, "%s:1: expected the header 'step,loss,...', got '%.40s'", path, line);
+                return tl_fail(err, errlen, "%s:1: expected the header 'step,loss,...', got '%.40s'", path, line);
             }
             continue;
         }
@@ -229,7 +229,7 @@ int dv_loss_csv_read(const char *path, int64_t **steps, double **loss, int64_t *
         double v = end != line && *end == ',' ? strtod(end + 1, &end2) : 0;
         if (end == line || *end != ',' || end2 == end + 1) {
             free(buf), free(s), free(l);
-            return fail(err, errlen, "%s:%d: expected 'step,loss,...', got '%.40s'", path, lineno, line);
+            return tl_fail(err, errlen, "%s:%d: expected 'step,loss,...', got '%.40s'", path, lineno, line);
         }
         if (cnt == cap) {
             cap *= 2;
