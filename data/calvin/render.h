@@ -7,7 +7,7 @@
  * is +x): the floor (z = 0), a desk whose top is at z = 0.46 (calvin_scene_D's table height),
  * a drawer under the top at the front right that slides out towards -y by scene_obs[1]
  * metres, a cabinet at the back with a sliding door that moves towards -x by scene_obs[0],
- * a button, a switch, a green LED and a yellow light bulb (lit by scene_obs[4] / [5]), the
+ * a button, a switch, a yellow light bulb and a green LED (lit by scene_obs[4] / [5]), the
  * three blocks of calvin_scene_D (red 0.056×0.04×0.04, blue 0.04 cube, pink 0.08×0.04×0.04 m:
  * the URDF sizes × the scene's global scaling 0.8) posed by scene_obs[6:24], and a stand-in
  * gripper (hand, two fingers opened by robot_obs[6], a wrist) posed by the TCP of robot_obs.
@@ -59,8 +59,8 @@ void dv_calvin_block_half_size(int block, double h[3]);          /* 0 red, 1 blu
 /* the region of the desk top where blocks may rest: x in [x0, x1], y in [y0, y1] */
 void dv_calvin_block_region(double *x0, double *x1, double *y0, double *y1);
 
-/* rasterise boxes into rgb (H, W, 3) u8 and depth (H, W) metres; part (H, W) gets the box
- * index per pixel (-1 for background) when not NULL */
+/* rasterise boxes into rgb (H, W, 3) u8 and depth (H, W) metres; index (H, W), when not
+ * NULL, gets the index into boxes of what each pixel shows (-1 for background) */
 void dv_render_boxes(const dv_calvin_camera *cam, const dv_box *boxes, int n, uint8_t *rgb,
                      float *depth, int16_t *index);
 
