@@ -41,7 +41,11 @@
  * CALVIN's MiniLM embeddings so that code reading it runs unchanged.
  *
  * Determinism: the dataset is a pure function of (episodes, frames per episode, validation
- * episodes, seed): same bytes whatever the number of threads.
+ * episodes, seed, camera config): same bytes whatever the number of threads.
+ *
+ * Not here: the tactile keys (rgb_tactile, depth_tactile), validation/lang_annotations/
+ * embeddings.npy (only CALVIN's rollouts read it), scenes A–C (every frame is "scene D"),
+ * physics (objects move only when the script drags them), several tasks in one episode.
  */
 #ifndef DV_DATA_CALVIN_SYNTH_H
 #define DV_DATA_CALVIN_SYNTH_H
