@@ -354,6 +354,8 @@ TEST(calvin_dataset_bad_annotations) {
     expect_open_error(dir, "ep_start_end_ids.npy", "(E, 2)");
     free(eps);
     free(ann);
+    /* not a folder */
+    expect_open_error("/nonexistent/calvin/training", "/nonexistent/calvin/training", "No such file");
     /* a broken statistics.yaml */
     remove_tree(dir);
     scratch_copy(dir, sizeof dir);
@@ -523,6 +525,21 @@ TEST(calvin_samples_3dda) {
         dv_calvin_3dda_pose(&o, robot, pose);
         CHECK(dv_get(b.gripper_hist, (int64_t[]){1, h, 0}) == pose[0]);
     }
+    /* conventions: CALVIN's extrinsic xyz (geometry.h, w >= 0) and the xyzw order */
+    dvt_frame_values(37, act, rel, robot, scene);
+    dv_calvin_3dda_opts oc = o;
+    oc.euler = DV_EULER_CALVIN_XYZ;
+    oc.quat_wxyz = 0;
+    dv_calvin_3dda_pose(&oc, robot, pose);
+    double e3[3] = {robot[3], robot[4], robot[5]}, q3[4];
+    dv_euler_xyz_to_quat(e3, DV_QUAT_XYZW, q3);
+    for (int c = 0; c < 4; c++) CHECK_CLOSE(pose[3 + c], q3[c], 1e-6);
+    CHECK(pose[0] == robot[0] && pose[7] == 0.0f); /* frame 37: (37 / 4) % 2 = 1, gripper closed */
+    /* pytorch3d's sign: the largest component is positive */
+    dv_calvin_3dda_pose(&o, robot, pose);
+    int big = 3;
+    for (int c = 4; c < 7; c++) if (fabsf(pose[c]) > fabsf(pose[big])) big = c;
+    CHECK(pose[big] > 0);
     /* trajectory of the 5-frame window: the last poses are frame 104's */
     CHECK_CLOSE(dv_get(b.trajectory, (int64_t[]){1, 19, 0}), 0.001 * 4, 2e-6);
     CHECK(dv_get(b.traj_mask, (int64_t[]){0, 3}) == 0);

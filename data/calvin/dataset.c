@@ -351,8 +351,8 @@ int dv_calvin_stat(const dv_calvin *d, const char *key, const char *field, const
 int dv_calvin_open(const char *dir, dv_calvin **out, char *err, size_t errlen) {
     *out = NULL;
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(err, errlen, "%s: not a directory (%s)", dir, strerror(errno ? errno : ENOTDIR));
+    if (stat(dir, &st) != 0) return fail(err, errlen, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return fail(err, errlen, "%s: not a directory", dir);
     dv_calvin *d = calloc(1, sizeof *d);
     d->dir = strdup(dir);
     size_t n = strlen(d->dir);

@@ -81,9 +81,10 @@ void dv_calvin_frame_free(dv_calvin_frame *f);
  * sample starts at frame s of an annotated window; the generalist saw frame s and predicts
  * the gen_chunk actions from s; the specialist runs tau frames later, at t = s + tau
  * (tau uniform in [0, max_latency]: the latency-aware augmentation), and is trained on the
- * chunk actions from t. Starts s run over [start, end + 1 - (max_latency + chunk)] (at least
- * `start`), so every frame index stays inside the window; shorter windows are clamped to
- * their last frame (actions repeat the window's last action).
+ * chunk actions from t. Starts s run over [start, end + 1 - span] with span =
+ * max(max_latency + chunk, gen_chunk) (at least `start`), so every frame index stays inside
+ * the window; shorter windows are clamped to their last frame (actions repeat the window's
+ * last action).
  */
 typedef struct {
     int64_t B;
@@ -195,7 +196,7 @@ void dv_calvin_loader_free(dv_calvin_loader *l);
 int64_t dv_calvin_loader_num_samples(const dv_calvin_loader *l); /* per epoch */
 /* batch i (0, 1, 2, ...; deterministic, see above). The loader prefetches i+1, i+2, ...
  * so asking in order is fast; any i works. out must be the batch struct of the loader's
- * kind; free it with dv_calvin_batch_free. */
+ * kind; free it with dv_calvin_batch_free. One consumer thread at a time. */
 int dv_calvin_loader_get(dv_calvin_loader *l, int64_t i, void *out, char *err, size_t errlen);
 void dv_calvin_batch_free(dv_calvin_kind kind, void *batch);
 /* bytes of one decoded batch of these options (what max_bytes is counted in) */
