@@ -12,6 +12,7 @@
  * two jobs; its peak is the process's maximum RSS (everything, including the weights), so the
  * two memory figures are not like for like. Without /usr/bin/python3 or torch only our figures
  * are printed, with a note. Weights are random in both (speed does not depend on them).
+ * --infer-only skips the training step (both sides).
  * Not here: CUDA, the released preset's checkpoint (random weights of its shape: --preset).
  */
 #include "bench/bench.h"
@@ -64,8 +65,8 @@ static void free_inputs(dv_dit_inputs *in) {
 }
 
 /* run the PyTorch peer; fills the three figures (negative when absent) */
-static int run_torch(const char *preset, int64_t B, int threads, double *inf, double *tr,
-                     double *rss) {
+static int run_torch(const char *preset, int64_t B, int threads, bool train, double *inf,
+                     double *tr, double *rss) {
     *inf = *tr = *rss = -1;
     if (access("/usr/bin/python3", X_OK) != 0) {
         printf("  (PyTorch peer skipped: no /usr/bin/python3)\n");
@@ -78,7 +79,7 @@ static int run_torch(const char *preset, int64_t B, int threads, double *inf, do
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "OMP_NUM_THREADS=%d /usr/bin/python3 bench/dit_torch.py --preset %s --batch %lld "
-             "--threads %d 2>&1", threads, preset, (long long)B, threads);
+             "--threads %d --train-reps %d 2>&1", threads, preset, (long long)B, threads, train ? 2 : 0);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     char line[512];
@@ -96,11 +97,12 @@ static int run_torch(const char *preset, int64_t B, int threads, double *inf, do
 int dv_bench_dit(int argc, char **argv) {
     const char *preset = "paper";
     int64_t B = 64;
-    bool torch = true;
+    bool torch = true, train = true;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) torch = false;
+        else if (!strcmp(argv[i], "--infer-only")) train = false;
     }
     int threads = dv_bench_threads_arg(argc, argv);
     if (threads > 0) omp_set_num_threads(threads);
@@ -135,7 +137,7 @@ int dv_bench_dit(int argc, char **argv) {
     dv_adamw_add_group(opt, &ps, oc);
     double t_tr = 1e30;
     int64_t peak = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < (train ? 3 : 0); rep++) {
         dv_alloc_stats before = dv_alloc_get_stats();
         dv_alloc_reset_peak();
         double t0 = dv_bench_now();
@@ -151,7 +153,7 @@ int dv_bench_dit(int argc, char **argv) {
     }
 
     double p_inf, p_tr, p_rss;
-    int have = torch ? run_torch(preset, B, threads, &p_inf, &p_tr, &p_rss) : -1;
+    int have = torch ? run_torch(preset, B, threads, train, &p_inf, &p_tr, &p_rss) : -1;
     if (!torch) printf("  (PyTorch peer not run)\n");
     printf("dit infer  batch 1, 1 chunk (encoders + %d DDIM steps, CFG batched): dualvla %8.1f ms",
            cfg.infer_steps, t_inf * 1e3);
@@ -159,6 +161,7 @@ int dv_bench_dit(int argc, char **argv) {
     printf("\n");
     printf("dit infer  of which the conditioning (encoders, resamplers, K/V once per chunk): "
            "%.1f ms, the %d guided steps: %.1f ms\n", t_enc * 1e3, cfg.infer_steps, (t_inf - t_enc) * 1e3);
+    if (!train) goto done;
     printf("dit train  batch %lld, loss + backward + AdamW:              dualvla %8.1f ms",
            (long long)B, t_tr * 1e3);
     if (have == 0) printf("   pytorch %8.1f ms   speedup %.2fx", p_tr * 1e3, p_tr / t_tr);
@@ -167,7 +170,7 @@ int dv_bench_dit(int argc, char **argv) {
            peak / 1048576.0);
     if (have == 0) printf("   pytorch process max RSS %.1f MiB (everything)", p_rss);
     printf("\n");
-
+done:
     dv_adamw_free(opt);
     dv_params_free(&ps);
     dv_release(actions), dv_release(ic.noise);

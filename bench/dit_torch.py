@@ -89,7 +89,7 @@ def main():
     t_inf = best(infer, a.infer_reps)
     print(f"torch_infer_s {t_inf:.6f}", flush=True)
 
-    B = a.batch
+    B = a.batch if a.train_reps > 0 else 1
     inpB = inputs(cfg, B, g)
     actions = torch.rand(B, cfg["chunk"], 7, generator=g) * 2 - 1
     opt = torch.optim.AdamW([p for p in pol.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-3)
@@ -106,8 +106,9 @@ def main():
         loss.backward()
         opt.step()
 
-    t_tr = best(train, a.train_reps)
-    print(f"torch_train_s {t_tr:.6f}", flush=True)
+    if a.train_reps > 0:
+        t_tr = best(train, a.train_reps)
+        print(f"torch_train_s {t_tr:.6f}", flush=True)
     print(f"torch_peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}", flush=True)
 
 

@@ -20,6 +20,7 @@
 #include "models/dit/model.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -635,6 +636,12 @@ dv_tensor *dv_dit_sample(dv_dit *m, const dv_dit_inputs *in, dv_tensor *noise, d
     bool cfg = c->cfg_scale != 1.0f;
     dv_dit_cond *c2 = cfg ? dv_dit_cond_repeat2(cd) : NULL;
     dv_ddim *s = m->ddim;
+    /* A step works on (2)B x k action tokens only: at a small batch its ops are far too small
+     * to pay for an OpenMP parallel region each (~40 per block), so the steps run on one
+     * thread; the encoders above used them all. */
+    int threads = omp_get_max_threads();
+    bool serial = (cfg ? 2 : 1) * B * c->chunk <= 64;
+    if (serial) omp_set_num_threads(1);
     for (int64_t i = 0; i < s->num_timesteps; i++) {
         int64_t t = s->timesteps[i];
         dv_tensor *out;
@@ -649,6 +656,7 @@ dv_tensor *dv_dit_sample(dv_dit *m, const dv_dit_inputs *in, dv_tensor *noise, d
         dv_release(out), dv_release(x);
         x = next;
     }
+    if (serial) omp_set_num_threads(threads);
     dv_dit_cond_free(c2);
     dv_dit_cond_free(cd);
     DV_NO_GRAD_END
