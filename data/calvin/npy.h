@@ -3,7 +3,8 @@
  * CALVIN stores one .npz per frame (np.savez / np.savez_compressed) plus a few .npy files
  * (ep_start_end_ids.npy, scene_info.npy, lang_annotations/auto_lang_ann.npy — the last one a
  * pickled dict, see data/calvin/pickle.h). dualvla reads them as they are: no Python, no
- * conversion step, no zlib (deflated zip members are inflated with stb_image's zlib decoder).
+ * conversion step, no zlib (deflated zip members are inflated by data/calvin/inflate.c, checked
+ * against stb_image's decoder; members are compressed with stb_image_write's deflate).
  *
  * .npy: magic "\x93NUMPY", version 1.0 / 2.0 / 3.0, a Python-literal header
  *   {'descr': '<f4', 'fortran_order': False, 'shape': (200, 200, 3), } padded to 64 bytes,
@@ -14,8 +15,13 @@
  *
  * Zero copy: dv_npy_load of a C-order little-endian file and dv_npz_get of a stored
  * (np.savez) member give `data` pointing into a read-only mmap of the file when it is
- * aligned to the element size; the array holds a reference to the mapping, so the dv_npz may
- * be closed first. Everything else is decoded into malloc'd memory owned by the array.
+ * aligned to the element size (numpy's own npz members often are not; dv_npz_writer aligns
+ * them); the array holds a reference to the mapping, so the dv_npz may be closed first. A
+ * deflated member is inflated once into the buffer the array keeps. Everything else is
+ * converted into malloc'd memory owned by the array. Every npz member's CRC-32 is checked.
+ *
+ * Threads: different dv_npz / arrays may be used from different threads at once; one dv_npz
+ * may be read (dv_npz_get) from several threads at once.
  *
  * Untrusted input: every malformed file — bad magic, truncated header or data, header that
  * is not the literal numpy writes, shape/size disagreement, unknown dtype, bad zip

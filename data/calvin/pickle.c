@@ -494,9 +494,13 @@ static int build_numeric(vm *m, dv_pyobj *o, const pydtype *dt, int ndim, const 
     if (data->str.len != bytes)
         return fail(m, "array data has %zu bytes, shape and dtype %s say %zu", data->str.len,
                     dv_npy_dtype_name(dt->dt), bytes);
-    void *p = arena_try(m->a, bytes);
-    if (!p) return OOM(m);
-    dv_npy_convert(&h, (const uint8_t *)data->str.s, p);
+    void *p;
+    if (!h.swap && (!fortran || ndim <= 1)) {
+        p = data->str.s; /* already in the arena, 64-byte aligned and in place: share it */
+    } else {
+        if (!(p = arena_try(m->a, bytes))) return OOM(m);
+        dv_npy_convert(&h, (const uint8_t *)data->str.s, p);
+    }
     memset(o, 0, sizeof *o);
     o->type = DV_PY_NDARRAY;
     o->array = dv_npy_wrap(dt->dt, ndim, shape, p);
