@@ -612,8 +612,8 @@ TEST(calvin_samples_mllm) {
 /* ---- helpers ------------------------------------------------------------------------------------ */
 TEST(calvin_image_resize_matches_ops) {
     /* bilinear / nearest against the tensor ops (align_corners = false), up and down */
-    const int sizes[][4] = {{16, 16, 48, 48}, {200, 200, 224, 224}, {48, 40, 20, 30}};
-    for (int k = 0; k < 3; k++) {
+    const int sizes[][4] = {{16, 16, 48, 48}, {200, 200, 224, 224}, {48, 40, 20, 30}, {160, 160, 148, 184}, {84, 84, 200, 168}};
+    for (int k = 0; k < 5; k++) {
         int sh = sizes[k][0], sw = sizes[k][1], dh = sizes[k][2], dw = sizes[k][3];
         dv_rng r = dv_rng_new(7 + k);
         dv_tensor *x = dv_rand(&r, DV_F32, DV_SHAPE(1, 3, sh, sw));
@@ -631,12 +631,25 @@ TEST(calvin_image_resize_matches_ops) {
         for (int i = 0; i < 3 * dh * dw; i++) e1 = fmax(e1, fabs(out[i] - ((float *)dv_data(bl))[i]));
         dv_resize_bilinear_u8_chw(u8, sh, sw, 3, out, dh, dw, 1.0f);
         for (int i = 0; i < 3 * dh * dw; i++) e2 = fmax(e2, fabs(out[i] - ((float *)dv_data(bl))[i]));
-        dv_resize_nearest_f32_chw(hwc, sh, sw, 3, out, dh, dw);
+        dv_resize_nearest_f32_chw(hwc, sh, sw, 3, out, dh, dw, DV_NEAREST_TORCH);
         for (int i = 0; i < 3 * dh * dw; i++) e3 = fmax(e3, fabs(out[i] - ((float *)dv_data(nn))[i]));
         CHECK_MSG(e1 < 1e-4 && e2 < 1e-4 && e3 == 0, "%dx%d -> %dx%d: %g %g %g", sh, sw, dh, dw, e1, e2, e3);
         dv_release(x), dv_release(bl), dv_release(nn);
         free(hwc), free(out), free(u8);
     }
+}
+
+TEST(calvin_image_nearest_rules) {
+    /* PyTorch's float rule and OpenCV's double rule disagree at a few pixels; values from
+       torch.nn.functional.interpolate(mode="nearest") and floor(x * (1 / (out / in))) */
+    CHECK(dv_nearest_index(DV_NEAREST_TORCH, 84, 200, 150) == 62);
+    CHECK(dv_nearest_index(DV_NEAREST_CV2, 84, 200, 150) == 63);
+    int diff = 0;
+    for (int i = 0; i < 200; i++)
+        diff += dv_nearest_index(DV_NEAREST_TORCH, 84, 200, i) != dv_nearest_index(DV_NEAREST_CV2, 84, 200, i);
+    CHECK(diff == 1);
+    CHECK(dv_nearest_index(DV_NEAREST_TORCH, 160, 148, 111) == 119); /* torch; exact arithmetic: 120 */
+    CHECK(dv_nearest_index(DV_NEAREST_TORCH, 8, 16, 5) == 2 && dv_nearest_index(DV_NEAREST_TORCH, 9, 9, 8) == 8);
 }
 
 TEST(calvin_spline) {

@@ -21,15 +21,19 @@ void dv_bilinear_taps(int in, int out, dv_tap *taps) {
     }
 }
 
-int dv_nearest_index(int in, int out, int i) {
-    int s = (int)floor(i * ((double)in / out));
+int dv_nearest_index(dv_nearest_rule rule, int in, int out, int i) {
+    int s;
+    if (rule == DV_NEAREST_CV2) {
+        s = (int)floor(i * (1.0 / ((double)out / in)));
+    } else {
+        if (in == out) return i;
+        if (out == 2 * in) return i >> 1;
+        float scale = (float)in / (float)out;
+        s = (int)floorf((float)i * scale);
+    }
     return s < in - 1 ? s : in - 1;
 }
 
-/* Separable bilinear: a horizontal pass over every source row into h (sh rows of c x dw
- * values, laid out CHW or HWC like the output), then each output row is a blend of two of
- * those rows — contiguous loops the compiler vectorises. Same arithmetic order as PyTorch
- * (horizontal, then vertical). */
 static void blend(float *restrict o, const float *restrict a, const float *restrict b, float v, float w, int n) {
 #pragma omp simd
     for (int x = 0; x < n; x++) o[x] = a[x] * v + b[x] * w;
@@ -81,21 +85,23 @@ void dv_resize_bilinear_f32_chw(const float *src, int sh, int sw, int c, float *
     bilinear(NULL, src, sh, sw, c, dst, dh, dw, 1.0f, true);
 }
 
-void dv_resize_nearest_f32_hwc(const float *src, int sh, int sw, int c, float *dst, int dh, int dw) {
+void dv_resize_nearest_f32_hwc(const float *src, int sh, int sw, int c, float *dst, int dh, int dw,
+                               dv_nearest_rule rule) {
     for (int y = 0; y < dh; y++) {
-        const float *row = src + (size_t)dv_nearest_index(sh, dh, y) * sw * c;
+        const float *row = src + (size_t)dv_nearest_index(rule, sh, dh, y) * sw * c;
         for (int x = 0; x < dw; x++) {
-            const float *p = row + (size_t)dv_nearest_index(sw, dw, x) * c;
+            const float *p = row + (size_t)dv_nearest_index(rule, sw, dw, x) * c;
             for (int ch = 0; ch < c; ch++) dst[((size_t)y * dw + x) * c + ch] = p[ch];
         }
     }
 }
 
-void dv_resize_nearest_f32_chw(const float *src, int sh, int sw, int c, float *dst, int dh, int dw) {
+void dv_resize_nearest_f32_chw(const float *src, int sh, int sw, int c, float *dst, int dh, int dw,
+                               dv_nearest_rule rule) {
     for (int y = 0; y < dh; y++) {
-        const float *row = src + (size_t)dv_nearest_index(sh, dh, y) * sw * c;
+        const float *row = src + (size_t)dv_nearest_index(rule, sh, dh, y) * sw * c;
         for (int x = 0; x < dw; x++) {
-            const float *p = row + (size_t)dv_nearest_index(sw, dw, x) * c;
+            const float *p = row + (size_t)dv_nearest_index(rule, sw, dw, x) * c;
             for (int ch = 0; ch < c; ch++) dst[((size_t)ch * dh + y) * dw + x] = p[ch];
         }
     }

@@ -172,7 +172,7 @@ static void camera_grid(const dv_calvin_camera *cam, const uint8_t *rgb, const f
         float *rgbf = malloc(sizeof(float) * 3 * (size_t)h * w);
         for (int64_t i = 0; i < (int64_t)h * w * 3; i++) rgbf[i] = rgb[i] * (1.0f / 255);
         dv_resize_bilinear_f32_hwc(rgbf, h, w, 3, rgb_g, gh, gw);
-        dv_resize_nearest_f32_hwc(xyz, h, w, 3, pcd_g, gh, gw);
+        dv_resize_nearest_f32_hwc(xyz, h, w, 3, pcd_g, gh, gw, DV_NEAREST_CV2); /* cv2.resize */
         free(rgbf);
     }
     free(xyz);
@@ -185,7 +185,7 @@ static void axis_map(int crop, int C, int r, int off, int *map) {
         int p = i + off;                          /* in the padded, rescaled image */
         while (p >= r) p = 2 * (r - 1) - p;       /* reflect (torchvision pad "reflect") */
         if (p < 0) p = 0;
-        map[i] = crop + dv_nearest_index(C, r, p);
+        map[i] = crop + dv_nearest_index(DV_NEAREST_TORCH, C, r, p); /* torchvision */
     }
 }
 
@@ -267,7 +267,7 @@ int dv_calvin_3dda_build(dv_calvin *d, const dv_calvin_3dda_opts *o, const dv_ca
                                3 * sizeof(float));
                 float *dst = (float *)dv_data(kind ? out->pcd : out->rgb) + ((b * 2 + cam) * 3) * S * S;
                 if (kind == 0) dv_resize_bilinear_f32_chw(tmp, C, C, 3, dst, (int)S, (int)S);
-                else dv_resize_nearest_f32_chw(tmp, C, C, 3, dst, (int)S, (int)S);
+                else dv_resize_nearest_f32_chw(tmp, C, C, 3, dst, (int)S, (int)S, DV_NEAREST_TORCH);
             }
 
         float *hist = (float *)dv_data(out->gripper_hist) + b * o->nhist * 8;
