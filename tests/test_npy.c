@@ -337,6 +337,31 @@ TEST(npz_write_read_round_trip) {
     uint8_t *b1 = read_all(path, &n0);
     CHECK_MSG(n1 < n0, "compressed %zu bytes vs stored %zu", n1, n0);
     free(b0), free(b1);
+    /* noise does not deflate: stored even in a compressed archive (then a zero-copy view) */
+    {
+        dv_npy noise;
+        CHECK(dv_npy_alloc(&noise, DV_NPY_U8, 1, (int64_t[]){5000}, err, sizeof err) == 0);
+        uint64_t x = 7;
+        for (int i = 0; i < 5000; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            ((uint8_t *)noise.data)[i] = (uint8_t)(x >> 56);
+        }
+        snprintf(path, sizeof path, "%s/noise.npz", dir);
+        dv_npz_writer *w;
+        CHECK(dv_npz_writer_open(path, true, &w, err, sizeof err) == 0);
+        CHECK(dv_npz_writer_add(w, "noise", &noise, err, sizeof err) == 0);
+        CHECK(dv_npz_writer_add(w, "ramp", &arrs[0], err, sizeof err) == 0);
+        CHECK(dv_npz_writer_close(w, err, sizeof err) == 0);
+        dv_npz *z;
+        dv_npy a, b;
+        CHECK(dv_npz_open(path, &z, err, sizeof err) == 0);
+        CHECK(dv_npz_get(z, "noise", &a, err, sizeof err) == 0 && a.count == 5000 && memcmp(a.data, noise.data, 5000) == 0);
+        CHECK_MSG(a.release_ == dv_npy_map_unref, "incompressible member not stored");
+        CHECK(dv_npz_get(z, "ramp", &b, err, sizeof err) == 0 && values_ok(&b, 1) && b.release_ != dv_npy_map_unref);
+        dv_npy_free(&a), dv_npy_free(&b), dv_npy_free(&noise);
+        dv_npz_close(z);
+        unlink(path);
+    }
     /* abort leaves an existing file alone and no temporary behind */
     snprintf(path, sizeof path, "%s/frame_0.npz", dir);
     dv_npz_writer *w;

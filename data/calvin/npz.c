@@ -8,7 +8,9 @@
  * (zero copy); a deflated one is inflated in one pass into the buffer the array keeps.
  *
  * Writing produces what zipfile produces for np.savez / np.savez_compressed, except that
- * timestamps are fixed at 1980-01-01 00:00 (outputs are reproducible), sizes go in the
+ * timestamps are fixed at 1980-01-01 00:00 (outputs are reproducible), a member that deflate
+ * would not shrink is stored even in a compressed archive (stb's deflate uses fixed Huffman
+ * codes only and cannot shrink noise-like images; np.load reads mixed archives), sizes go in the
  * local header (no data descriptors), and the local header of a stored member carries a
  * padding extra field (id 0xD935, as Android's zipalign) so that its array data starts at a
  * multiple of 64 bytes in the file — what makes the zero-copy read possible. zip64 records
@@ -387,6 +389,12 @@ int dv_npz_writer_add(dv_npz_writer *w, const char *key, const dv_npy *a, char *
         }
         free(packed);
         e.csize = zn;
+        if (zn >= e.usize) { /* deflate did not help (noise-like data): store the member */
+            free(z);
+            z = NULL;
+            e.method = 0;
+            e.csize = e.usize;
+        }
     } else {
         e.crc = dv_crc32(dv_crc32(0, hdr, hn), a->data, dn);
         e.csize = e.usize;
@@ -396,7 +404,7 @@ int dv_npz_writer_add(dv_npz_writer *w, const char *key, const dv_npy *a, char *
     bool big = e.usize >= U32_MAX_FIELD || e.csize >= U32_MAX_FIELD;
     size_t xn = big ? 20 : 0;
     size_t pad = 0;
-    if (!w->compress) {
+    if (e.method == 0) {
         size_t at = (size_t)((w->off + 30 + kn + 4 + xn + 4) % 64);
         pad = 4 + (64 - at) % 64;
     }
@@ -426,7 +434,7 @@ int dv_npz_writer_add(dv_npz_writer *w, const char *key, const dv_npy *a, char *
     int rc = wr(w, lh, 30, err, errlen);
     if (rc == 0) rc = wr(w, e.name, kn + 4, err, errlen);
     if (rc == 0) rc = wr(w, lh + 30, ln - 30, err, errlen);
-    if (w->compress) {
+    if (e.method == 8) {
         if (rc == 0) rc = wr(w, z, e.csize, err, errlen);
         free(z);
     } else {
