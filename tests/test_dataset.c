@@ -652,6 +652,22 @@ TEST(calvin_image_nearest_rules) {
     CHECK(dv_nearest_index(DV_NEAREST_TORCH, 8, 16, 5) == 2 && dv_nearest_index(DV_NEAREST_TORCH, 9, 9, 8) == 8);
 }
 
+TEST(calvin_3dda_augment_geometry) {
+    /* torchvision: resize 8 -> int(8 * 0.75) = 6 by nearest (source floor(p * 8 / 6)), pad
+       right by 2 with "reflect" (p = 6, 7 read 4, 3), crop at 0 (the values torch gives for
+       F.pad(F.interpolate(arange(8), 6, mode="nearest"), (0, 2), mode="reflect")) */
+    int map[8];
+    const int want_small[8] = {0, 1, 2, 4, 5, 6, 5, 4};
+    dv_calvin_3dda_axis_map(0, 8, 6, 0, map);
+    for (int i = 0; i < 8; i++) CHECK(map[i] == want_small[i]);
+    /* resize 8 -> 10 (source floor(p * 0.8)), crop at 2, all shifted by a 20-pixel border */
+    const int want_big[8] = {1, 2, 3, 4, 4, 5, 6, 7};
+    dv_calvin_3dda_axis_map(20, 8, 10, 2, map);
+    for (int i = 0; i < 8; i++) CHECK(map[i] == 20 + want_big[i]);
+    dv_calvin_3dda_axis_map(4, 8, 8, 0, map); /* no augmentation: the crop */
+    for (int i = 0; i < 8; i++) CHECK(map[i] == 4 + i);
+}
+
 TEST(calvin_spline) {
     /* not-a-knot reproduces a cubic exactly, from 4 points on */
     for (int n = 4; n <= 16; n += 3) {

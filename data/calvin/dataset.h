@@ -117,7 +117,9 @@ typedef struct {
  * both cameras as RGB + world point clouds on the static camera's grid (the gripper camera
  * upscaled: bilinear RGB, nearest points), cropped by `crop` pixels on each side
  * (200 -> 160), randomly rescaled and cropped when augmenting, and resized to image_size
- * when that is set. Poses are (xyz, quaternion, openness in {0, 1}). */
+ * when that is set. Poses are (xyz, quaternion, openness: robot_obs[14] > 0 as 0 or 1, linearly
+ * interpolated along trajectories). Batches here count samples; the references' batch of 15
+ * counts annotation windows, each bringing all of its (~16) samples. */
 typedef struct {
     int64_t B;
     dv_tensor *rgb;          /* (B, 2, 3, S, S) in [0, 1]; cameras static, gripper */

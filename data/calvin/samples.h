@@ -55,6 +55,10 @@ void dv_calvin_3dda_pose(const dv_calvin_3dda_opts *o, const float robot_obs[15]
 int dv_calvin_3dda_trajectory(dv_calvin *d, const dv_calvin_3dda_opts *o, int32_t a, int64_t t,
                               float *traj, char *err, size_t errlen);
 
+/* the grid rows (or columns) that C output positions read: crop, then the augmentation's
+ * nearest rescale of the C-wide crop to r, reflect padding back to C when r < C, a crop at off */
+void dv_calvin_3dda_axis_map(int crop, int C, int r, int off, int *map);
+
 /* scipy's CubicSpline(linspace(0, 1, n), y) (not-a-knot ends; a parabola for n = 3, a line
  * for n = 2) evaluated at linspace(0, 1, m); n <= 256 */
 void dv_spline_resample(const double *y, int n, double *out, int m);

@@ -180,7 +180,7 @@ static void camera_grid(const dv_calvin_camera *cam, const uint8_t *rgb, const f
 
 /* the rows (or columns) of the grid the C output positions read: crop, then the augmentation's
  * nearest rescale to r = int(C·sc), reflect padding to C when smaller, and a crop at off */
-static void axis_map(int crop, int C, int r, int off, int *map) {
+void dv_calvin_3dda_axis_map(int crop, int C, int r, int off, int *map) {
     for (int i = 0; i < C; i++) {
         int p = i + off;                          /* in the padded, rescaled image */
         while (p >= r) p = 2 * (r - 1) - p;       /* reflect (torchvision pad "reflect") */
@@ -256,8 +256,8 @@ int dv_calvin_3dda_build(dv_calvin *d, const dv_calvin_3dda_opts *o, const dv_ca
             oy = (int)dv_srng_int(&rng, 0, padded - C);
             ox = (int)dv_srng_int(&rng, 0, padded - C);
         }
-        axis_map(o->crop, C, r, oy, ymap);
-        axis_map(o->crop, C, r, ox, xmap);
+        dv_calvin_3dda_axis_map(o->crop, C, r, oy, ymap);
+        dv_calvin_3dda_axis_map(o->crop, C, r, ox, xmap);
         for (int cam = 0; cam < 2; cam++)
             for (int kind = 0; kind < 2; kind++) { /* 0 rgb, 1 pcd */
                 const float *src = grid + (size_t)(2 * cam + kind) * gsz;
