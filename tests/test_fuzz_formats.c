@@ -138,8 +138,8 @@ static void fuzz(const char *file, kind k, int mutations) {
         ok += parse(k, t, cut) == 0;
         free(t);
     }
-    /* a truncated npy/npz/pickle can never be complete (a truncated YAML file often is) (a pickle needs its STOP, an npz
-     * its end record, an npy its data) */
+    /* a truncated npy/npz/pickle can never be complete (a truncated YAML file often is) (a pickle needs its STOP, an
+     * npz its end record, an npy its data) */
     if (k != K_YAML) CHECK_MSG(ok == 0, "%s: %d truncated images parsed", file, ok);
     static const uint8_t special[] = {0x00, 0xff, 0x7f, 0x80, 0x01, 0xfe};
     const char *scale = getenv("DV_FUZZ_SCALE");
@@ -150,7 +150,9 @@ static void fuzz(const char *file, kind k, int mutations) {
         for (int j = 0; j < nb; j++) {
             size_t at = rnd() % n;
             uint64_t r = rnd();
-            c[at] = r & 1 ? (uint8_t)(r >> 8) : (r & 2) ? special[(r >> 8) % sizeof special] : (uint8_t)(c[at] ^ (1u << ((r >> 8) & 7)));
+            c[at] = r & 1     ? (uint8_t)(r >> 8)
+                    : (r & 2) ? special[(r >> 8) % sizeof special]
+                              : (uint8_t)(c[at] ^ (1u << ((r >> 8) & 7)));
         }
         parse(k, c, n);
     }
@@ -222,7 +224,8 @@ TEST(fuzz_inflate_vs_stb) {
         free(c);
         dv_npy_free(&zs);
     }
-    if (dv_test_verbose || getenv("DV_FUZZ_STATS")) printf("    inflate fuzz: %d runs, %d decoded by both\n", runs, both);
+    if (dv_test_verbose || getenv("DV_FUZZ_STATS"))
+        printf("    inflate fuzz: %d runs, %d decoded by both\n", runs, both);
     CHECK_MSG(differ == 0, "%d of %d streams decoded differently by inflate.c and stb", differ, both);
     CHECK(runs > 0 && both > 0);
     free(a), free(b);

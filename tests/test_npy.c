@@ -28,7 +28,8 @@ static double expect(dv_npy_dtype dt, int64_t i) {
 static bool values_ok(const dv_npy *a, double scale) {
     for (int64_t i = 0; i < a->count; i++)
         if (dv_npy_get_f64(a, i) != scale * expect(a->dtype, i)) {
-            printf("    element %lld: %g, expected %g\n", (long long)i, dv_npy_get_f64(a, i), scale * expect(a->dtype, i));
+            printf("    element %lld: %g, expected %g\n", (long long)i, dv_npy_get_f64(a, i),
+                   scale * expect(a->dtype, i));
             return false;
         }
     return true;
@@ -185,7 +186,8 @@ TEST(npy_bad_files) {
     if (!b) return;
     CHECK(dv_npy_parse(b, n, "x.npy", &a, err, sizeof err) == 0);
     dv_npy_free(&a);
-    CHECK(dv_npy_parse(b, n - 1, "x.npy", &a, err, sizeof err) != 0 && strstr(err, "x.npy") && strstr(err, "truncated"));
+    CHECK(dv_npy_parse(b, n - 1, "x.npy", &a, err, sizeof err) != 0 && strstr(err, "x.npy") &&
+          strstr(err, "truncated"));
     CHECK(dv_npy_parse(b, 40, "x.npy", &a, err, sizeof err) != 0 && strstr(err, "truncated"));
     uint8_t *c = malloc(n + 4);
     memcpy(c, b, n);
@@ -355,7 +357,8 @@ TEST(npz_write_read_round_trip) {
         dv_npz *z;
         dv_npy a, b;
         CHECK(dv_npz_open(path, &z, err, sizeof err) == 0);
-        CHECK(dv_npz_get(z, "noise", &a, err, sizeof err) == 0 && a.count == 5000 && memcmp(a.data, noise.data, 5000) == 0);
+        CHECK(dv_npz_get(z, "noise", &a, err, sizeof err) == 0 && a.count == 5000 &&
+              memcmp(a.data, noise.data, 5000) == 0);
         CHECK_MSG(a.release_ == dv_npy_map_unref, "incompressible member not stored");
         CHECK(dv_npz_get(z, "ramp", &b, err, sizeof err) == 0 && values_ok(&b, 1) && b.release_ != dv_npy_map_unref);
         dv_npy_free(&a), dv_npy_free(&b), dv_npy_free(&noise);
@@ -378,7 +381,8 @@ TEST(npz_write_read_round_trip) {
     CHECK(dv_npz_writer_add(w, "objs", &o, err, sizeof err) != 0 && strstr(err, "objs"));
     dv_npz_writer_abort(w);
     /* a folder that does not exist: an error naming the path */
-    CHECK(dv_npz_writer_open("/nonexistent_dir/x.npz", false, &w, err, sizeof err) != 0 && strstr(err, "/nonexistent_dir/x.npz"));
+    CHECK(dv_npz_writer_open("/nonexistent_dir/x.npz", false, &w, err, sizeof err) != 0 &&
+          strstr(err, "/nonexistent_dir/x.npz"));
     for (int k = 0; k < 5; k++) dv_npy_free(&arrs[k]);
     rmdir_all(dir);
 }
@@ -469,8 +473,10 @@ TEST(npy_written_for_numpy) {
     const char *keep = getenv("DV_TEST_KEEP");
     if (keep) snprintf(dir, sizeof dir, "%s", keep);
     else tmpdir(dir, sizeof dir);
-    static const struct { const char *t; dv_npy_dtype dt; } all[] = {
-        {"b1", DV_NPY_BOOL}, {"u1", DV_NPY_U8}, {"i4", DV_NPY_I32}, {"i8", DV_NPY_I64}, {"f4", DV_NPY_F32}, {"f8", DV_NPY_F64},
+    static const struct { const char *t; dv_npy_dtype dt;
+    } all[] = {
+        {"b1", DV_NPY_BOOL}, {"u1", DV_NPY_U8},  {"i4", DV_NPY_I32},
+        {"i8", DV_NPY_I64},  {"f4", DV_NPY_F32}, {"f8", DV_NPY_F64},
     };
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
         dv_npy a, b;
@@ -539,7 +545,8 @@ TEST(npy_inflate_zlib_streams_and_stb_parity) {
         dv_npy zs;
         CHECK(dv_npz_get(z, key, &zs, err, sizeof err) == 0);
         memset(out, 0xAA, n);
-        CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count, 0, out, n) == 0 && memcmp(out, src.data, n) == 0, "%s", key);
+        CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count, 0, out, n) == 0 && memcmp(out, src.data, n) == 0, "%s",
+                  key);
         CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count, 0, out, n - 1) != 0, "%s: short output accepted", key);
         CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count, 0, out, n + 1) != 0, "%s: long output accepted", key);
         CHECK_MSG(dv_inflate_raw(zs.data, (size_t)zs.count - 1, 0, out, n) != 0, "%s: truncated stream accepted", key);
@@ -554,7 +561,10 @@ TEST(npy_inflate_zlib_streams_and_stb_parity) {
         size_t len = 1000 + 4000 * (size_t)kind;
         for (size_t i = 0; i < len; i++) {
             x = x * 6364136223846793005ull + 1442695040888963407ull;
-            buf[i] = kind == 0 ? (uint8_t)(x >> 56) : kind == 1 ? (uint8_t)(i % 7) : kind == 2 ? (uint8_t)((i / 64) ^ (x >> 62)) : (uint8_t)"abcab"[i % 5];
+            buf[i] = kind == 0   ? (uint8_t)(x >> 56)
+                     : kind == 1 ? (uint8_t)(i % 7)
+                     : kind == 2 ? (uint8_t)((i / 64) ^ (x >> 62))
+                                 : (uint8_t) "abcab"[i % 5];
         }
         uint8_t *zz;
         size_t zn;

@@ -24,7 +24,8 @@ static bool is_int(const dv_pyobj *o, int64_t v) {
 
 /* gen_npy.py lang_ann(n) */
 static void check_lang_ann(const dv_pyobj *d, int n, const char *what) {
-    static const char *ann[] = {"open the drawer", "push the red block to the left", "lift the blue block from the table"};
+    static const char *ann[] = {"open the drawer", "push the red block to the left",
+                                "lift the blue block from the table"};
     static const char *task[] = {"open_drawer", "push_red_block_left", "lift_blue_block_table"};
     CHECK_MSG(d && d->type == DV_PY_DICT, "%s: not a dict", what);
     const dv_pyobj *a = dv_py_path(d, "language.ann"), *t = dv_py_path(d, "language.task");
@@ -40,13 +41,15 @@ static void check_lang_ann(const dv_pyobj *d, int n, const char *what) {
     if (e && e->type == DV_PY_NDARRAY) {
         CHECK(e->array.shape[0] == n && e->array.shape[1] == 1 && e->array.shape[2] == 384);
         bool ok = true;
-        for (int64_t i = 0; i < e->array.count; i++) ok &= dv_npy_get_f64(&e->array, i) == (double)((float)i / 1000.0f - 0.5f);
+        for (int64_t i = 0; i < e->array.count; i++)
+            ok &= dv_npy_get_f64(&e->array, i) == (double)((float)i / 1000.0f - 0.5f);
         CHECK_MSG(ok, "%s: emb values", what);
     }
     CHECK_MSG(ix && ix->type == DV_PY_LIST && ix->seq.n == n, "%s: info.indx", what);
     for (int i = 0; ix && i < n && i < ix->seq.n; i++) {
         const dv_pyobj *p = ix->seq.items[i];
-        CHECK(p->type == DV_PY_TUPLE && p->seq.n == 2 && is_int(p->seq.items[0], 10 * i) && is_int(p->seq.items[1], 10 * i + 7));
+        CHECK(p->type == DV_PY_TUPLE && p->seq.n == 2 && is_int(p->seq.items[0], 10 * i) &&
+              is_int(p->seq.items[1], 10 * i + 7));
     }
     CHECK(ep && ep->type == DV_PY_LIST && ep->seq.n == 0);
     CHECK(dv_py_path(d, "language.nothing") == NULL && dv_py_path(d, "language.ann.x") == NULL);
@@ -103,7 +106,11 @@ static void check_mix(const dv_pyobj *d, const char *what) {
     CHECK((o = dv_py_get(d, "nan_free")) && o->type == DV_PY_FLOAT && o->f == 0 && signbit(o->f));
     CHECK(is_str(dv_py_get(d, "s"), "h\xc3\xa9llo \xe2\x98\x83"));
     CHECK(is_str(dv_py_get(d, "empty_s"), ""));
-    CHECK_MSG((o = dv_py_get(d, "b")) && o->type == DV_PY_BYTES && o->str.len == 8 && memcmp(o->str.s, "\0\1\xff" "bytes", 8) == 0,
+    CHECK_MSG((o = dv_py_get(d, "b")) && o->type == DV_PY_BYTES && o->str.len == 8 &&
+                  memcmp(o->str.s,
+                         "\0\1\xff"
+                         "bytes",
+                         8) == 0,
               "%s: bytes", what);
     CHECK_MSG((o = dv_py_get(d, "empty_b")) && o->type == DV_PY_BYTES && o->str.len == 0, "%s: empty bytes", what);
     o = dv_py_get(d, "list");
@@ -180,16 +187,16 @@ TEST(pickle_protocols_2_to_5) {
                       dv_npy_get_i64(&o->array, 3) == -24,
                   "%s: big-endian i8", path);
         /* (2, 3) Fortran order: element [1, 0] is 3 * 0.25 - 1.5 */
-        CHECK_MSG((o = dv_py_get(d, "fortran_f8")) && o->type == DV_PY_NDARRAY && dv_npy_get_f64(&o->array, 3) == -0.75 &&
-                      dv_npy_get_f64(&o->array, 1) == -1.25,
+        CHECK_MSG((o = dv_py_get(d, "fortran_f8")) && o->type == DV_PY_NDARRAY &&
+                      dv_npy_get_f64(&o->array, 3) == -0.75 && dv_npy_get_f64(&o->array, 1) == -1.25,
                   "%s: fortran", path);
         CHECK((o = dv_py_get(d, "u1")) && o->type == DV_PY_NDARRAY && o->array.dtype == DV_NPY_U8 &&
               dv_npy_get_i64(&o->array, 4) == 31);
         CHECK((o = dv_py_get(d, "b1")) && o->type == DV_PY_NDARRAY && o->array.dtype == DV_NPY_BOOL &&
               dv_npy_get_i64(&o->array, 1) == 1 && dv_npy_get_i64(&o->array, 2) == 0);
         double f;
-        CHECK_MSG((o = dv_py_get(d, "scalar_f4")) && o->type == DV_PY_NDARRAY && o->array.ndim == 0 && dv_py_as_f64(o, &f) &&
-                      f == 2.5,
+        CHECK_MSG((o = dv_py_get(d, "scalar_f4")) && o->type == DV_PY_NDARRAY && o->array.ndim == 0 &&
+                      dv_py_as_f64(o, &f) && f == 2.5,
                   "%s: numpy scalar", path);
         CHECK(is_int(dv_py_get(d, "scalar_i8"), -9));
         check_lang_ann(dv_py_get(d, "lang"), 2, path);
@@ -270,7 +277,8 @@ TEST(pickle_writer_round_trip) {
     if (m && m->seq.n == 6) {
         CHECK(m->seq.items[0]->type == DV_PY_NONE && m->seq.items[1]->b && m->seq.items[2]->f == -2.75);
         CHECK(is_int(m->seq.items[3], -((int64_t)1 << 50)) && is_int(m->seq.items[4], INT64_MIN));
-        CHECK(m->seq.items[5]->type == DV_PY_BYTES && m->seq.items[5]->str.len == 3 && m->seq.items[5]->str.s[2] == 'b');
+        CHECK(m->seq.items[5]->type == DV_PY_BYTES && m->seq.items[5]->str.len == 3 &&
+              m->seq.items[5]->str.s[2] == 'b');
     }
     dv_pyarena_free(b);
     dv_pyarena_free(a);

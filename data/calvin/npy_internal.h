@@ -72,7 +72,8 @@ uint32_t dv_crc32(uint32_t crc, const void *p, size_t n);
 uint32_t dv_crc32_portable(uint32_t crc, const void *p, size_t n); /* tables only: the reference */
 /* raw deflate (no zlib header): inflate exactly dst_len bytes, -1 when the stream is corrupt,
  * ends early or has more output than dst_len. `slack`: how many bytes after src+src_len are
- * readable (the decoder looks a few bytes ahead; with less than 8 the stream is copied) */
+ * readable (inflate.c needs none; stb's decoder looks ahead, and with less than 8 the
+ * stream is copied for it) */
 int dv_inflate_raw(const uint8_t *src, size_t src_len, size_t slack, uint8_t *dst, size_t dst_len);
 /* the same with stb_image's decoder (the reference; ~5x slower) */
 int dv_inflate_raw_stb(const uint8_t *src, size_t src_len, size_t slack, uint8_t *dst, size_t dst_len);

@@ -34,7 +34,9 @@
 #define U32_MAX_FIELD 0xFFFFFFFFu
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t rd32(const uint8_t *p) {
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
 typedef struct {
@@ -276,8 +278,8 @@ int dv_npz_get(dv_npz *z, const char *key, dv_npy *out, char *err, size_t errlen
         size_t have = e->usize - h.data_offset;
         if (have != bytes) {
             free(buf);
-            return ERRF("%s: %s (%zu bytes of data, shape says %zu)", what, have < bytes ? "truncated data" : "extra data",
-                        have, bytes);
+            return ERRF("%s: %s (%zu bytes of data, shape says %zu)", what,
+                        have < bytes ? "truncated data" : "extra data", have, bytes);
         }
         out->dtype = h.dtype;
         out->ndim = h.ndim;

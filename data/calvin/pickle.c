@@ -455,8 +455,8 @@ static int global(vm *m, const char *mod, size_t mn, const char *name, size_t nn
             g->i = ok[i].id;
             return push(m, g);
         }
-    return fail(m, "global '%.*s.%.*s' is not allowed (only numpy's array reconstruction is)", (int)(mn > 200 ? 200 : mn),
-                mod, (int)(nn > 200 ? 200 : nn), name);
+    return fail(m, "global '%.*s.%.*s' is not allowed (only numpy's array reconstruction is)",
+                (int)(mn > 200 ? 200 : mn), mod, (int)(nn > 200 ? 200 : nn), name);
 }
 
 static bool is_global(const dv_pyobj *o, int id) { return o && (int)o->type == PY_GLOBAL && o->i == id; }
@@ -519,7 +519,8 @@ static const pydtype *as_dtype(vm *m, const dv_pyobj *o) {
 static int reduce(vm *m) {
     dv_pyobj *args = pop(m), *fn = pop(m);
     if (!args || !fn) return -1;
-    if ((int)fn->type != PY_GLOBAL) return fail(m, "REDUCE of a %s (only numpy globals can be called)", dv_pytype_name(fn->type));
+    if ((int)fn->type != PY_GLOBAL)
+        return fail(m, "REDUCE of a %s (only numpy globals can be called)", dv_pytype_name(fn->type));
     if (args->type != DV_PY_TUPLE) return fail(m, "REDUCE arguments are a %s, not a tuple", dv_pytype_name(args->type));
     dv_pyobj **v = args->seq.items;
     int64_t n = args->seq.n;
@@ -610,10 +611,12 @@ static int build(vm *m) {
     if (!state || !o) return -1;
     if ((int)o->type == PY_DTYPE) {
         pydtype *t = (pydtype *)o;
-        if (state->type != DV_PY_TUPLE || state->seq.n < 8 || state->seq.n > 9 || state->seq.items[1]->type != DV_PY_STR)
+        if (state->type != DV_PY_TUPLE || state->seq.n < 8 || state->seq.n > 9 ||
+            state->seq.items[1]->type != DV_PY_STR)
             return fail(m, "numpy.dtype state is not (version, byteorder, ...)");
         for (int i = 2; i <= 4; i++)
-            if (state->seq.items[i]->type != DV_PY_NONE) return fail(m, "structured or sub-array dtypes are not supported");
+            if (state->seq.items[i]->type != DV_PY_NONE)
+                return fail(m, "structured or sub-array dtypes are not supported");
         const char *bo = state->seq.items[1]->str.s;
         if (strcmp(bo, ">") == 0) t->swap = dv_npy_dtype_size(t->dt) > 1;
         else if (strcmp(bo, "<") == 0 || strcmp(bo, "|") == 0 || strcmp(bo, "=") == 0) t->swap = false;
@@ -724,7 +727,9 @@ static int run(vm *m, dv_pyobj **out) {
         case 0x8c: case 'X': case 0x8d: /* SHORT_BINUNICODE BINUNICODE BINUNICODE8 */
         case 'C': case 'B': case 0x8e: case 0x96: /* SHORT_BINBYTES BINBYTES BINBYTES8 BYTEARRAY8 */
         case 'U': case 'T': { /* SHORT_BINSTRING BINSTRING (Python 2 str: bytes) */
-            int w = (m->op == 0x8c || m->op == 'C' || m->op == 'U') ? 1 : (m->op == 0x8d || m->op == 0x8e || m->op == 0x96) ? 8 : 4;
+            int w = (m->op == 0x8c || m->op == 'C' || m->op == 'U')     ? 1
+                    : (m->op == 0x8d || m->op == 0x8e || m->op == 0x96) ? 8
+                                                                        : 4;
             if (need(m, (size_t)w)) return -1;
             uint64_t n = le(p, w);
             if (m->op == 'T' && n >> 31) return fail(m, "negative string length");
@@ -880,7 +885,8 @@ int dv_npy_parse_pickled(const void *buf_, size_t len, const char *what, dv_pyar
     }
     dv_pyobj *o;
     if (dv_pickle_parse(buf + h.data_offset, len - h.data_offset, what, arena, &o, err, errlen) != 0) return -1;
-    if (o->type != DV_PY_OBJARRAY) return ERRF("%s: the pickle holds a %s, not an object array", what, dv_pytype_name(o->type));
+    if (o->type != DV_PY_OBJARRAY)
+        return ERRF("%s: the pickle holds a %s, not an object array", what, dv_pytype_name(o->type));
     if (o->ndim != h.ndim || memcmp(o->shape, h.shape, (size_t)h.ndim * sizeof *h.shape) != 0)
         return ERRF("%s: the pickled array's shape differs from the .npy header's", what);
     *out = h.ndim == 0 ? o->seq.items[0] : o;

@@ -237,7 +237,10 @@ static void ws(const char **s) {
 }
 
 static int hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* a quoted scalar starting at *s (on the quote) */
@@ -509,7 +512,8 @@ static dv_yaml *block_map(P *p, int ind, int depth) {
         dv_yaml *v;
         if (!*rest) {
             p->cur++;
-            if (p->cur < p->n && (p->ln[p->cur].indent > ind || (p->ln[p->cur].indent == ind && is_dash(p->ln[p->cur].text))))
+            if (p->cur < p->n &&
+                (p->ln[p->cur].indent > ind || (p->ln[p->cur].indent == ind && is_dash(p->ln[p->cur].text))))
                 v = block(p, depth + 1);
             else v = node(p, DV_YAML_NULL, l->no);
         } else {
@@ -641,7 +645,8 @@ bool dv_yaml_number(const dv_yaml *y, double *v) {
         *v = NAN;
         return true;
     }
-    if (!*t || strspn(t, "0123456789.eE+-") != strlen(t) || !(t[0] == '.' || (t[0] >= '0' && t[0] <= '9'))) return false;
+    if (!*t || strspn(t, "0123456789.eE+-") != strlen(t) || !(t[0] == '.' || (t[0] >= '0' && t[0] <= '9')))
+        return false;
     char *e;
     errno = 0;
     double x = strtod(s, &e);
