@@ -460,6 +460,9 @@ TEST(train_config_text) {
     CHECK(strstr(err, "f.cfg:2") && strstr(err, "layers"));
     CHECK(dv_train_config_parse(&c, "train.batch = 0\n", "f.cfg", err, sizeof err) == -1 && strstr(err, "train.batch"));
     CHECK(dv_train_config_parse(&c, "standin.corrupt = 2\n", "f.cfg", err, sizeof err) == -1);
+    CHECK(dv_train_config_parse(&c, "train.generalist = openvla\n", "f.cfg", err, sizeof err) == -1 &&
+          strstr(err, "standin"));
+    CHECK(!strcmp(c.generalist, "standin"));
     CHECK(dv_train_config_parse(&c, "preset = huge\n", "f.cfg", err, sizeof err) == -1 && strstr(err, "huge"));
     /* a preset line resets what came before it */
     CHECK(dv_train_config_parse(&c, "train.lr = 0.5\npreset = paper\n", "f.cfg", err, sizeof err) == 0);

@@ -177,6 +177,13 @@ static void print_eval(const char *when, const char *note, const eval_result *r,
            when, note, r->mse, r->l1, (long long)r->samples, cfg->infer_steps, cfg->cfg_scale);
 }
 
+/* "5.8x lower" / "1.02x higher" */
+static void ratio_words(double before, double after, char *buf, size_t n) {
+    if (!(before > 0) || !(after > 0)) snprintf(buf, n, "n/a");
+    else if (after <= before) snprintf(buf, n, "%.*fx lower", before / after < 2 ? 2 : 1, before / after);
+    else snprintf(buf, n, "%.*fx higher", after / before < 2 ? 2 : 1, after / before);
+}
+
 static int mkdir_p(const char *dir) {
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", dir);
@@ -289,7 +296,8 @@ int dv_cmd_train(int argc, char **argv) {
     if (steps > 0) cfg.steps = steps;
     if (batch > 0) cfg.batch = batch;
     if (seed >= 0) cfg.seed = (uint64_t)seed;
-    if (cfg.warmup_steps > cfg.steps) cfg.warmup_steps = cfg.steps / 10;   /* a short run */
+    bool short_warmup = cfg.warmup_steps > cfg.steps;
+    if (short_warmup) cfg.warmup_steps = cfg.steps / 10;   /* a run shorter than the warm-up */
     char *cfg_text = dv_train_config_format(&cfg);
     if (resume) {
         static const char *const ignore[] = {"train.steps", NULL};
@@ -372,6 +380,9 @@ int dv_cmd_train(int argc, char **argv) {
            cfg.lr, cfg.weight_decay, decay.n, (long long)dv_params_numel(&decay), no_decay.n,
            (long long)dv_params_numel(&no_decay), (long long)cfg.warmup_steps, cfg.cosine_cycles,
            cfg.grad_clip, cfg.ema_decay > 0 ? "on" : "off");
+    if (short_warmup)
+        printf("note: train.warmup_steps exceeded the %lld steps of this run: warm-up set to %lld "
+               "(set train.warmup_steps to choose)\n", (long long)cfg.steps, (long long)cfg.warmup_steps);
     if (cfg.ema_decay > 0) ema = dv_ema_new(&trainable, cfg.ema_decay);
     dv_lr_schedule sched = dv_lr_warmup_cosine(cfg.warmup_steps, cfg.steps);
     sched.num_cycles = cfg.cosine_cycles;
@@ -399,13 +410,11 @@ int dv_cmd_train(int argc, char **argv) {
         step = ck.step;
         printf("resumed from %s at step %lld\n", path, (long long)step);
     }
-    snprintf(err, sizeof err, "%s/config.txt", out);
-    {
-        char e2[512];
-        if (dv_write_file_atomic(err, cfg_text, strlen(cfg_text), e2, sizeof e2)) {
-            fprintf(stderr, "dualvla train: %s\n", e2);
-            goto done;
-        }
+    char cfg_path[1200];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.txt", out);
+    if (dv_write_file_atomic(cfg_path, cfg_text, strlen(cfg_text), err, sizeof err)) {
+        fprintf(stderr, "dualvla train: %s\n", err);
+        goto done;
     }
     if (dv_loss_csv_open(&csv, csv_path, resume ? step : -1, err, sizeof err)) {
         fprintf(stderr, "dualvla train: %s\n", err);
@@ -500,10 +509,11 @@ int dv_cmd_train(int argc, char **argv) {
         if (ema) dv_ema_swap_out(ema);
         if (erc) { fprintf(stderr, "dualvla train: held-out evaluation: %s\n", err); goto done; }
         print_eval("after", ema ? " (EMA weights)" : "", &after, &cfg.model);
-        if (after.mse > 0)
-            printf("held-out action error: MSE %.5f -> %.5f (%.1fx lower), L1 %.5f -> %.5f (%.1fx lower)\n",
-                   before.mse, after.mse, before.mse / after.mse, before.l1, after.l1,
-                   after.l1 > 0 ? before.l1 / after.l1 : 0.0);
+        char rm[48], rl[48];
+        ratio_words(before.mse, after.mse, rm, sizeof rm);
+        ratio_words(before.l1, after.l1, rl, sizeof rl);
+        printf("held-out action error: MSE %.5f -> %.5f (%s), L1 %.5f -> %.5f (%s)\n", before.mse,
+               after.mse, rm, before.l1, after.l1, rl);
         printf("for reference, the stand-in generalist's own actions (shifted window, last one held): "
                "MSE %.5f  L1 %.5f\n", after.gen_mse, after.gen_l1);
     }

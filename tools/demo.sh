@@ -4,16 +4,16 @@
 #      rendered, in CALVIN's on-disk layout);
 #   2. train the "tiny" DiT preset on it for a few minutes (dualvla train dit), printing the
 #      held-out action error of DDIM-sampled chunks before and after, the loss curve going
-#      into runs/demo/run/loss.csv and loss.svg;
+#      into build/demo/run/loss.csv and loss.svg;
 #   3. sample one chunk for one validation frame and print it next to the ground truth.
 # The generalist is the documented stand-in (models/dit/standin.h). The kernel benchmarks are
-# `make bench`. Environment: DEMO_OUT (default runs/demo), DEMO_STEPS, DEMO_THREADS (2).
+# `make bench`. Environment: DEMO_OUT (default build/demo), DEMO_STEPS, DEMO_THREADS (2).
 set -euo pipefail
 # passive OpenMP waiting: on a machine whose cores are also busy with other work, spinning
 # threads that wait for a descheduled peer make every parallel region ~10x slower
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 BUILD=${BUILD:-build}
-OUT=${DEMO_OUT:-runs/demo}
+OUT=${DEMO_OUT:-$BUILD/demo}
 STEPS=${DEMO_STEPS:-1500}
 THREADS=${DEMO_THREADS:-2}
 EPISODES=${DEMO_EPISODES:-48}

@@ -33,6 +33,7 @@ int dv_train_config_preset(dv_train_config *c, const char *name, char *err, size
     t.warmup_steps = 1000, t.cosine_cycles = 0.5, t.grad_clip = 1.0, t.ema_decay = 0.0;
     t.max_latency = t.model.gen_chunk - 1;   /* random.randint(0, chunk - 1) */
     t.holdout = 0.05, t.eval_samples = 64, t.seed = 0;
+    snprintf(t.generalist, sizeof t.generalist, "standin");
     t.standin = dv_standin_config_default();
     t.standin.bins = t.model.gen_bins > 0 ? t.model.gen_bins : 256;
     if (!strcmp(name, "released")) {
@@ -48,7 +49,7 @@ int dv_train_config_preset(dv_train_config *c, const char *name, char *err, size
 }
 
 /* ---- the train.* / standin.* keys -------------------------------------------------------- */
-typedef enum { T_I64, T_INT, T_F64, T_U64, T_PATH } tkind;
+typedef enum { T_I64, T_INT, T_F64, T_U64, T_PATH, T_GEN } tkind;
 typedef struct { const char *key; tkind k; size_t off; double lo, hi; const char *help; } tfield;
 #define TF(key, field, kd, lo, hi, help) {key, kd, offsetof(dv_train_config, field), lo, hi, help}
 static const tfield TFIELDS[] = {
@@ -65,6 +66,7 @@ static const tfield TFIELDS[] = {
     TF("train.holdout", holdout, T_F64, 0, 0.9, "held-out fraction of annotations"),
     TF("train.eval_samples", eval_samples, T_I64, 0, 1e7, "held-out samples for the action error"),
     TF("train.seed", seed, T_U64, 0, 1.8e19, "seed of init, data order, noise"),
+    TF("train.generalist", generalist, T_GEN, 0, 0, "standin (no generalist tower yet)"),
     TF("standin.bins", standin.bins, T_INT, 2, 65536, "generalist stand-in: action bins"),
     TF("standin.corrupt", standin.corrupt, T_F64, 0, 1, "stand-in: P(random bin) per dimension"),
     TF("standin.latents", standin.latents_path, T_PATH, 0, 0, "stand-in latents file (none: zeros)"),
@@ -151,6 +153,16 @@ int dv_train_config_parse(dv_train_config *cfg, const char *text, const char *wh
             if (!strcmp(TFIELDS[i].key, key)) f = &TFIELDS[i];
         if (!f) { rc = ds_fail(err, errlen, "%s:%d: unknown key '%s'", what, line, key); break; }
         void *dst = (char *)&c + f->off;
+        if (f->k == T_GEN) {
+            if (strcmp(val, "standin")) {
+                rc = ds_fail(err, errlen, "%s:%d: key '%s': '%s' is not available: the generalist "
+                             "tower does not exist yet; the only source is 'standin' "
+                             "(models/dit/standin.h)", what, line, key, val);
+                break;
+            }
+            snprintf((char *)dst, sizeof c.generalist, "%s", val);
+            continue;
+        }
         if (f->k == T_PATH) {
             if (!strcmp(val, "none")) val = "";
             if (strlen(val) >= sizeof c.standin.latents_path) {
@@ -205,6 +217,7 @@ char *dv_train_config_format(const dv_train_config *c) {
         else if (f->k == T_INT) snprintf(v, sizeof v, "%d", *(const int *)src);
         else if (f->k == T_U64) snprintf(v, sizeof v, "%llu", (unsigned long long)*(const uint64_t *)src);
         else if (f->k == T_F64) snprintf(v, sizeof v, "%.9g", *(const double *)src);
+        else if (f->k == T_GEN) snprintf(v, sizeof v, "%s", (const char *)src);
         else snprintf(v, sizeof v, "%s", *(const char *)src ? (const char *)src : "none");
         n += snprintf(out + n, cap - n, "%-19s = %-18s # %s\n", f->key, v, f->help);
         DV_ASSERT(n < cap, "dv_train_config_format: buffer too small");

@@ -34,6 +34,10 @@ typedef struct {
     double holdout;           /* fraction of annotations held out for the action error */
     int64_t eval_samples;     /* held-out samples the action error is measured on */
     uint64_t seed;
+    /* where the generalist's actions and latents come from: "standin" (models/dit/standin.h)
+     * is the only source until the generalist tower exists; the key makes the choice explicit
+     * in every config and checkpoint */
+    char generalist[16];
     /* standin.* */
     dv_standin_config standin;
 } dv_train_config;

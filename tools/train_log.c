@@ -218,18 +218,20 @@ int dv_loss_csv_read(const char *path, int64_t **steps, double **loss, int64_t *
         lineno++;
         if (lineno == 1) {
             if (strncmp(line, "step,loss", 9)) {
+                tl_fail(err, errlen, "%s:1: expected the header 'step,loss,...', got '%.40s'", path, line);
                 free(buf), free(s), free(l);
-                return tl_fail(err, errlen, "%s:1: expected the header 'step,loss,...', got '%.40s'", path, line);
+                return -1;
             }
             continue;
         }
         if (!*line) continue;
-        char *end, *end2;
+        char *end, *end2 = NULL;
         long long st = strtoll(line, &end, 10);
         double v = end != line && *end == ',' ? strtod(end + 1, &end2) : 0;
         if (end == line || *end != ',' || end2 == end + 1) {
+            tl_fail(err, errlen, "%s:%d: expected 'step,loss,...', got '%.40s'", path, lineno, line);
             free(buf), free(s), free(l);
-            return tl_fail(err, errlen, "%s:%d: expected 'step,loss,...', got '%.40s'", path, lineno, line);
+            return -1;
         }
         if (cnt == cap) {
             cap *= 2;

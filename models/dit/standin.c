@@ -160,7 +160,7 @@ void dv_standin_free(dv_standin *s) {
 }
 
 void dv_standin_describe(const dv_standin *s, FILE *f) {
-    fprintf(f, "generalist: STAND-IN (no generalist model): its actions are the ground truth "
+    fprintf(f, "generalist: STAND-IN (train.generalist = standin; no generalist model yet): its actions are the ground truth "
                "quantised to %d OpenVLA bins over [-1, 1], %.1f%% of action dimensions replaced "
                "by a random bin; ", s->sc.bins, 100.0 * s->sc.corrupt);
     if (s->dim <= 0 || s->tokens <= 0) fprintf(f, "no latents (gen_latent_dim 0)\n");
