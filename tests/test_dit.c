@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "models/dit/model.h"
 #include "tensor/ops.h"
@@ -326,4 +327,41 @@ TEST(dit_gradcheck_micro_f64) {
     micro_gradcheck("");
     micro_gradcheck("causal = 0\nvit_cls = 1\ndepth_pool = 1\nglobal_latents = 1\n"
                     "drop_latent_tokens = 0\nca_norm_residual = 1\nprediction = epsilon\n");
+}
+
+/* the frozen RGB ViT from a safetensors file with timm's names; bad files change nothing */
+TEST(dit_load_rgb_encoder) {
+    char err[256], path[128];
+    dv_dit_config c;
+    dv_dit_config_preset(&c, "tiny", err, sizeof err);
+    dv_rng r1 = dv_rng_new(1), r2 = dv_rng_new(2);
+    dv_dit *a = dv_dit_new(&c, &r1), *b = dv_dit_new(&c, &r2);
+    dv_registry *ra = dv_dit_registry(a), *rb = dv_dit_registry(b);
+    const char *names[256];
+    dv_tensor *ts[256];
+    int n = 0;
+    for (int i = 0; i < dv_reg_count(ra) && n < 256; i++)
+        if (!strncmp(dv_reg_name(ra, i), "vision_encoder.", 15))
+            names[n] = dv_reg_name(ra, i) + 15, ts[n++] = dv_reg_tensor(ra, i);
+    CHECK(n > 10);
+    snprintf(path, sizeof path, "/tmp/dv_test_dit_rgb_%d.safetensors", (int)getpid());
+    /* a file lacking one tensor: an error naming it, nothing loaded */
+    CHECK(dv_st_save(path, names + 1, ts + 1, n - 1, NULL, 0, err, sizeof err) == 0);
+    dv_tensor *w = dv_reg_get(rb, "vision_encoder.norm.weight");
+    dv_tensor *before = dv_clone(w);
+    CHECK(dv_dit_load_rgb_encoder(b, path, err, sizeof err) == -1);
+    CHECK(strstr(err, names[0]) && strstr(err, path));
+    CHECK(ut_max_rel_diff(w, before) == 0);
+    /* the whole encoder: every tensor equal afterwards */
+    CHECK(dv_st_save(path, names, ts, n, NULL, 0, err, sizeof err) == 0);
+    CHECK(dv_dit_load_rgb_encoder(b, path, err, sizeof err) == 0);
+    for (int i = 0; i < n; i++) {
+        char full[300];
+        snprintf(full, sizeof full, "vision_encoder.%s", names[i]);
+        CHECK_MSG(ut_max_rel_diff(dv_reg_get(rb, full), ts[i]) == 0, "%s differs", full);
+    }
+    CHECK(strstr(b->rgb_source, path) != NULL);
+    unlink(path);
+    dv_release(before);
+    dv_dit_free(a), dv_dit_free(b);
 }

@@ -74,6 +74,8 @@ dv_dit *dv_dit_new_dtype(const dv_dit_config *cfg, dv_dtype dt, dv_rng *rng) {
               c->heads, c->rotary_dims);
     dv_dit *m = calloc(1, sizeof *m);
     m->cfg = *cfg, m->dt = dt;
+    snprintf(m->rgb_source, sizeof m->rgb_source, "RANDOM weights (none loaded: "
+             "dv_dit_load_rgb_encoder takes a timm vit_small_patch16_224.dino safetensors file)");
     dv_registry *r = &m->reg;
     int64_t C = c->hidden;
     int vis = c->rgb_vit_hidden, dvis = c->vit_hidden;
@@ -233,6 +235,7 @@ void dv_dit_print_summary(const dv_dit *m, FILE *f) {
         if (!dv_reg_is_frozen(r, i) && dv_reg_match("model", dv_reg_name(r, i)))
             specialist += dv_numel(dv_reg_tensor(r, i));
     fprintf(f, "  %-36s %12lld %12lld\n", "total", (long long)tt, (long long)ta);
+    fprintf(f, "  RGB encoder: %s\n", m->rgb_source);
     fprintf(f, "  specialist (DiT + adapters, trainable): %.2fM; + extra-modality ViT: %.2fM; "
                "%d tensors\n", specialist / 1e6, tt / 1e6, dv_reg_count(r));
 }
@@ -269,8 +272,8 @@ int dv_dit_load_rgb_encoder(dv_dit *m, const char *path, char *err, size_t errle
     free(src);
     dv_st_close(f);
     if (!rc) {
-        m->rgb_loaded = true;
-        fprintf(stderr, "dit: RGB encoder: %d tensors loaded from %s\n", loaded, path);
+        snprintf(m->rgb_source, sizeof m->rgb_source, "%d tensors loaded from %s", loaded, path);
+        fprintf(stderr, "dit: RGB encoder: %s\n", m->rgb_source);
     }
     return rc;
 }

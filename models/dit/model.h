@@ -108,7 +108,7 @@ struct dv_dit {
     dv_tensor *rope_cos, *rope_sin;      /* (chunk, rotary_dims) */
     dv_tensor *rgb_mean, *rgb_std;       /* (1, 3, 1, 1) ImageNet statistics */
     dv_ddim *ddim;
-    bool rgb_loaded;
+    char rgb_source[256];                /* where the RGB ViT's weights came from */
 };
 
 struct dv_dit_cond {
