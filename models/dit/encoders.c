@@ -107,19 +107,25 @@ dv_tensor *dv_dit_vit_forward(const dv_dit_vit *v, dv_tensor *img) {
     x = dv_pool_add(&pool, dv_nn_layer_norm_forward(&v->patch_norm, x));
     x = dv_pool_add(&pool, dv_nn_linear_forward(&v->patch_proj, x));
     x = dv_pool_add(&pool, dv_nn_layer_norm_forward(&v->embed_norm, x));
-    x = add_cls_pos(x, v->cls_token, v->pos, 1, &pool);   /* (B, n + 1, C) */
+    x = dv_retain(add_cls_pos(x, v->cls_token, v->pos, 1, &pool));   /* (B, n + 1, C), owned */
     for (int i = 0; i < v->layers; i++) {
+        /* a pool per layer: what autograd does not keep is freed layer by layer */
+        dv_pool lp = {0};
         const dv_dit_vit_layer *L = &v->layer[i];
-        dv_tensor *h = dv_pool_add(&pool, dv_nn_layer_norm_forward(&L->attn_norm, x));
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&L->to_qkv, h));    /* (B, T, 3 inner) */
-        h = self_attention(h, v->heads, &pool);                          /* (B, T, inner) */
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&L->to_out, h));
-        x = dv_pool_add(&pool, dv_add(x, h));
-        h = dv_pool_add(&pool, dv_nn_layer_norm_forward(&L->ff_norm, x));
-        h = dv_pool_add(&pool, dv_linear_act(h, L->ff1.weight, L->ff1.bias, DV_BIAS_ACT_GELU));
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&L->ff2, h));
-        x = dv_pool_add(&pool, dv_add(x, h));
+        dv_tensor *h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->attn_norm, x));
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->to_qkv, h));    /* (B, T, 3 inner) */
+        h = self_attention(h, v->heads, &lp);                          /* (B, T, inner) */
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->to_out, h));
+        dv_tensor *x1 = dv_pool_add(&lp, dv_add(x, h));
+        h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->ff_norm, x1));
+        h = dv_pool_add(&lp, dv_linear_act(h, L->ff1.weight, L->ff1.bias, DV_BIAS_ACT_GELU));
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->ff2, h));
+        dv_tensor *next = dv_add(x1, h);
+        dv_pool_release(&lp);
+        dv_release(x);
+        x = next;
     }
+    dv_pool_add(&pool, x);
     x = dv_nn_layer_norm_forward(&v->norm, x);
     if (!v->cls) {
         dv_tensor *s = dv_slice(x, 1, 1, x->shape[1], 1);
@@ -169,19 +175,25 @@ dv_tensor *dv_dit_rgb_vit_forward(const dv_dit_rgb_vit *v, dv_tensor *img) {
     dv_tensor *x = dv_pool_add(&pool, dv_dit_patchify(img, v->patch, false));
     dv_tensor *w2 = dv_pool_add(&pool, dv_reshape(v->patch_w, DV_SHAPE(v->dim, -1)));
     x = dv_pool_add(&pool, dv_linear(x, w2, v->patch_b));                  /* (B, n, C) */
-    x = add_cls_pos(x, v->cls_token, v->pos, 1, &pool);
+    x = dv_retain(add_cls_pos(x, v->cls_token, v->pos, 1, &pool));   /* owned */
     for (int i = 0; i < v->layers; i++) {
+        /* a pool per layer: what autograd does not keep is freed layer by layer */
+        dv_pool lp = {0};
         const dv_dit_rgb_block *L = &v->block[i];
-        dv_tensor *h = dv_pool_add(&pool, dv_nn_layer_norm_forward(&L->norm1, x));
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&L->qkv, h));
-        h = self_attention(h, v->heads, &pool);
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&L->proj, h));
-        x = dv_pool_add(&pool, dv_add(x, h));
-        h = dv_pool_add(&pool, dv_nn_layer_norm_forward(&L->norm2, x));
-        h = dv_pool_add(&pool, dv_linear_act(h, L->fc1.weight, L->fc1.bias, DV_BIAS_ACT_GELU));
-        h = dv_pool_add(&pool, dv_nn_linear_forward(&L->fc2, h));
-        x = dv_pool_add(&pool, dv_add(x, h));
+        dv_tensor *h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->norm1, x));
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->qkv, h));
+        h = self_attention(h, v->heads, &lp);
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->proj, h));
+        dv_tensor *x1 = dv_pool_add(&lp, dv_add(x, h));
+        h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->norm2, x1));
+        h = dv_pool_add(&lp, dv_linear_act(h, L->fc1.weight, L->fc1.bias, DV_BIAS_ACT_GELU));
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->fc2, h));
+        dv_tensor *next = dv_add(x1, h);
+        dv_pool_release(&lp);
+        dv_release(x);
+        x = next;
     }
+    dv_pool_add(&pool, x);
     x = dv_nn_layer_norm_forward(&v->norm, x);
     if (!v->cls) {
         dv_tensor *s = dv_slice(x, 1, 1, x->shape[1], 1);
