@@ -9,6 +9,7 @@
 #include "tools/train_log.c"
 #include "tools/dit_session.c"
 #include "tools/cmd_train.c"
+#include "tools/cmd_act.c"
 
 #include "test.h"
 #include "models/dit/standin.h"
@@ -302,22 +303,25 @@ static const char *e2e_root(void) {
 }
 
 /* runs `dualvla train dit` in this process with its output silenced */
-static int run_train(const char *const *args, int n) {
+static int run_cmd(int (*cmd)(int, char **), const char *name, const char *const *args, int n) {
     char *argv[40];
-    argv[0] = "train", argv[1] = "dit";
+    argv[0] = (char *)name, argv[1] = "dit";
     for (int i = 0; i < n; i++) argv[2 + i] = (char *)args[i];
     argv[2 + n] = NULL;
     fflush(stdout), fflush(stderr);
     int out = dup(1), errfd = dup(2), null = open("/dev/null", O_WRONLY);
     if (!dv_test_verbose) dup2(null, 1), dup2(null, 2);
     int threads = omp_get_max_threads();
-    int rc = dv_cmd_train(2 + n, argv);
+    int rc = cmd(2 + n, argv);
     omp_set_num_threads(threads);
     fflush(stdout), fflush(stderr);
     dup2(out, 1), dup2(errfd, 2);
     close(out), close(errfd), close(null);
     return rc;
 }
+
+static int run_train(const char *const *args, int n) { return run_cmd(dv_cmd_train, "train", args, n); }
+static int run_act(const char *const *args, int n) { return run_cmd(dv_cmd_act, "act", args, n); }
 
 /* every tensor of a equals (bytes) the same-named tensor of b, and the names agree */
 static int ckpt_equal(const char *a, const char *b, int *ntensors) {
@@ -467,4 +471,29 @@ TEST(train_config_text) {
     /* a preset line resets what came before it */
     CHECK(dv_train_config_parse(&c, "train.lr = 0.5\npreset = paper\n", "f.cfg", err, sizeof err) == 0);
     CHECK(c.lr == 1e-4 && c.model.layers == 6 && c.batch == 64 && c.warmup_steps == 1000);
+}
+
+TEST(train_then_act) {
+    const char *root = e2e_root();
+    if (!root) return;
+    char data[512], cfg[512], o[512], ck[600], val[600];
+    snprintf(data, sizeof data, "%s/data", root);
+    snprintf(val, sizeof val, "%s/data/validation", root);
+    snprintf(cfg, sizeof cfg, "%s/micro.cfg", root);
+    snprintf(o, sizeof o, "%s/act", root);
+    snprintf(ck, sizeof ck, "%s/ckpt.safetensors", o);
+    const char *t[] = {"--data", data, "--config", cfg, "--steps", "2", "--batch", "2", "--out", o,
+                       "--threads", "1", "--quiet"};
+    CHECK(run_train(t, 13) == 0);
+    const char *a1[] = {"--ckpt", ck, "--data", val, "--episode", "0", "--frame", "5", "--threads", "1",
+                        "--rollout", "3"};
+    CHECK(run_act(a1, 12) == 0);
+    const char *a2[] = {"--ckpt", ck, "--data", val, "--episode", "7", "--frame", "5"};
+    CHECK(run_act(a2, 8) == 2);                           /* no such episode */
+    const char *a3[] = {"--ckpt", ck, "--data", val, "--episode", "0", "--frame", "999"};
+    CHECK(run_act(a3, 8) == 2);                           /* no such frame */
+    const char *a4[] = {"--ckpt", data, "--data", val, "--episode", "0", "--frame", "5"};
+    CHECK(run_act(a4, 8) == 1);                           /* not a checkpoint */
+    const char *a5[] = {"--ckpt", ck, "--episode", "0"};
+    CHECK(run_act(a5, 4) == 2);                           /* missing flags */
 }

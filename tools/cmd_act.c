@@ -2,7 +2,7 @@
  * frame of a CALVIN split, printed next to the ground truth.
  *
  *   dualvla act dit --ckpt FILE --data DIR --episode I --frame J [--seed S] [--threads N]
- *                   [--no-ema]
+ *                   [--no-ema] [--rollout N]
  *
  * The checkpoint (from `dualvla train dit`) carries its config, so the model is rebuilt from
  * it; its EMA weights are used when it has them (--no-ema: the trained weights). Frame J is
@@ -11,12 +11,18 @@
  * its whole chunk conditions the specialist. Sampling: DDIM with the config's steps and CFG
  * scale, noise from --seed.
  *
- * Not here: closed-loop rollouts in the simulator (models/dit/rollout.h holds the pieces).
+ * --rollout N replays N control steps from that frame on the recorded observations (open
+ * loop): the stand-in generalist every k_g steps, the specialist every step conditioned on the
+ * generalist's shifted window, the executed action the temporal aggregate of the overlapping
+ * chunks (models/dit/rollout.h).
+ *
+ * Not here: closed-loop rollouts in the simulator (CALVIN's environment is out of scope).
  */
 #include "tools/commands.h"
 #include "tools/dit_session.h"
 #include "data/calvin/samples.h"
 #include "models/dit/dit.h"
+#include "models/dit/rollout.h"
 #include "nn/module.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
@@ -37,7 +43,9 @@ static void act_usage(FILE *f) {
         "  --frame J       frame within the episode (0-based)\n"
         "  --seed S        seed of the sampling noise and the stand-in (default 0)\n"
         "  --threads N     OpenMP threads\n"
-        "  --no-ema        use the trained weights even when the checkpoint has an EMA\n");
+        "  --no-ema        use the trained weights even when the checkpoint has an EMA\n"
+        "  --rollout N     also replay N control steps from this frame (open loop on the recorded\n"
+        "                  observations): shifted-window conditioning + temporal aggregation\n");
 }
 
 static int act_i64(const char *flag, const char *s, int64_t *out) {
@@ -81,6 +89,74 @@ static int load_weights(dv_dit *m, const char *path, bool use_ema, bool *used_em
     return rc;
 }
 
+/* Open-loop replay of n control steps from frame `id` of annotation `ann` (no simulator: the
+ * observations are the recorded ones, so the policy's actions are compared with the recorded
+ * ones, not executed). The stand-in generalist runs every k_g steps; in between, the
+ * specialist is conditioned on its shifted window; a chunk is sampled every step and the
+ * executed action is the temporal aggregate (models/dit/rollout.h). Prints each step and the
+ * error of the aggregated actions beside that of each chunk's first action alone. */
+static int replay(dv_dit *m, const dv_train_config *cfg, dv_calvin *d, const dv_standin *s,
+                  int64_t ann, int64_t id, int n, uint64_t seed, char *err, size_t errlen) {
+    const dv_calvin_ann *an = dv_calvin_annotation(d, ann);
+    if (id + n - 1 > an->end) n = (int)(an->end - id + 1);
+    int k = cfg->model.chunk, A = cfg->model.action_dim, kg = cfg->model.gen_chunk;
+    dv_calvin_loader_opts lo;
+    dv_train_loader_opts(cfg, false, 1, &lo);
+    lo.dit.max_latency = 0;
+    dv_dit_rollout r;
+    dv_dit_rollout_init(&r, k, kg, A, 0.1, DV_AGG_NEWEST_FIRST);
+    dv_rng srng = dv_rng_new(seed ^ 0x5eed0e7a1ull), nrng = dv_rng_new(seed);
+    float *cond = malloc(sizeof(float) * kg * A), *act = malloc(sizeof(float) * A);
+    double se = 0, ae = 0, se0 = 0, ae0 = 0;
+    int rc = 0;
+    printf("open-loop replay of %d steps from frame id %lld: generalist (stand-in) every %d steps, "
+           "temporal aggregation m = 0.1 (newest chunk first)\n", n, (long long)id, kg);
+    printf("step  tau_s  executed (aggregated over N chunks)                      | recorded\n");
+    DV_NO_GRAD_BEGIN
+    for (int t = 0; t < n && rc == 0; t++) {
+        dv_calvin_sample smp = {(int32_t)ann, (int32_t)(id + t - an->start)};
+        uint64_t sseed = seed + (uint64_t)t;
+        dv_calvin_dit_batch b;
+        if (dv_calvin_dit_build(d, &lo.dit, &smp, &sseed, 1, &b, err, errlen)) { rc = -1; break; }
+        dv_pool pool = {0};
+        dv_dit_inputs in;
+        if (dv_train_inputs(&cfg->model, s, &b, &srng, &pool, &in, err, errlen)) {
+            rc = -1;
+        } else {
+            if (t % kg == 0) {   /* the slow system answers: its whole chunk, from this frame */
+                dv_tensor *g = dv_pool_add(&pool, dv_contiguous(in.gen_actions));
+                dv_dit_rollout_set_generalist(&r, dv_data(g));
+            }
+            int tau_s = r.tau_s;
+            dv_dit_rollout_condition(&r, cond);
+            in.gen_actions = dv_pool_add(&pool, dv_from_data(DV_F32, DV_SHAPE(1, kg, A), cond));
+            dv_tensor *chunk = dv_pool_add(&pool, dv_dit_sample(m, &in, NULL, &nrng));
+            dv_tensor *c = dv_pool_add(&pool, dv_contiguous(chunk));
+            dv_tensor *ga = dv_pool_add(&pool, dv_contiguous(b.actions));
+            const float *cc = dv_data(c), *gt = dv_data(ga);   /* row 0: frame t's action */
+            int used = dv_dit_rollout_step(&r, cc, act);
+            printf("%4d  %5d ", t, tau_s);
+            for (int a = 0; a < A; a++) {
+                printf(" %7.3f", act[a]);
+                double dd = act[a] - gt[a], d0 = cc[a] - gt[a];
+                se += dd * dd, ae += fabs(dd), se0 += d0 * d0, ae0 += fabs(d0);
+            }
+            printf("  (%d) |", used);
+            for (int a = 0; a < A; a++) printf(" %7.3f", gt[a]);
+            printf("\n");
+        }
+        dv_pool_release(&pool);
+        dv_calvin_batch_free(DV_CALVIN_DIT, &b);
+    }
+    DV_NO_GRAD_END
+    if (rc == 0 && n > 0)
+        printf("replay error over %d steps: aggregated MSE %.5f  L1 %.5f; first action of each chunk "
+               "alone MSE %.5f  L1 %.5f\n", n, se / (n * A), ae / (n * A), se0 / (n * A), ae0 / (n * A));
+    free(cond), free(act);
+    dv_dit_rollout_free(&r);
+    return rc;
+}
+
 int dv_cmd_act(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "dit")) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { act_usage(stdout); return 0; }
@@ -89,12 +165,13 @@ int dv_cmd_act(int argc, char **argv) {
         return 2;
     }
     const char *ckpt = NULL, *data = NULL;
-    int64_t episode = -1, frame = -1, seed = 0, threads = 0;
+    int64_t episode = -1, frame = -1, seed = 0, threads = 0, steps = 0;
     bool use_ema = true;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "--ckpt") || !strcmp(a, "--data") || !strcmp(a, "--episode") ||
-                     !strcmp(a, "--frame") || !strcmp(a, "--seed") || !strcmp(a, "--threads");
+                     !strcmp(a, "--frame") || !strcmp(a, "--seed") || !strcmp(a, "--threads") ||
+                     !strcmp(a, "--rollout");
         if (takes && !v) { fprintf(stderr, "dualvla act: %s needs a value\n", a); return 2; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { act_usage(stdout); return 0; }
         else if (!strcmp(a, "--ckpt")) ckpt = v;
@@ -103,6 +180,7 @@ int dv_cmd_act(int argc, char **argv) {
         else if (!strcmp(a, "--frame")) { if (act_i64(a, v, &frame)) return 2; }
         else if (!strcmp(a, "--seed")) { if (act_i64(a, v, &seed)) return 2; }
         else if (!strcmp(a, "--threads")) { if (act_i64(a, v, &threads)) return 2; }
+        else if (!strcmp(a, "--rollout")) { if (act_i64(a, v, &steps)) return 2; }
         else if (!strcmp(a, "--no-ema")) use_ema = false;
         else { fprintf(stderr, "dualvla act: unknown option '%s'\n", a); act_usage(stderr); return 2; }
         if (takes) i++;
@@ -219,6 +297,13 @@ int dv_cmd_act(int argc, char **argv) {
     printf("chunk error: MSE %.5f  L1 %.5f\n", se / (k * A), ae / (k * A));
     DV_NO_GRAD_END
     dv_pool_release(&pool);
+    if (steps > 0) {
+        printf("\n");
+        if (replay(m, &cfg, d, standin, ann, id, (int)steps, (uint64_t)seed, err, sizeof err)) {
+            fprintf(stderr, "dualvla act: --rollout: %s\n", err);
+            goto done;
+        }
+    }
     rc = 0;
 done:
     if (have_batch) dv_calvin_batch_free(DV_CALVIN_DIT, &b);

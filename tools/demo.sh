@@ -5,7 +5,9 @@
 #   2. train the "tiny" DiT preset on it for a few minutes (dualvla train dit), printing the
 #      held-out action error of DDIM-sampled chunks before and after, the loss curve going
 #      into build/demo/run/loss.csv and loss.svg;
-#   3. sample one chunk for one validation frame and print it next to the ground truth.
+#   3. sample one chunk for one validation frame and print it next to the ground truth, then
+#      replay 16 control steps (generalist stand-in every 8, shifted-window conditioning,
+#      temporal aggregation of overlapping chunks).
 # The generalist is the documented stand-in (models/dit/standin.h). The kernel benchmarks are
 # `make bench`. Environment: DEMO_OUT (default build/demo), DEMO_STEPS, DEMO_THREADS (2).
 set -euo pipefail
@@ -30,6 +32,6 @@ echo "== 2. train the tiny DiT specialist ($STEPS steps, $THREADS threads)"
 ./$BUILD/dualvla train dit --data "$OUT/data" --preset tiny --steps "$STEPS" --out "$OUT/run" \
     --threads "$THREADS" --seed 0 --ckpt-every 500
 echo
-echo "== 3. one sampled chunk (validation episode 0, frame 12)"
+echo "== 3. one sampled chunk (validation episode 0, frame 12), then 16 control steps replayed open loop"
 ./$BUILD/dualvla act dit --ckpt "$OUT/run/ckpt.safetensors" --data "$OUT/data/validation" \
-    --episode 0 --frame 12 --threads "$THREADS"
+    --episode 0 --frame 12 --threads "$THREADS" --rollout 16
