@@ -27,5 +27,6 @@ int dv_bench_attention(int argc, char **argv);
 int dv_bench_adamw(int argc, char **argv);
 int dv_bench_calvin(int argc, char **argv);
 int dv_bench_dit(int argc, char **argv);
+int dv_bench_cuda(int argc, char **argv);
 
 #endif

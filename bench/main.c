@@ -24,6 +24,7 @@ static const struct {
     {"adamw", dv_bench_adamw, "fused AdamW update GB/s vs memcpy [--threads N]"},
     {"calvin", dv_bench_calvin, "CALVIN loader samples/s (3DDA B=15, DiT B=64), npz MB/s [--threads N] [--quick] [--dir SPLIT] [--no-peer]"},
     {"dit", dv_bench_dit, "DiT specialist: chunk latency and training step vs PyTorch [--batch B] [--no-torch]"},
+    {"cuda", dv_bench_cuda, "CUDA kernels vs torch on the GPU: cuda [gemm|attention|adamw|bandwidth]"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -68,6 +69,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* `bench --device cuda gemm` is `bench cuda gemm`; `--device cpu` is the default */
+    if (argc > 2 && !strcmp(argv[1], "--device") && !strcmp(argv[2], "cuda")) argc--, argv++;
+    else if (argc > 2 && !strcmp(argv[1], "--device") && !strcmp(argv[2], "cpu")) argv[2] = argv[0], argc -= 2, argv += 2;
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

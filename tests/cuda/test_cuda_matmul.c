@@ -1,0 +1,171 @@
+/* tests/cuda/test_cuda_matmul.c — the tensor-core GEMM (all layouts, batched, skinny, f32 and
+ * half outputs, beta, unaligned operands) and flash attention forward (head dims 32-128,
+ * causal with offsets, GQA, key padding, rows that see no key) against double / portable CPU
+ * references computed from the same half-precision inputs. Needs a GPU (build/test-cuda).
+ * Tolerance of an f32 GEMM output: 1e-5 of sum_k |a b| (f32 accumulation over K through the
+ * tensor cores' own summation order) plus, for a half output, its rounding (2^-8 bf16, 2^-11
+ * f16). Attention: 2e-2 (bf16) / 4e-3 (f16) of max |v|, from P rounded to the input dtype
+ * before P V. */
+#ifdef DV_HAVE_CUDA
+#include "tests/cuda/cuda_util.h"
+
+#include "kernels/attention.h"
+#include "kernels/cuda/kernels.h"
+#include "kernels/half.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CK(call) dv_cuda_check((call), #call)
+
+static uint16_t *rand_half(int64_t n, uint64_t seed, int bf16) {
+    float *f = tc_randn(n, seed, 1.0);
+    uint16_t *h = malloc((size_t)n * 2);
+    for (int64_t i = 0; i < n; i++) h[i] = bf16 ? dv_f32_to_bf16(f[i]) : dv_f32_to_f16(f[i]);
+    free(f);
+    return h;
+}
+static double hval(uint16_t h, int bf16) { return bf16 ? dv_bf16_to_f32(h) : dv_f16_to_f32(h); }
+
+/* one GEMM case against a double reference; returns the number of bad elements */
+static int gemm_case(int bf16, int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, int pad, int c_f32,
+                     float alpha, float beta, uint64_t seed) {
+    /* leading dimensions padded by `pad` elements (pad odd: unaligned, element-wise loads) */
+    int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    int64_t lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+    int64_t sa = ar * lda, sb = br * ldb, sc = M * ldc;
+    uint16_t *A = rand_half(sa * batch, seed, bf16), *B = rand_half(sb * batch, seed + 1, bf16);
+    float *C0 = tc_randn(sc * batch, seed + 2, 1.0);
+    uint16_t *C0h = malloc((size_t)(sc * batch) * 2);
+    for (int64_t i = 0; i < sc * batch; i++) C0h[i] = bf16 ? dv_f32_to_bf16(C0[i]) : dv_f32_to_f16(C0[i]);
+    void *dA = tc_upload(A, sa * batch * 2), *dB = tc_upload(B, sb * batch * 2);
+    int64_t cbytes = sc * batch * (c_f32 ? 4 : 2);
+    void *dC = tc_upload(c_f32 ? (void *)C0 : (void *)C0h, cbytes);
+    CK(dv_cu_gemm(bf16 ? DV_CU_BF16 : DV_CU_F16, ta, tb, M, N, K, alpha, dA, lda, sa, dB, ldb, sb, beta, dC, ldc, sc,
+                  c_f32, batch, tc_stream()));
+    void *got = tc_download(dC, cbytes);
+    int bad = 0;
+    for (int64_t z = 0; z < batch; z++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0, sabs = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    double a = hval(A[z * sa + (ta ? k * lda + m : m * lda + k)], bf16);
+                    double b = hval(B[z * sb + (tb ? n * ldb + k : k * ldb + n)], bf16);
+                    s += a * b, sabs += fabs(a * b);
+                }
+                int64_t o = z * sc + m * ldc + n;
+                double c0 = c_f32 ? C0[o] : hval(C0h[o], bf16);
+                double want = alpha * s + (beta != 0 ? beta * c0 : 0);
+                double g = c_f32 ? ((float *)got)[o] : hval(((uint16_t *)got)[o], bf16);
+                double tol = 1e-5 * (fabs(alpha) * sabs + fabs(beta * c0)) + 1e-6 +
+                             (c_f32 ? 0 : fabs(want) * (bf16 ? 1.0 / 256 : 1.0 / 2048));
+                if (!(fabs(g - want) <= tol)) {
+                    if (bad < 3)
+                        dv_test_fail(__FILE__, __LINE__, "gemm %s ta%d tb%d %lldx%lldx%lld b%lld c_f32 %d: [%lld,%lld,%lld] %.6g vs %.6g",
+                                     bf16 ? "bf16" : "f16", ta, tb, (long long)M, (long long)N, (long long)K, (long long)batch,
+                                     c_f32, (long long)z, (long long)m, (long long)n, g, want);
+                    bad++;
+                }
+            }
+    free(A), free(B), free(C0), free(C0h), free(got);
+    tc_dfree(dA, sa * batch * 2), tc_dfree(dB, sb * batch * 2), tc_dfree(dC, cbytes);
+    return bad;
+}
+
+TEST(cuda_gemm_tensor_cores_all_layouts) {
+    int bad = 0;
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                bad += gemm_case(bf16, ta, tb, 130, 257, 100, 1, 0, 1, 1.0f, 0.0f, 100 + bf16);  /* edges in M, N, K */
+                bad += gemm_case(bf16, ta, tb, 256, 128, 64, 2, 8, 0, 0.5f, 1.0f, 200 + bf16);   /* aligned, batched, beta */
+                bad += gemm_case(bf16, ta, tb, 33, 45, 37, 3, 1, 1, 1.0f, -0.5f, 300 + bf16);    /* unaligned */
+            }
+    CHECK(bad == 0);
+}
+
+TEST(cuda_gemm_skinny_path) {
+    int bad = 0;
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int64_t M = 1; M <= 16; M += 5) {
+            bad += gemm_case(bf16, 0, 1, M, 300, 1100, 1, 0, 1, 1.0f, 0.0f, 400 + M);  /* K over two chunks */
+            bad += gemm_case(bf16, 0, 1, M, 17, 77, 2, 3, 0, 2.0f, 1.0f, 500 + M);     /* unaligned, half out */
+        }
+    CHECK(bad == 0);
+}
+
+TEST(cuda_gemm_degenerate_sizes) {
+    CHECK(dv_cu_gemm(DV_CU_BF16, 0, 0, 0, 5, 5, 1, NULL, 5, 0, NULL, 5, 0, 0, NULL, 5, 0, true, 1, tc_stream()) == 0);
+    CHECK(gemm_case(1, 0, 0, 20, 30, 0, 1, 0, 1, 1.0f, 0.5f, 600) == 0); /* K = 0: C = beta C */
+}
+
+static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t D, bool causal,
+                     int64_t off, bool mask, uint64_t seed) {
+    int64_t nq = B * Hq * Tq * D, nk = B * Hkv * Tk * D;
+    uint16_t *q = rand_half(nq, seed, bf16), *k = rand_half(nk, seed + 1, bf16), *v = rand_half(nk, seed + 2, bf16);
+    float *qf = malloc(nq * 4), *kf = malloc(nk * 4), *vf = malloc(nk * 4), *o = malloc(nq * 4), *lse = malloc(B * Hq * Tq * 4);
+    for (int64_t i = 0; i < nq; i++) qf[i] = (float)hval(q[i], bf16);
+    for (int64_t i = 0; i < nk; i++) kf[i] = (float)hval(k[i], bf16), vf[i] = (float)hval(v[i], bf16);
+    uint8_t *keep = NULL, *dkeep = NULL;
+    if (mask) {
+        keep = malloc(B * Tk);
+        for (int64_t i = 0; i < B * Tk; i++) keep[i] = (i * 7919) % 5 != 0;
+        for (int64_t j = 0; j < Tk; j++) keep[j] = 0; /* batch 0 sees nothing: O = 0, lse = -inf */
+        dkeep = tc_upload(keep, B * Tk);
+    }
+    dv_attn_geom g = {.B = B, .Hq = Hq, .Hkv = Hkv, .Tq = Tq, .Tk = Tk, .D = D, .Dv = D,
+                      .q_stride = {Hq * Tq * D, Tq * D, D}, .k_stride = {Hkv * Tk * D, Tk * D, D},
+                      .v_stride = {Hkv * Tk * D, Tk * D, D}, .scale = 1.0 / sqrt((double)D), .causal = causal,
+                      .causal_offset = off, .keep = keep, .keep_stride = {Tk, 1}, .dbias_rows = 1, .nthreads = 1};
+    void *work = malloc(dv_attention_work_bytes_portable(&g, false, 4) + 64);
+    dv_attention_fwd_f32_portable(&g, qf, kf, vf, NULL, o, lse, work);
+    free(work);
+    g.keep = dkeep;
+    void *dq = tc_upload(q, nq * 2), *dk = tc_upload(k, nk * 2), *dv = tc_upload(v, nk * 2);
+    void *dout = tc_dalloc(nq * 2), *dlse = tc_dalloc(B * Hq * Tq * 4);
+    CK(dv_cu_attention_fwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq, dk, dv, dout, dlse, tc_stream()));
+    uint16_t *go = tc_download(dout, nq * 2);
+    float *gl = tc_download(dlse, B * Hq * Tq * 4);
+    int bad = 0;
+    double tol = bf16 ? 2e-2 : 4e-3;
+    for (int64_t i = 0; i < nq; i++) {
+        double d = fabs(hval(go[i], bf16) - o[i]);
+        if (!(d <= tol * 4)) { /* |v| <~ 4 for N(0,1) draws */
+            if (bad < 3)
+                dv_test_fail(__FILE__, __LINE__, "attention %s D %lld causal %d off %lld mask %d: o[%lld] %.5g vs %.5g",
+                             bf16 ? "bf16" : "f16", (long long)D, causal, (long long)off, mask, (long long)i,
+                             hval(go[i], bf16), o[i]);
+            bad++;
+        }
+    }
+    for (int64_t i = 0; i < B * Hq * Tq; i++) {
+        bool both_inf = isinf(gl[i]) && isinf(lse[i]) && gl[i] < 0 && lse[i] < 0;
+        if (!both_inf && !(fabs(gl[i] - lse[i]) <= 1e-2 * fmax(1.0, fabs(lse[i])))) {
+            if (bad < 3) dv_test_fail(__FILE__, __LINE__, "attention lse[%lld] %.6g vs %.6g", (long long)i, gl[i], lse[i]);
+            bad++;
+        }
+    }
+    free(q), free(k), free(v), free(qf), free(kf), free(vf), free(o), free(lse), free(go), free(gl), free(keep);
+    tc_dfree(dq, nq * 2), tc_dfree(dk, nk * 2), tc_dfree(dv, nk * 2), tc_dfree(dout, nq * 2), tc_dfree(dlse, B * Hq * Tq * 4);
+    if (dkeep) tc_dfree(dkeep, B * Tk);
+    return bad;
+}
+
+TEST(cuda_flash_attention_fwd_matches_cpu) {
+    int bad = 0;
+    const int64_t dims[] = {32, 40, 64, 80, 128};
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int di = 0; di < 5; di++) {
+            int64_t D = dims[di];
+            bad += attn_case(bf16, 2, 4, 2, 70, 133, D, false, 0, false, 700 + di);   /* cross, GQA */
+            bad += attn_case(bf16, 1, 2, 2, 129, 129, D, true, 0, false, 710 + di);   /* causal */
+            bad += attn_case(bf16, 2, 2, 1, 5, 200, D, true, 195, true, 720 + di);    /* decode step, MQA, mask */
+            bad += attn_case(bf16, 1, 1, 1, 64, 64, D, true, -70, false, 730 + di);   /* rows that see no key */
+        }
+    CHECK(bad == 0);
+    dv_attn_geom g = {.B = 1, .Hq = 1, .Hkv = 1, .Tq = 1, .Tk = 1, .D = 48, .Dv = 32};
+    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, tc_stream()) != 0); /* Dv != D */
+}
+#endif
