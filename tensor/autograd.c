@@ -13,6 +13,7 @@
  * modify their inputs, and dv_copy_/dv_fill_ are not recorded.
  */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
@@ -105,7 +106,11 @@ static void accumulate(dv_tensor **acc, dv_tensor *g, dv_dtype dt) {
     dv_tensor *a = *acc;
     dv_tensor *gc = dv_contiguous(g);
     int64_t n = dv_numel(a);
-    if (dt == DV_F32) {
+    if (a->device.type == DV_CUDA) {
+        int64_t one = 1;
+        dv_require_kernel("backward (gradient sum)", a);
+        dv_cuda_binary(DV_BINARY_ADD, 1, &n, a, &one, gc, &one, a); /* in place, elementwise */
+    } else if (dt == DV_F32) {
         float *pa = dv_data(a);
         const float *pg = dv_data(gc);
         for (int64_t i = 0; i < n; i++) pa[i] += pg[i];
@@ -214,7 +219,8 @@ void dv_backward_with(dv_tensor *out, dv_tensor *gout) {
 
 void dv_backward(dv_tensor *loss) {
     if (dv_numel(loss) != 1) dv_panic("backward: loss %s has %lld elements; give an output gradient with dv_backward_with", dv_shape_str(loss, NULL, 0), (long long)dv_numel(loss));
-    dv_tensor *one = dv_full(loss->dtype, loss->shape, loss->ndim, 1.0);
+    dv_tensor *one = dv_empty_on(loss->dtype, loss->shape, loss->ndim, loss->device);
+    dv_fill_(one, 1.0);
     dv_backward_with(loss, one);
     dv_release(one);
 }

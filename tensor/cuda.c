@@ -448,6 +448,74 @@ void dv_cuda_fill_tensor_(dv_tensor *t, double value) {
                   "fill_ (cuda)");
 }
 
+/* ---- op entry points ---------------------------------------------------------------------- */
+void dv_require_kernel(const char *op, const dv_tensor *t) {
+    if (t->device.type == DV_CPU) return;
+    if (t->dtype != DV_F32)
+        dv_panic("%s: the CUDA kernels take f32 (operand %s is %s on %s); cast first", op, dv_shape_str(t, NULL, 0),
+                 dv_dtype_name(t->dtype), dv_device_str(t->device));
+}
+
+static void *dp(const dv_tensor *t) { return t ? dv_data(t) : NULL; }
+static void *st(const dv_tensor *t) { return dv_cuda_stream_of(t); }
+
+void dv_cuda_unary(int op, const dv_tensor *x, dv_tensor *y, double p1, double p2) {
+    dv_cuda_check(dv_cu_unary_f32((dv_unary_op)op, dv_numel(x), dp(x), dp(y), p1, p2, st(x)), dv_unary_name(op));
+}
+void dv_cuda_unary_bwd(int op, const dv_tensor *x, const dv_tensor *y, const dv_tensor *gy, dv_tensor *gx,
+                       double p1, double p2) {
+    dv_cuda_check(dv_cu_unary_bwd_f32((dv_unary_op)op, dv_numel(x), dp(x), dp(y), dp(gy), dp(gx), p1, p2, st(x)),
+                  dv_unary_name(op));
+}
+void dv_cuda_binary(int op, int ndim, const int64_t *shape, const dv_tensor *a, const int64_t *sa,
+                    const dv_tensor *b, const int64_t *sb, dv_tensor *y) {
+    dv_cuda_check(dv_cu_binary_f32((dv_binary_op)op, ndim, shape, dp(a), sa, dp(b), sb, dp(y), st(a)), dv_binary_name(op));
+}
+void dv_cuda_sum_dim(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y) {
+    dv_cuda_check(dv_cu_reduce_f32(DV_CU_REDUCE_SUM, outer, n, inner, dp(x), dp(y), st(x)), "sum (cuda)");
+}
+void dv_cuda_scale_(dv_tensor *t, double s) {
+    DV_ASSERT(dv_is_contiguous(t), "scale_ (cuda): %s is not contiguous", dv_shape_str(t, NULL, 0));
+    dv_cuda_check(dv_cu_unary_f32(DV_UNARY_AFFINE, dv_numel(t), dp(t), dp(t), s, 0, st(t)), "scale (cuda)");
+}
+void dv_cuda_softmax_fwd(bool log, int64_t rows, int64_t n, const dv_tensor *x, dv_tensor *y) {
+    dv_cuda_check(dv_cu_softmax_fwd_f32(log, rows, n, dp(x), dp(y), st(x)), log ? "log_softmax (cuda)" : "softmax (cuda)");
+}
+void dv_cuda_softmax_bwd(bool log, int64_t rows, int64_t n, const dv_tensor *y, const dv_tensor *gy, dv_tensor *gx) {
+    dv_cuda_check(dv_cu_softmax_bwd_f32(log, rows, n, dp(y), dp(gy), dp(gx), st(y)),
+                  log ? "log_softmax backward (cuda)" : "softmax backward (cuda)");
+}
+void dv_cuda_layernorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *b,
+                           double eps, dv_tensor *y, dv_tensor *mean, dv_tensor *rstd) {
+    dv_cuda_check(dv_cu_layernorm_fwd_f32(rows, n, dp(x), dp(w), dp(b), eps, dp(y), dp(mean), dp(rstd), st(x)),
+                  "layer_norm (cuda)");
+}
+void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, double eps, dv_tensor *y,
+                         dv_tensor *rstd) {
+    dv_cuda_check(dv_cu_rmsnorm_fwd_f32(rows, n, dp(x), dp(w), eps, dp(y), dp(rstd), st(x)), "rms_norm (cuda)");
+}
+/* the weight-gradient partial sums live in a block of the caching allocator for the call:
+ * freed at once, safe because every later user of the block is ordered after on the stream */
+void dv_cuda_layernorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *mean,
+                           const dv_tensor *rstd, const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw, dv_tensor *gb) {
+    int dev = x->device.index;
+    int64_t wb = (gw || gb) ? (int64_t)dv_cu_norm_work_bytes(rows, n) : 0;
+    void *work = wb ? dv_cuda_alloc(dev, wb) : NULL;
+    dv_cuda_check(dv_cu_layernorm_bwd_f32(rows, n, dp(x), dp(w), dp(mean), dp(rstd), dp(gy), dp(gx), dp(gw), dp(gb), work,
+                                          st(x)),
+                  "layer_norm backward (cuda)");
+    dv_cuda_free(dev, work, wb);
+}
+void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *rstd,
+                         const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw) {
+    int dev = x->device.index;
+    int64_t wb = gw ? (int64_t)dv_cu_norm_work_bytes(rows, n) : 0;
+    void *work = wb ? dv_cuda_alloc(dev, wb) : NULL;
+    dv_cuda_check(dv_cu_rmsnorm_bwd_f32(rows, n, dp(x), dp(w), dp(rstd), dp(gy), dp(gx), dp(gw), work, st(x)),
+                  "rms_norm backward (cuda)");
+    dv_cuda_free(dev, work, wb);
+}
+
 #else /* ---- built without CUDA ---------------------------------------------------------- */
 
 static const char k_no_cuda[] = "CUDA unavailable: this build has no CUDA (nvcc was not found, or CUDA=0)";
@@ -503,6 +571,58 @@ void dv_cuda_fill_tensor_(dv_tensor *t, double value) {
 dv_tensor *dv_tensor_to(dv_tensor *t, dv_device d) {
     if (d.type == DV_CPU && t->device.type == DV_CPU) return dv_is_contiguous(t) ? dv_retain(t) : dv_clone(t);
     dv_panic("tensor_to(%s): %s", dv_device_str(d), k_no_cuda);
+}
+
+void dv_require_kernel(const char *op, const dv_tensor *t) {
+    if (t->device.type != DV_CPU) dv_panic("%s: %s (operand on %s)", op, k_no_cuda, dv_device_str(t->device));
+}
+#define NO_CUDA_OP(name) dv_panic("%s: %s", name, k_no_cuda)
+void dv_cuda_unary(int op, const dv_tensor *x, dv_tensor *y, double p1, double p2) {
+    (void)op, (void)x, (void)y, (void)p1, (void)p2;
+    NO_CUDA_OP("unary");
+}
+void dv_cuda_unary_bwd(int op, const dv_tensor *x, const dv_tensor *y, const dv_tensor *gy, dv_tensor *gx,
+                       double p1, double p2) {
+    (void)op, (void)x, (void)y, (void)gy, (void)gx, (void)p1, (void)p2;
+    NO_CUDA_OP("unary backward");
+}
+void dv_cuda_binary(int op, int ndim, const int64_t *shape, const dv_tensor *a, const int64_t *sa,
+                    const dv_tensor *b, const int64_t *sb, dv_tensor *y) {
+    (void)op, (void)ndim, (void)shape, (void)a, (void)sa, (void)b, (void)sb, (void)y;
+    NO_CUDA_OP("binary");
+}
+void dv_cuda_sum_dim(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y) {
+    (void)outer, (void)n, (void)inner, (void)x, (void)y;
+    NO_CUDA_OP("sum");
+}
+void dv_cuda_scale_(dv_tensor *t, double s) { (void)t, (void)s; NO_CUDA_OP("scale"); }
+void dv_cuda_softmax_fwd(bool log, int64_t rows, int64_t n, const dv_tensor *x, dv_tensor *y) {
+    (void)log, (void)rows, (void)n, (void)x, (void)y;
+    NO_CUDA_OP("softmax");
+}
+void dv_cuda_softmax_bwd(bool log, int64_t rows, int64_t n, const dv_tensor *y, const dv_tensor *gy, dv_tensor *gx) {
+    (void)log, (void)rows, (void)n, (void)y, (void)gy, (void)gx;
+    NO_CUDA_OP("softmax backward");
+}
+void dv_cuda_layernorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *b,
+                           double eps, dv_tensor *y, dv_tensor *mean, dv_tensor *rstd) {
+    (void)rows, (void)n, (void)x, (void)w, (void)b, (void)eps, (void)y, (void)mean, (void)rstd;
+    NO_CUDA_OP("layer_norm");
+}
+void dv_cuda_layernorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *mean,
+                           const dv_tensor *rstd, const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw, dv_tensor *gb) {
+    (void)rows, (void)n, (void)x, (void)w, (void)mean, (void)rstd, (void)gy, (void)gx, (void)gw, (void)gb;
+    NO_CUDA_OP("layer_norm backward");
+}
+void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, double eps, dv_tensor *y,
+                         dv_tensor *rstd) {
+    (void)rows, (void)n, (void)x, (void)w, (void)eps, (void)y, (void)rstd;
+    NO_CUDA_OP("rms_norm");
+}
+void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *rstd,
+                         const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw) {
+    (void)rows, (void)n, (void)x, (void)w, (void)rstd, (void)gy, (void)gx, (void)gw;
+    NO_CUDA_OP("rms_norm backward");
 }
 
 #endif

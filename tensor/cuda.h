@@ -105,4 +105,28 @@ void *dv_cuda_stream_of(const dv_tensor *t);
 void dv_cuda_copy_tensor_(dv_tensor *dst, const dv_tensor *src);
 void dv_cuda_fill_tensor_(dv_tensor *t, double value);
 
+
+/* ---- op entry points: the tensor/ ops call these for tensors on a CUDA device ------------- */
+/* abort unless t is on the CPU, or on a CUDA device with an f32 kernel for op in this build */
+void dv_require_kernel(const char *op, const dv_tensor *t);
+/* contiguous f32 operands on one device; y / gx / gw / gb already allocated there; optional
+ * tensors may be NULL (kernels/cuda/kernels.h contracts) */
+void dv_cuda_unary(int op, const dv_tensor *x, dv_tensor *y, double p1, double p2);
+void dv_cuda_unary_bwd(int op, const dv_tensor *x, const dv_tensor *y, const dv_tensor *gy, dv_tensor *gx,
+                       double p1, double p2);
+void dv_cuda_binary(int op, int ndim, const int64_t *shape, const dv_tensor *a, const int64_t *sa,
+                    const dv_tensor *b, const int64_t *sb, dv_tensor *y);
+void dv_cuda_sum_dim(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y);
+void dv_cuda_scale_(dv_tensor *t, double s); /* t *= s in place */
+void dv_cuda_softmax_fwd(bool log, int64_t rows, int64_t n, const dv_tensor *x, dv_tensor *y);
+void dv_cuda_softmax_bwd(bool log, int64_t rows, int64_t n, const dv_tensor *y, const dv_tensor *gy, dv_tensor *gx);
+void dv_cuda_layernorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *b,
+                           double eps, dv_tensor *y, dv_tensor *mean, dv_tensor *rstd);
+void dv_cuda_layernorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *mean,
+                           const dv_tensor *rstd, const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw, dv_tensor *gb);
+void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, double eps, dv_tensor *y,
+                         dv_tensor *rstd);
+void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *rstd,
+                         const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw);
+
 #endif

@@ -1,6 +1,7 @@
 /* tensor/ops_binary.c — elementwise binary ops with numpy broadcasting, comparisons, where and
  * masked_fill. Gradients of broadcast operands are summed back to their shape by dv_ag_give. */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
@@ -18,7 +19,7 @@ static dv_tensor *binary_raw(dv_binary_op op, const dv_tensor *a, const dv_tenso
     dv_check_float(name, a);
     dv_check_float(name, b);
     dv_check_same_device(name, a, b);
-    dv_require_cpu(name, a);
+    dv_require_kernel(name, a);
     if (a->dtype != b->dtype)
         dv_panic("%s: dtypes differ (%s %s vs %s %s); cast one", name, dv_dtype_name(a->dtype),
                  dv_shape_str(a, NULL, 0), dv_dtype_name(b->dtype), dv_shape_str(b, NULL, 0));
@@ -26,8 +27,10 @@ static dv_tensor *binary_raw(dv_binary_op op, const dv_tensor *a, const dv_tenso
     int n = dv_broadcast_shape(name, a, b, shape);
     bcast_strides(a, n, shape, sa);
     bcast_strides(b, n, shape, sb);
-    dv_tensor *y = dv_empty(op >= DV_BINARY_EQ ? DV_BOOL : a->dtype, shape, n);
-    if (a->dtype == DV_F64)
+    dv_tensor *y = dv_empty_on(op >= DV_BINARY_EQ ? DV_BOOL : a->dtype, shape, n, a->device);
+    if (dv_backend_of(a) == DV_BACKEND_CUDA)
+        dv_cuda_binary(op, n, shape, a, sa, b, sb, y);
+    else if (a->dtype == DV_F64)
         dv_binary_f64_portable(op, n, shape, dv_data(a), sa, dv_data(b), sb, dv_data(y));
 #ifndef DV_NO_AVX512
     else if (dv_backend_of(a) == DV_BACKEND_AVX512)
@@ -40,6 +43,7 @@ static dv_tensor *binary_raw(dv_binary_op op, const dv_tensor *a, const dv_tenso
 
 /* weight for the max/min backward: 1 where this side won, 0.5 on ties, 0 where it lost */
 static dv_tensor *winner_weight(dv_tensor *a, dv_tensor *b, bool max, bool first) {
+    dv_require_cpu(max ? "max backward" : "min backward", a);
     dv_tensor *y = binary_raw(DV_BINARY_SUB, a, b); /* broadcast shape, sign tells the winner */
     int64_t m = dv_numel(y);
     for (int64_t i = 0; i < m; i++) {

@@ -10,6 +10,7 @@
  * backward does not redo the reductions. Nothing is saved when no input needs a gradient.
  */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/norm.h"
@@ -32,6 +33,10 @@ static dv_tensor *dim_last(dv_tensor *x, int d) {
 /* ---- softmax / log-softmax ---------------------------------------------------------------- */
 
 static void softmax_fwd(bool log, int64_t rows, int64_t n, const dv_tensor *x, dv_tensor *y) {
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) {
+        dv_cuda_softmax_fwd(log, rows, n, x, y);
+        return;
+    }
     if (x->dtype == DV_F64) {
         if (log) dv_log_softmax_fwd_f64_portable(rows, n, dv_data(x), dv_data(y));
         else dv_softmax_fwd_f64_portable(rows, n, dv_data(x), dv_data(y));
@@ -49,6 +54,10 @@ static void softmax_fwd(bool log, int64_t rows, int64_t n, const dv_tensor *x, d
 }
 
 static void softmax_bwd(bool log, int64_t rows, int64_t n, const dv_tensor *y, const dv_tensor *gy, dv_tensor *gx) {
+    if (dv_backend_of(y) == DV_BACKEND_CUDA) {
+        dv_cuda_softmax_bwd(log, rows, n, y, gy, gx);
+        return;
+    }
     if (y->dtype == DV_F64) {
         if (log) dv_log_softmax_bwd_f64_portable(rows, n, dv_data(y), dv_data(gy), dv_data(gx));
         else dv_softmax_bwd_f64_portable(rows, n, dv_data(y), dv_data(gy), dv_data(gx));
@@ -71,7 +80,7 @@ static void softmax_bwd(bool log, int64_t rows, int64_t n, const dv_tensor *y, c
 static dv_tensor *softmax_run(bool log, int d, dv_tensor *a, dv_tensor *gy) {
     int64_t n = a->shape[d], rows = n ? dv_numel(a) / n : 0;
     dv_tensor *al = dim_last(a, d), *gl = gy ? dim_last(gy, d) : NULL;
-    dv_tensor *out = dv_empty(a->dtype, al->shape, al->ndim);
+    dv_tensor *out = dv_empty_on(a->dtype, al->shape, al->ndim, a->device);
     if (gy) softmax_bwd(log, rows, n, al, gl, out);
     else softmax_fwd(log, rows, n, al, out);
     dv_release(al);
@@ -88,7 +97,7 @@ static void softmax_backward(dv_node *n, dv_tensor *g) {
 
 static dv_tensor *softmax_impl(const char *op, dv_tensor *x, int dim, bool log) {
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     if (x->ndim == 0) { /* a 0-d tensor is a row of one */
         if (dim != 0 && dim != -1) dv_panic("%s: dim %d out of range for a 0-d tensor", op, dim);
         dv_tensor *x1 = dv_reshape(x, DV_SHAPE(1));
@@ -129,7 +138,7 @@ static void check_param(const char *op, const char *what, const dv_tensor *x, co
 
 static void check_norm_input(const char *op, const dv_tensor *x) {
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     if (x->ndim < 1) dv_panic("%s: x must have at least one dim, got a 0-d tensor", op);
 }
 
@@ -154,9 +163,11 @@ static void layer_norm_backward(dv_node *n, dv_tensor *g) {
     int64_t c = x->shape[x->ndim - 1], rows = c ? dv_numel(x) / c : 0;
     dv_tensor *gc = dv_contiguous(g);
     dv_tensor *gx = want_x ? dv_empty_like(x) : NULL;
-    dv_tensor *gw = want_w ? dv_empty(x->dtype, &c, 1) : NULL;
-    dv_tensor *gb = want_b ? dv_empty(x->dtype, &c, 1) : NULL;
-    if (x->dtype == DV_F64)
+    dv_tensor *gw = want_w ? dv_empty_on(x->dtype, &c, 1, x->device) : NULL;
+    dv_tensor *gb = want_b ? dv_empty_on(x->dtype, &c, 1, x->device) : NULL;
+    if (dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_layernorm_bwd(rows, c, x, w, mean, rstd, gc, gx, gw, gb);
+    else if (x->dtype == DV_F64)
         dv_layernorm_bwd_f64_portable(rows, c, dv_data(x), data_or_null(w), dv_data(mean), dv_data(rstd), dv_data(gc),
                                       data_or_null(gx), data_or_null(gw), data_or_null(gb));
 #ifndef DV_NO_AVX512
@@ -180,11 +191,13 @@ dv_tensor *dv_layer_norm(dv_tensor *x, dv_tensor *weight, dv_tensor *bias, doubl
     check_param(op, "bias", x, bias);
     int64_t c = x->shape[x->ndim - 1], rows = c ? dv_numel(x) / c : 0;
     dv_tensor *xc = contiguous_or_null(x), *wc = contiguous_or_null(weight), *bc = contiguous_or_null(bias);
-    dv_tensor *y = dv_empty(x->dtype, x->shape, x->ndim);
+    dv_tensor *y = dv_empty_like(x);
     bool record = dv_ag_wanted(3, (dv_tensor *[]){x, weight, bias});
-    dv_tensor *mean = record ? dv_empty(DV_F64, &rows, 1) : NULL;
-    dv_tensor *rstd = record ? dv_empty(DV_F64, &rows, 1) : NULL;
-    if (x->dtype == DV_F64)
+    dv_tensor *mean = record ? dv_empty_on(DV_F64, &rows, 1, x->device) : NULL;
+    dv_tensor *rstd = record ? dv_empty_on(DV_F64, &rows, 1, x->device) : NULL;
+    if (dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_layernorm_fwd(rows, c, xc, wc, bc, eps, y, mean, rstd);
+    else if (x->dtype == DV_F64)
         dv_layernorm_fwd_f64_portable(rows, c, dv_data(xc), data_or_null(wc), data_or_null(bc), eps, dv_data(y),
                                       data_or_null(mean), data_or_null(rstd));
 #ifndef DV_NO_AVX512
@@ -224,8 +237,10 @@ static void rms_norm_backward(dv_node *n, dv_tensor *g) {
     int64_t c = x->shape[x->ndim - 1], rows = c ? dv_numel(x) / c : 0;
     dv_tensor *gc = dv_contiguous(g);
     dv_tensor *gx = want_x ? dv_empty_like(x) : NULL;
-    dv_tensor *gw = want_w ? dv_empty(x->dtype, &c, 1) : NULL;
-    if (x->dtype == DV_F64)
+    dv_tensor *gw = want_w ? dv_empty_on(x->dtype, &c, 1, x->device) : NULL;
+    if (dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_rmsnorm_bwd(rows, c, x, w, rstd, gc, gx, gw);
+    else if (x->dtype == DV_F64)
         dv_rmsnorm_bwd_f64_portable(rows, c, dv_data(x), data_or_null(w), dv_data(rstd), dv_data(gc),
                                     data_or_null(gx), data_or_null(gw));
 #ifndef DV_NO_AVX512
@@ -247,10 +262,12 @@ dv_tensor *dv_rms_norm(dv_tensor *x, dv_tensor *weight, double eps) {
     check_param(op, "weight", x, weight);
     int64_t c = x->shape[x->ndim - 1], rows = c ? dv_numel(x) / c : 0;
     dv_tensor *xc = contiguous_or_null(x), *wc = contiguous_or_null(weight);
-    dv_tensor *y = dv_empty(x->dtype, x->shape, x->ndim);
+    dv_tensor *y = dv_empty_like(x);
     bool record = dv_ag_wanted(2, (dv_tensor *[]){x, weight});
-    dv_tensor *rstd = record ? dv_empty(DV_F64, &rows, 1) : NULL;
-    if (x->dtype == DV_F64)
+    dv_tensor *rstd = record ? dv_empty_on(DV_F64, &rows, 1, x->device) : NULL;
+    if (dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_rmsnorm_fwd(rows, c, xc, wc, eps, y, rstd);
+    else if (x->dtype == DV_F64)
         dv_rmsnorm_fwd_f64_portable(rows, c, dv_data(xc), data_or_null(wc), eps, dv_data(y), data_or_null(rstd));
 #ifndef DV_NO_AVX512
     else if (dv_backend_of(x) == DV_BACKEND_AVX512)

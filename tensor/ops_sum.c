@@ -2,6 +2,7 @@
  * every broadcast). A multi-dim reduction runs the one-axis kernel once per reduced dim on a
  * contiguous copy, innermost first. */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/reduce.h"
@@ -16,8 +17,9 @@ static dv_tensor *sum_one_dim(dv_tensor *x, int d) {
     int64_t sh[DV_MAX_DIMS];
     memcpy(sh, x->shape, sizeof sh);
     sh[d] = 1;
-    dv_tensor *y = dv_empty(x->dtype, sh, x->ndim);
-    if (x->dtype == DV_F64) dv_sum_f64_portable(outer, n, inner, dv_data(x), dv_data(y));
+    dv_tensor *y = dv_empty_on(x->dtype, sh, x->ndim, x->device);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_sum_dim(outer, n, inner, x, y);
+    else if (x->dtype == DV_F64) dv_sum_f64_portable(outer, n, inner, dv_data(x), dv_data(y));
 #ifndef DV_NO_AVX512
     else if (dv_backend_of(x) == DV_BACKEND_AVX512) dv_sum_f32_avx512(outer, n, inner, dv_data(x), dv_data(y));
 #endif
@@ -51,7 +53,8 @@ static void sum_backward(dv_node *n, dv_tensor *g) {
     if (n->farg[0] != 1.0) {
         dv_tensor *c = dv_clone(ge);
         int64_t m = dv_numel(c);
-        if (c->dtype == DV_F32) { float *p = dv_data(c); for (int64_t i = 0; i < m; i++) p[i] *= (float)n->farg[0]; }
+        if (c->device.type == DV_CUDA) dv_cuda_scale_(c, n->farg[0]);
+        else if (c->dtype == DV_F32) { float *p = dv_data(c); for (int64_t i = 0; i < m; i++) p[i] *= (float)n->farg[0]; }
         else { double *p = dv_data(c); for (int64_t i = 0; i < m; i++) p[i] *= n->farg[0]; }
         dv_release(ge);
         ge = c;
@@ -61,7 +64,7 @@ static void sum_backward(dv_node *n, dv_tensor *g) {
 
 static dv_tensor *sum_impl(const char *op, dv_tensor *x, const int *dims, int ndims, bool keepdim, bool mean) {
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     int marks[DV_MAX_DIMS];
     reduce_marks(op, x, dims, ndims, marks);
     dv_tensor *cur;
@@ -83,7 +86,8 @@ static dv_tensor *sum_impl(const char *op, dv_tensor *x, const int *dims, int nd
     double scale = mean ? 1.0 / (double)count : 1.0;
     if (mean) {
         int64_t m = dv_numel(cur);
-        if (cur->dtype == DV_F32) { float *p = dv_data(cur); for (int64_t i = 0; i < m; i++) p[i] = (float)(p[i] * scale); }
+        if (cur->device.type == DV_CUDA) dv_cuda_scale_(cur, scale);
+        else if (cur->dtype == DV_F32) { float *p = dv_data(cur); for (int64_t i = 0; i < m; i++) p[i] = (float)(p[i] * scale); }
         else { double *p = dv_data(cur); for (int64_t i = 0; i < m; i++) p[i] *= scale; }
     }
     /* cur is a fresh contiguous tensor with reduced dims of size 1: fix its header in place */

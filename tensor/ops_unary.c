@@ -1,11 +1,13 @@
 /* tensor/ops_unary.c — elementwise unary ops and their backward: gx = gy * f'(x). */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
 static void unary_kernel(dv_unary_op op, const dv_tensor *x, dv_tensor *y, double p1, double p2) {
     int64_t n = dv_numel(x);
-    if (x->dtype == DV_F64) dv_unary_f64_portable(op, n, dv_data(x), dv_data(y), p1, p2);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_unary(op, x, y, p1, p2);
+    else if (x->dtype == DV_F64) dv_unary_f64_portable(op, n, dv_data(x), dv_data(y), p1, p2);
 #ifndef DV_NO_AVX512
     else if (dv_backend_of(x) == DV_BACKEND_AVX512) dv_unary_f32_avx512(op, n, dv_data(x), dv_data(y), p1, p2);
 #endif
@@ -18,7 +20,9 @@ static void unary_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *gc = dv_contiguous(g);
     dv_tensor *gx = dv_empty_like(x);
     int64_t m = dv_numel(x);
-    if (x->dtype == DV_F64)
+    if (dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_unary_bwd(op, x, y, gc, gx, n->farg[0], n->farg[1]);
+    else if (x->dtype == DV_F64)
         dv_unary_backward_f64_portable(op, m, dv_data(x), dv_data(y), dv_data(gc), dv_data(gx), n->farg[0], n->farg[1]);
 #ifndef DV_NO_AVX512
     else if (dv_backend_of(x) == DV_BACKEND_AVX512)
@@ -34,12 +38,12 @@ dv_tensor *dv_unary(dv_unary_op op, dv_tensor *x, double p1, double p2) {
     const char *name = dv_unary_name(op);
     DV_ASSERT((unsigned)op < DV_UNARY_COUNT, "unary: bad op %d", (int)op);
     dv_check_float(name, x);
-    dv_require_cpu(name, x);
+    dv_require_kernel(name, x);
     dv_tensor *xc;
     DV_NO_GRAD_BEGIN
     xc = dv_contiguous(x);
     DV_NO_GRAD_END
-    dv_tensor *y = dv_empty(x->dtype, x->shape, x->ndim);
+    dv_tensor *y = dv_empty_like(x);
     unary_kernel(op, xc, y, p1, p2);
     if (dv_ag_wanted(1, &x)) {
         dv_node *n = dv_ag_record(y, name, unary_backward, 1, &x);

@@ -176,8 +176,14 @@ __global__ void binary_bwd_kernel(dv_binary_op op, int64_t n, const float *__res
             db = x > 0 ? g * p * logf(x) : 0.0f;
             break;
         }
-        case DV_BINARY_MAX: { bool pa = x >= z || x != x; da = pa ? g : 0.0f; db = pa ? 0.0f : g; break; }
-        case DV_BINARY_MIN: { bool pa = x <= z || x != x; da = pa ? g : 0.0f; db = pa ? 0.0f : g; break; }
+        case DV_BINARY_MAX:
+        case DV_BINARY_MIN: { /* tensor/ops_binary.c's weights: 1 to the winner, 0.5 each on a tie */
+            float d = op == DV_BINARY_MAX ? x - z : z - x;
+            float wa = d > 0 ? 1.0f : (d == 0 ? 0.5f : 0.0f), wb = d < 0 ? 1.0f : (d == 0 ? 0.5f : 0.0f);
+            da = g * wa;
+            db = g * wb;
+            break;
+        }
         default: break;
         }
         if (ga) ga[i] = da;

@@ -47,8 +47,8 @@ int dv_cu_binary_f32(dv_binary_op op, int ndim, const int64_t *shape, const floa
                      dv_cu_stream stream);
 /* the backward of a same-shape binary op (add, sub, mul, div, pow, max, min), contiguous:
  * ga = gy * d(a op b)/da, gb = gy * d/db; either may be NULL. Broadcast operands are reduced
- * afterwards by the caller (dv_cu_reduce_f32). max/min send the gradient to a where a >= b
- * (a <= b), as kernels/elementwise.h's forward picks a on ties. */
+ * afterwards by the caller (dv_cu_reduce_f32). max/min weigh the gradient as
+ * tensor/ops_binary.c does: 1 to the winner, 0.5 to each on a tie, 0 to both at a NaN. */
 int dv_cu_binary_bwd_f32(dv_binary_op op, int64_t n, const float *a, const float *b,
                          const float *gy, float *ga, float *gb, dv_cu_stream stream);
 
