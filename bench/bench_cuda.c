@@ -6,9 +6,9 @@
  *   gemm       bf16 in, bf16 out, f32 accumulation: TFLOP/s at 4096^3, 8192^3 and the
  *              LLaVA-7B projections 600x4096x4096 and 600x11008x4096 (M x N x K), the layout
  *              of torch.matmul(a, b) (tb = 0) and of a linear layer x W^T (tb = 1)
- *   attention  flash attention forward, bf16, 32 heads x 128, T = 600 and 4096, causal:
- *              TFLOP/s counting the causal half (2 * 2 * B H T^2 D / 2); the backward does not
- *              exist on CUDA yet and is reported as such
+ *   attention  flash attention forward and backward, bf16, 32 heads x 128, T = 600 and 4096,
+ *              causal: TFLOP/s counting the causal half (forward 2 * 2 * B H T^2 D / 2, the
+ *              backward 2.5 times that, FlashAttention-2's convention)
  *   adamw      fused AdamW over 64M f32 parameters: GB/s of its 28 bytes a parameter
  *   bandwidth  gelu and softmax GB/s beside cudaMemcpy device-to-device GB/s (the issue's
  *              target: memory-bound kernels >= 70% of the copy)
@@ -112,11 +112,17 @@ static int bench_gemm(void) {
 }
 
 /* ---- attention ---- */
-typedef struct { dv_attn_geom g; void *q, *k, *v, *o; float *lse; } attn_job;
+typedef struct { dv_attn_geom g; void *q, *k, *v, *o, *work; float *lse, *dq, *dk, *dv; } attn_job;
 static void run_attn(void *ctx) {
     attn_job *j = ctx;
     dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, j->o, j->lse, dv_cuda_stream(0)),
                   "bench attention");
+}
+static void run_attn_bwd(void *ctx) {
+    attn_job *j = ctx; /* dO = O: any values do */
+    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, j->o, j->lse, j->o, j->dq, j->dk, j->dv,
+                                      j->work, dv_cuda_stream(0)),
+                  "bench attention backward");
 }
 
 static int bench_attention(void) {
@@ -141,7 +147,16 @@ static int bench_attention(void) {
         snprintf(key, sizeof key, "attn_fwd_%lld", (long long)T);
         double peer = torch_seconds("attention", key);
         print_line(name, flops / t * 1e-12, isnan(peer) ? NAN : flops / peer * 1e-12, "TFLOP/s");
-        printf("  %-34s not implemented on CUDA yet\n", "bwd");
+        int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&j.g);
+        j.dq = dv_cuda_alloc(0, n * 4), j.dk = dv_cuda_alloc(0, n * 4), j.dv = dv_cuda_alloc(0, n * 4);
+        j.work = dv_cuda_alloc(0, wb);
+        t = time_gpu(run_attn_bwd, &j);
+        snprintf(name, sizeof name, "bwd T=%lld (CUDA cores)", (long long)T);
+        snprintf(key, sizeof key, "attn_bwd_%lld", (long long)T);
+        peer = torch_seconds("attention", key);
+        print_line(name, 2.5 * flops / t * 1e-12, isnan(peer) ? NAN : 2.5 * flops / peer * 1e-12, "TFLOP/s");
+        dv_cuda_free(0, j.dq, n * 4), dv_cuda_free(0, j.dk, n * 4), dv_cuda_free(0, j.dv, n * 4);
+        dv_cuda_free(0, j.work, wb);
         dv_cuda_free(0, j.q, n * 2), dv_cuda_free(0, j.k, n * 2), dv_cuda_free(0, j.v, n * 2);
         dv_cuda_free(0, j.o, n * 2), dv_cuda_free(0, j.lse, H * T * 4);
     }

@@ -6,7 +6,8 @@
 Prints one line per case, "<case> <seconds per call>", with the case names bench/bench_cuda.c
 looks up; nothing else on stdout. The same shapes as bench_cuda.c: bf16 torch.matmul / F.linear
 at 4096^3, 8192^3, 600x4096x4096, 600x11008x4096 (M x N x K); scaled_dot_product_attention
-forward, bf16, (1, 32, T, 128) causal, T = 600 and 4096; torch.optim.AdamW(fused=True) over 64M
+forward and backward (autograd.grad of the
+output), bf16, (1, 32, T, 128) causal, T = 600 and 4096; torch.optim.AdamW(fused=True) over 64M
 f32 parameters. Timed with CUDA events: a warm-up call, then calls filling ~0.3 s.
 A peer to compare with, never a dependency of the build; exits 1 without torch or a GPU.
 """
@@ -47,9 +48,14 @@ def attention():
     import torch
     import torch.nn.functional as F
     for t in (600, 4096):
-        q, k, v = (torch.randn(1, 32, t, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-        fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        print(f"attn_fwd_{t} {timed(fn):.9g}", flush=True)
+        q, k, v = (torch.randn(1, 32, t, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        with torch.no_grad():
+            fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            print(f"attn_fwd_{t} {timed(fn):.9g}", flush=True)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        g = torch.randn_like(out)
+        bwd = lambda: torch.autograd.grad(out, (q, k, v), g, retain_graph=True)
+        print(f"attn_bwd_{t} {timed(bwd):.9g}", flush=True)
 
 
 def adamw():

@@ -115,6 +115,21 @@ int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *g, const uint16_t 
                         const uint16_t *k, const uint16_t *v, uint16_t *o, float *lse,
                         dv_cu_stream stream);
 
+/* Backward of dv_cu_attention_fwd (kernels/attention.h formulas, FlashAttention-2 order:
+ * Dr = rowsum(dO * O), then dK, dV per key tile and dQ per query tile, each recomputing
+ * P = exp(S - lse) — two passes, no atomics, deterministic). Inputs as the forward (o and dout
+ * contiguous (B, Hq, Tq, D) in the inputs' dtype, lse from the forward); outputs f32,
+ * contiguous, overwritten: dq (B, Hq, Tq, D), dk and dv (B, Hkv, Tk, D), summed over the
+ * query heads of a group. work: dv_cu_attention_bwd_work_bytes bytes.
+ * This first version runs on CUDA cores (f32 FMA from shared-memory tiles of 16 x 16), a
+ * correct reference for the tensor-core FA2 backward that is still to come. Same limits as
+ * the forward (no bias, D == Dv multiple of 8 up to 128). */
+size_t dv_cu_attention_bwd_work_bytes(const dv_attn_geom *g);
+int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *g, const uint16_t *q,
+                        const uint16_t *k, const uint16_t *v, const uint16_t *o, const float *lse,
+                        const uint16_t *dout, float *dq, float *dk, float *dv, void *work,
+                        dv_cu_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,230 @@
+/* kernels/cuda/attention_bwd.cu — the backward of the flash attention forward
+ * (kernels/cuda/attention.cu), after FlashAttention-2 (Dao 2023, Algorithm 2), in two passes
+ * that need no atomics:
+ *   1. Dr[i]   = sum_d dO[i,d] O[i,d]                               one warp per query row
+ *   2. dK, dV  per key tile of 16 (grid: key tiles x B*Hkv): for every query head of the
+ *              group and every query tile of 16 that can see the keys,
+ *                P = exp(scale Q K^T - lse) (0 where masked), dP = dO V^T, dS = P (dP - Dr),
+ *                dV += P^T dO,  dK += scale dS^T Q
+ *   3. dQ      per query tile of 16 (grid: query tiles x B*Hq): for every visible key tile,
+ *                the same P and dS, dQ += scale dS K
+ * Tiles live in shared memory as f32 (rows padded by one float: the 16 threads that read 16
+ * different rows at one column hit 16 banks); each thread of 256 owns one (query, key) score
+ * of a tile and up to 8 elements of the (16, D) gradient accumulator, in registers.
+ * CUDA cores only: a correct, plain baseline for the tensor-core backward (not here yet), the
+ * additive bias and its gradient, Dv != D.
+ */
+#include "kernels/cuda/common.h"
+#include "kernels/cuda/kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+namespace {
+
+constexpr int T16 = 16, NT = 256, DMAX = 128, SD = DMAX + 1, OWN = T16 * DMAX / NT; /* 8 */
+
+struct Geom {
+    int64_t B, Hq, Hkv, Tq, Tk, D;
+    int64_t qs[3], ks[3], vs[3];
+    float scale;
+    bool causal;
+    int64_t offset;
+    const uint8_t *keep;
+    int64_t keep_s[2];
+};
+
+template <bool BF16> __device__ __forceinline__ float to_f32(uint16_t h);
+template <> __device__ __forceinline__ float to_f32<true>(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
+template <> __device__ __forceinline__ float to_f32<false>(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+
+/* rows [t0, t0 + 16) of a (T, D) head with row stride ld, as f32, zeros past T */
+template <bool BF16>
+__device__ __forceinline__ void load_rows(float *S, const uint16_t *p, int64_t ld, int64_t t0, int64_t T, int64_t D) {
+    for (int e = threadIdx.x; e < T16 * D; e += NT) {
+        int r = e / (int)D, d = e % (int)D;
+        S[r * SD + d] = t0 + r < T ? to_f32<BF16>(p[(t0 + r) * ld + d]) : 0.0f;
+    }
+}
+
+__device__ __forceinline__ bool visible(const Geom &g, int64_t b, int64_t i, int64_t j) {
+    return dv_cu_attn_visible(i, j, g.Tk, g.causal, g.offset) && (!g.keep || g.keep[b * g.keep_s[0] + j * g.keep_s[1]] != 0);
+}
+
+/* P and dS of the tile (queries q0.., keys k0..) into Ps, dSs; one score per thread */
+__device__ __forceinline__ void scores(const Geom &g, int64_t b, int64_t q0, int64_t k0, const float *Qs, const float *Ks,
+                                       const float *Vs, const float *dOs, const float *lse_s, const float *dr_s,
+                                       float *Ps, float *dSs) {
+    int qi = threadIdx.x / T16, kj = threadIdx.x % T16;
+    int64_t i = q0 + qi, j = k0 + kj;
+    float p = 0.0f, ds = 0.0f;
+    if (i < g.Tq && visible(g, b, i, j) && lse_s[qi] != -INFINITY) {
+        float s = 0.0f, dp = 0.0f;
+        for (int d = 0; d < (int)g.D; d++) {
+            s += Qs[qi * SD + d] * Ks[kj * SD + d];
+            dp += dOs[qi * SD + d] * Vs[kj * SD + d];
+        }
+        p = expf(s * g.scale - lse_s[qi]);
+        ds = p * (dp - dr_s[qi]);
+    }
+    Ps[qi * (T16 + 1) + kj] = p;
+    dSs[qi * (T16 + 1) + kj] = ds;
+}
+
+template <bool BF16>
+__global__ void __launch_bounds__(NT) dr_kernel(int64_t rows, int64_t D, const uint16_t *__restrict__ o,
+                                                const uint16_t *__restrict__ dout, float *__restrict__ dr) {
+    int64_t r = blockIdx.x * (int64_t)(NT / 32) + threadIdx.x / 32;
+    if (r >= rows) return;
+    float s = 0.0f;
+    for (int64_t d = threadIdx.x % 32; d < D; d += 32) s += to_f32<BF16>(o[r * D + d]) * to_f32<BF16>(dout[r * D + d]);
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (threadIdx.x % 32 == 0) dr[r] = s;
+}
+
+/* blockIdx.x: key tile; blockIdx.y: b * Hkv + hk */
+template <bool BF16>
+__global__ void __launch_bounds__(NT) dkdv_kernel(Geom g, const uint16_t *__restrict__ q, const uint16_t *__restrict__ k,
+                                                  const uint16_t *__restrict__ v, const uint16_t *__restrict__ dout,
+                                                  const float *__restrict__ lse, const float *__restrict__ dr,
+                                                  float *__restrict__ dk, float *__restrict__ dv) {
+    __shared__ float Ks[T16 * SD], Vs[T16 * SD], Qs[T16 * SD], dOs[T16 * SD];
+    __shared__ float Ps[T16 * (T16 + 1)], dSs[T16 * (T16 + 1)], lse_s[T16], dr_s[T16];
+    const int64_t b = blockIdx.y / g.Hkv, hk = blockIdx.y % g.Hkv, k0 = (int64_t)blockIdx.x * T16, D = g.D;
+    const int64_t group = g.Hq / g.Hkv;
+    load_rows<BF16>(Ks, k + b * g.ks[0] + hk * g.ks[1], g.ks[2], k0, g.Tk, D);
+    load_rows<BF16>(Vs, v + b * g.vs[0] + hk * g.vs[1], g.vs[2], k0, g.Tk, D);
+    float adk[OWN], adv[OWN];
+#pragma unroll
+    for (int u = 0; u < OWN; u++) adk[u] = adv[u] = 0.0f;
+    /* the first query that can see key k0 under the causal mask: i + offset >= k0 */
+    int64_t qstart = 0;
+    if (g.causal) qstart = k0 - g.offset > 0 ? (k0 - g.offset) / T16 * T16 : 0;
+    for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
+        const int64_t bh = b * g.Hq + h;
+        for (int64_t q0 = qstart; q0 < g.Tq; q0 += T16) {
+            __syncthreads(); /* the previous tiles are no longer read */
+            load_rows<BF16>(Qs, q + b * g.qs[0] + h * g.qs[1], g.qs[2], q0, g.Tq, D);
+            load_rows<BF16>(dOs, dout + bh * g.Tq * D, D, q0, g.Tq, D);
+            if (threadIdx.x < T16) {
+                int64_t i = q0 + threadIdx.x;
+                lse_s[threadIdx.x] = i < g.Tq ? lse[bh * g.Tq + i] : -INFINITY;
+                dr_s[threadIdx.x] = i < g.Tq ? dr[bh * g.Tq + i] : 0.0f;
+            }
+            __syncthreads();
+            scores(g, b, q0, k0, Qs, Ks, Vs, dOs, lse_s, dr_s, Ps, dSs);
+            __syncthreads();
+#pragma unroll
+            for (int u = 0; u < OWN; u++) {
+                int e = threadIdx.x + u * NT, kj = e / (int)D, d = e % (int)D;
+                if (kj >= T16) break;
+                float sv = 0.0f, sk = 0.0f;
+                for (int qi = 0; qi < T16; qi++) {
+                    sv += Ps[qi * (T16 + 1) + kj] * dOs[qi * SD + d];
+                    sk += dSs[qi * (T16 + 1) + kj] * Qs[qi * SD + d];
+                }
+                adv[u] += sv;
+                adk[u] += g.scale * sk;
+            }
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < OWN; u++) {
+        int e = threadIdx.x + u * NT, kj = e / (int)D, d = e % (int)D;
+        if (kj >= T16) break;
+        int64_t j = k0 + kj;
+        if (j >= g.Tk) continue;
+        int64_t o = ((b * g.Hkv + hk) * g.Tk + j) * D + d;
+        if (dk) dk[o] = adk[u];
+        if (dv) dv[o] = adv[u];
+    }
+}
+
+/* blockIdx.x: query tile; blockIdx.y: b * Hq + h */
+template <bool BF16>
+__global__ void __launch_bounds__(NT) dq_kernel(Geom g, const uint16_t *__restrict__ q, const uint16_t *__restrict__ k,
+                                                const uint16_t *__restrict__ v, const uint16_t *__restrict__ dout,
+                                                const float *__restrict__ lse, const float *__restrict__ dr,
+                                                float *__restrict__ dq) {
+    __shared__ float Ks[T16 * SD], Vs[T16 * SD], Qs[T16 * SD], dOs[T16 * SD];
+    __shared__ float Ps[T16 * (T16 + 1)], dSs[T16 * (T16 + 1)], lse_s[T16], dr_s[T16];
+    const int64_t bh = blockIdx.y, b = bh / g.Hq, h = bh % g.Hq, hk = h / (g.Hq / g.Hkv);
+    const int64_t q0 = (int64_t)blockIdx.x * T16, D = g.D;
+    load_rows<BF16>(Qs, q + b * g.qs[0] + h * g.qs[1], g.qs[2], q0, g.Tq, D);
+    load_rows<BF16>(dOs, dout + bh * g.Tq * D, D, q0, g.Tq, D);
+    if (threadIdx.x < T16) {
+        int64_t i = q0 + threadIdx.x;
+        lse_s[threadIdx.x] = i < g.Tq ? lse[bh * g.Tq + i] : -INFINITY;
+        dr_s[threadIdx.x] = i < g.Tq ? dr[bh * g.Tq + i] : 0.0f;
+    }
+    float adq[OWN];
+#pragma unroll
+    for (int u = 0; u < OWN; u++) adq[u] = 0.0f;
+    const int64_t kv_end = dv_cu_attn_kv_end(q0, T16, g.Tq, g.Tk, g.causal, g.offset);
+    for (int64_t k0 = 0; k0 < kv_end; k0 += T16) {
+        __syncthreads();
+        load_rows<BF16>(Ks, k + b * g.ks[0] + hk * g.ks[1], g.ks[2], k0, g.Tk, D);
+        load_rows<BF16>(Vs, v + b * g.vs[0] + hk * g.vs[1], g.vs[2], k0, g.Tk, D);
+        __syncthreads();
+        scores(g, b, q0, k0, Qs, Ks, Vs, dOs, lse_s, dr_s, Ps, dSs);
+        __syncthreads();
+#pragma unroll
+        for (int u = 0; u < OWN; u++) {
+            int e = threadIdx.x + u * NT, qi = e / (int)D, d = e % (int)D;
+            if (qi >= T16) break;
+            float s = 0.0f;
+            for (int kj = 0; kj < T16; kj++) s += dSs[qi * (T16 + 1) + kj] * Ks[kj * SD + d];
+            adq[u] += g.scale * s;
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < OWN; u++) {
+        int e = threadIdx.x + u * NT, qi = e / (int)D, d = e % (int)D;
+        if (qi >= T16) break;
+        if (q0 + qi < g.Tq) dq[(bh * g.Tq + q0 + qi) * D + d] = adq[u];
+    }
+}
+
+template <bool BF16>
+void launch(const Geom &g, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *o, const float *lse,
+            const uint16_t *dout, float *dq, float *dk, float *dv, float *dr, cudaStream_t s) {
+    int64_t rows = g.B * g.Hq * g.Tq;
+    dr_kernel<BF16><<<(unsigned)((rows + NT / 32 - 1) / (NT / 32)), NT, 0, s>>>(rows, g.D, o, dout, dr);
+    if (dk || dv) {
+        dim3 grid((unsigned)((g.Tk + T16 - 1) / T16), (unsigned)(g.B * g.Hkv));
+        dkdv_kernel<BF16><<<grid, NT, 0, s>>>(g, q, k, v, dout, lse, dr, dk, dv);
+    }
+    if (dq) {
+        dim3 grid((unsigned)((g.Tq + T16 - 1) / T16), (unsigned)(g.B * g.Hq));
+        dq_kernel<BF16><<<grid, NT, 0, s>>>(g, q, k, v, dout, lse, dr, dq);
+    }
+}
+
+} // namespace
+
+extern "C" size_t dv_cu_attention_bwd_work_bytes(const dv_attn_geom *g) {
+    return (size_t)(g->B * g->Hq * g->Tq) * sizeof(float);
+}
+
+extern "C" int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *ag, const uint16_t *q, const uint16_t *k,
+                                   const uint16_t *v, const uint16_t *o, const float *lse, const uint16_t *dout,
+                                   float *dq, float *dk, float *dv, void *work, dv_cu_stream stream) {
+    if (ag->D != ag->Dv || ag->D <= 0 || ag->D > DMAX || ag->D % 8 != 0) return (int)cudaErrorInvalidValue;
+    if (ag->Hkv <= 0 || ag->Hq % ag->Hkv != 0) return (int)cudaErrorInvalidValue;
+    if (ag->B <= 0 || ag->Tq <= 0 || ag->Tk <= 0) return 0;
+    if (ag->B * ag->Hq > 65535) return (int)cudaErrorInvalidValue;
+    Geom g;
+    g.B = ag->B, g.Hq = ag->Hq, g.Hkv = ag->Hkv, g.Tq = ag->Tq, g.Tk = ag->Tk, g.D = ag->D;
+    for (int i = 0; i < 3; i++) g.qs[i] = ag->q_stride[i], g.ks[i] = ag->k_stride[i], g.vs[i] = ag->v_stride[i];
+    g.scale = (float)ag->scale;
+    g.causal = ag->causal;
+    g.offset = ag->causal_offset;
+    g.keep = ag->keep;
+    g.keep_s[0] = ag->keep_stride[0], g.keep_s[1] = ag->keep_stride[1];
+    cudaStream_t s = (cudaStream_t)stream;
+    if (dtype == DV_CU_BF16) launch<true>(g, q, k, v, o, lse, dout, dq, dk, dv, (float *)work, s);
+    else launch<false>(g, q, k, v, o, lse, dout, dq, dk, dv, (float *)work, s);
+    return (int)cudaGetLastError();
+}
