@@ -6,9 +6,13 @@
  *     register); every element of a shared-memory tile loaded by exactly one 16-byte piece;
  *     fragment loads of a warp conflict-free across the 32 banks; fragment reads inside the
  *     padded rows
- *   - the attention key-range bound against brute force over the causal mask
+ *   - the attention key-range bound against brute force over the causal mask, and the flash
+ *     forward's per-row algorithm (key tiles of DV_CU_ATTN_BKV, base-2 online softmax with
+ *     dv_cu_online_rescale / dv_cu_online_lse, masks, the causal tile skip) replayed in f32
+ *     on the host against the portable attention kernel
  * And, without touching a device: the runtime's answers when no device can be used.
  */
+#include "kernels/attention.h"
 #include "kernels/cuda/common.h"
 #include "tensor/cuda.h"
 #include "tests/test.h"
@@ -196,4 +200,82 @@ TEST(cuda_host_device_strings) {
     dv_tensor_move_(t, DV_DEVICE_CPU);
     CHECK(t->storage->data == data && t->device.type == DV_CPU);
     dv_release(t);
+}
+
+/* one query row of kernels/cuda/attention.cu's forward, as the kernel orders it (without the
+ * tensor cores and the rounding of P to half): key tiles up to dv_cu_attn_kv_end of the row's
+ * query tile, scores in base 2, online rescaling by the common.h helpers */
+static void flash_row(const dv_attn_geom *g, const float *q, const float *k, const float *v, int64_t b, int64_t i,
+                      float *o, float *lse) {
+    int64_t D = g->D, q0 = i / DV_CU_ATTN_BQ * DV_CU_ATTN_BQ;
+    float m = -INFINITY, l = 0, acc[128] = {0};
+    float sl2 = (float)(g->scale * 1.4426950408889634074);
+    int64_t end = dv_cu_attn_kv_end(q0, DV_CU_ATTN_BQ, g->Tq, g->Tk, g->causal, g->causal_offset);
+    for (int64_t kv0 = 0; kv0 < end; kv0 += DV_CU_ATTN_BKV) {
+        float s[DV_CU_ATTN_BKV], mx = -INFINITY;
+        for (int jj = 0; jj < DV_CU_ATTN_BKV; jj++) {
+            int64_t j = kv0 + jj;
+            bool vis = dv_cu_attn_visible(i, j, g->Tk, g->causal, g->causal_offset) &&
+                       (!g->keep || g->keep[b * g->keep_stride[0] + j * g->keep_stride[1]]);
+            float dot = 0;
+            if (vis)
+                for (int64_t d = 0; d < D; d++) dot += q[i * D + d] * k[j * D + d];
+            s[jj] = vis ? dot * sl2 : -INFINITY;
+            if (s[jj] > mx) mx = s[jj];
+        }
+        float base, corr = dv_cu_online_rescale(&m, mx, &base);
+        l *= corr;
+        for (int64_t d = 0; d < D; d++) acc[d] *= corr;
+        for (int jj = 0; jj < DV_CU_ATTN_BKV; jj++) {
+            float p = exp2f(s[jj] - base);
+            l += p;
+            if (p != 0)
+                for (int64_t d = 0; d < D; d++) acc[d] += p * v[(kv0 + jj) * D + d];
+        }
+    }
+    for (int64_t d = 0; d < D; d++) o[d] = l > 0 ? acc[d] / l : 0;
+    *lse = dv_cu_online_lse(m, l);
+}
+
+TEST(cuda_host_flash_forward_algorithm_matches_portable) {
+    const int64_t Tq = 70, Tk = 150, D = 24, B = 2;
+    const int64_t offs[] = {0, Tk - Tq, -75};
+    dv_rng r = dv_rng_new(9);
+    dv_tensor *tq = dv_randn(&r, DV_F32, DV_SHAPE(B, Tq, D)), *tk = dv_randn(&r, DV_F32, DV_SHAPE(B, Tk, D));
+    dv_tensor *tv = dv_randn(&r, DV_F32, DV_SHAPE(B, Tk, D));
+    uint8_t keep[2 * 150];
+    for (int j = 0; j < B * Tk; j++) keep[j] = (j * 37) % 7 != 0;
+    const float *q = dv_data(tq), *k = dv_data(tk), *v = dv_data(tv);
+    int bad = 0;
+    for (int c = 0; c < 5; c++) {
+        dv_attn_geom g = {.B = B, .Hq = 1, .Hkv = 1, .Tq = Tq, .Tk = Tk, .D = D, .Dv = D,
+                          .q_stride = {Tq * D, Tq * D, D}, .k_stride = {Tk * D, Tk * D, D}, .v_stride = {Tk * D, Tk * D, D},
+                          .scale = 0.3, .causal = c < 3, .causal_offset = c < 3 ? offs[c] : 0,
+                          .keep = c == 4 ? keep : NULL, .keep_stride = {Tk, 1}, .dbias_rows = 1, .nthreads = 1};
+        float *o = malloc(sizeof(float) * B * Tq * D), *lse = malloc(sizeof(float) * B * Tq);
+        void *work = malloc(dv_attention_work_bytes_portable(&g, false, 4) + 64);
+        dv_attention_fwd_f32_portable(&g, q, k, v, NULL, o, lse, work);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < Tq; i++) {
+                float oo[128], ll;
+                flash_row(&g, q + b * Tq * D, k + b * Tk * D, v + b * Tk * D, b, i, oo, &ll);
+                const float *want = o + (b * Tq + i) * D;
+                float wl = lse[b * Tq + i];
+                if (isinf(wl) || isinf(ll)) bad += !(isinf(wl) && isinf(ll) && wl < 0 && ll < 0);
+                else bad += !(fabsf(ll - wl) <= 1e-4f * fmaxf(1, fabsf(wl)));
+                for (int64_t d = 0; d < D; d++) bad += !(fabsf(oo[d] - want[d]) <= 2e-5f * fmaxf(1, fabsf(want[d])));
+            }
+        free(o), free(lse), free(work);
+    }
+    CHECK_MSG(bad == 0, "%d values of the replayed flash forward differ from the portable kernel", bad);
+    /* the helpers alone: a first tile with nothing visible, then one with a key */
+    float m = -INFINITY, base;
+    float corr = dv_cu_online_rescale(&m, -INFINITY, &base);
+    CHECK(corr == 0 && base == 0 && m == -INFINITY);
+    corr = dv_cu_online_rescale(&m, 3.0f, &base);
+    CHECK(corr == 0 && base == 3.0f && m == 3.0f);
+    corr = dv_cu_online_rescale(&m, 1.0f, &base);
+    CHECK(corr == 1 && base == 3.0f);
+    CHECK(isinf(dv_cu_online_lse(-INFINITY, 0)) && fabsf(dv_cu_online_lse(1, 2) - 2 * 0.69314718f) < 1e-6f);
+    dv_release(tq), dv_release(tk), dv_release(tv);
 }

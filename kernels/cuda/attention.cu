@@ -169,11 +169,8 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__re
         for (int rr = 0; rr < 2; rr++) {
             mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
             mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
-            float mnew = fmaxf(m[rr], mx[rr]);
-            /* nothing visible yet: keep the base at 0 so exp2(-inf - base) = 0, not NaN */
-            float base = mnew == -INFINITY ? 0.0f : mnew;
-            corr[rr] = exp2f(m[rr] - base);   /* m = -inf: 0 */
-            m[rr] = mnew;
+            float base;
+            corr[rr] = dv_cu_online_rescale(&m[rr], mx[rr], &base); /* common.h: -inf safe */
             mx[rr] = base;
         }
         float rowsum[2] = {0.0f, 0.0f};
@@ -233,8 +230,7 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__re
             if (d >= g.D) break;
             *(uint32_t *)&oh[i * ostride + d] = pack_f32<BF16>(acc[t][2 * rr] * inv, acc[t][2 * rr + 1] * inv);
         }
-        if (lse && tig == 0)
-            lse[(b * g.Hq + h) * g.Tq + i] = l[rr] > 0.0f ? (m[rr] + log2f(l[rr])) * 0.69314718055994530942f : -INFINITY;
+        if (lse && tig == 0) lse[(b * g.Hq + h) * g.Tq + i] = dv_cu_online_lse(m[rr], l[rr]);
     }
 }
 

@@ -142,4 +142,24 @@ DV_HD bool dv_cu_attn_visible(int64_t i, int64_t j, int64_t Tk, bool causal, int
     return j < Tk && (!causal || j <= i + offset);
 }
 
+/* One step of the online softmax, base 2 (scores already multiplied by scale * log2 e): the
+ * running maximum *m meets a tile whose maximum is tile_max. Returns the factor the running
+ * sum and output accumulator are multiplied by, sets *base to what this tile's scores are
+ * exponentiated against (p = exp2(s - base)) and updates *m. While no visible key has been
+ * seen (*m and tile_max both -inf) base is 0, so masked scores give exp2(-inf) = 0 and never
+ * the NaN of -inf - -inf; the factor is then exp2(-inf) = 0 (nothing to rescale). */
+DV_HD float dv_cu_online_rescale(float *m, float tile_max, float *base) {
+    float mnew = *m > tile_max ? *m : tile_max;
+    *base = mnew == -INFINITY ? 0.0f : mnew;
+    float corr = exp2f(*m - *base);
+    *m = mnew;
+    return corr;
+}
+
+/* the row's natural-log logsumexp from the base-2 running max m and sum l; -inf for a row
+ * that saw no key (l == 0) */
+DV_HD float dv_cu_online_lse(float m, float l) {
+    return l > 0.0f ? (m + log2f(l)) * 0.69314718055994530942f : -INFINITY;
+}
+
 #endif
