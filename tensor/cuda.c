@@ -429,9 +429,15 @@ void dv_cuda_copy_tensor_(dv_tensor *dst, const dv_tensor *src) {
     DV_ASSERT(dst->device.type == DV_CUDA && src->device.type == DV_CUDA && dst->device.index == src->device.index,
               "copy_: %s on %s from %s on %s: copies between devices go through dv_tensor_to",
               dv_shape_str(dst, NULL, 0), dv_device_str(dst->device), dv_shape_str(src, NULL, 0), dv_device_str(src->device));
-    DV_ASSERT(dst->dtype == src->dtype, "copy_: no dtype conversion on CUDA yet (%s <- %s, %s)",
-              dv_dtype_name(dst->dtype), dv_dtype_name(src->dtype), dv_shape_str(dst, NULL, 0));
     DV_ASSERT(dv_is_contiguous(dst), "copy_: a CUDA destination must be contiguous (%s)", dv_shape_str(dst, NULL, 0));
+    if (dst->dtype != src->dtype) { /* gather in the source dtype if needed, then convert */
+        dv_tensor *sc = cuda_contiguous((dv_tensor *)src);
+        dv_cuda_check(dv_cu_convert(dv_numel(dst), (int)dst->dtype, dv_data(dst), (int)src->dtype, dv_data(sc),
+                                    dv_cuda_stream_of(dst)),
+                      "copy_ (cuda, dtype conversion)");
+        dv_release(sc);
+        return;
+    }
     int64_t nbytes = dv_numel(dst) * (int64_t)dv_dtype_size(dst->dtype);
     if (dv_is_contiguous(src)) dv_cuda_copy_d2d(dst->device.index, dv_data(dst), dv_data(src), nbytes);
     else dv_cuda_check(dv_cu_copy_strided(src->ndim, src->shape, (int)dv_dtype_size(src->dtype), dv_data(dst),

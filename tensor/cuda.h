@@ -100,8 +100,9 @@ void dv_tensors_move_(dv_tensor *const *ts, int n, dv_device d);
 /* for ops: the stream of t's device (and makes the device current) */
 void *dv_cuda_stream_of(const dv_tensor *t);
 
-/* tensor/tensor.c's dv_copy_ / dv_fill_ on a CUDA tensor: same-dtype copies into a contiguous
- * destination (any source strides) and fills of a contiguous tensor; anything else aborts */
+/* tensor/tensor.c's dv_copy_ / dv_fill_ on a CUDA tensor: copies into a contiguous destination
+ * (any source strides, any dtype conversion) and fills of a contiguous tensor; a strided
+ * destination aborts */
 void dv_cuda_copy_tensor_(dv_tensor *dst, const dv_tensor *src);
 void dv_cuda_fill_tensor_(dv_tensor *t, double value);
 

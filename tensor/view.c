@@ -1,6 +1,7 @@
 /* tensor/view.c — views that share storage (reshape, permute, slice, expand, ...), the copies
  * that make a view contiguous or change its dtype, and their backward passes. */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/copy.h"
@@ -247,8 +248,7 @@ dv_tensor *dv_detach(dv_tensor *t) { return dv_tensor_alias(t); }
 static void cast_backward(dv_node *n, dv_tensor *g) { dv_ag_give(n, 0, dv_cast(g, n->in[0]->dtype)); }
 dv_tensor *dv_cast(dv_tensor *t, dv_dtype dt) {
     if (t->dtype == dt) return dv_retain(t);
-    dv_require_cpu("cast", t);
-    dv_tensor *c = dv_empty(dt, t->shape, t->ndim);
+    dv_tensor *c = dv_empty_on(dt, t->shape, t->ndim, t->device); /* dv_copy_ dispatches */
     dv_copy_(c, t);
     if (dv_dtype_is_float(dt) && dv_dtype_is_float(t->dtype)) record1(c, t, "cast", cast_backward);
     return c;

@@ -11,7 +11,10 @@
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include "kernels/copy.h"
 
 namespace {
 
@@ -105,6 +108,45 @@ __global__ void gather_kernel(int64_t n, Shape8 s, U *__restrict__ dst, const U 
         }
         dst[i] = src[o];
     }
+}
+
+__device__ __forceinline__ double load_as(int dt, const void *p, int64_t i) {
+    switch (dt) {
+    case DV_K_F32: return ((const float *)p)[i];
+    case DV_K_F64: return ((const double *)p)[i];
+    case DV_K_F16: return __half2float(__ushort_as_half(((const uint16_t *)p)[i]));
+    case DV_K_BF16: return __uint_as_float((uint32_t)((const uint16_t *)p)[i] << 16);
+    case DV_K_I32: return ((const int32_t *)p)[i];
+    case DV_K_I64: return (double)((const int64_t *)p)[i];
+    case DV_K_U8: return ((const uint8_t *)p)[i];
+    default: return ((const uint8_t *)p)[i] != 0;
+    }
+}
+
+/* kernels/half.h's dv_f32_to_bf16, bit for bit (NaN kept quiet with its payload) */
+__device__ __forceinline__ uint16_t f32_to_bf16(float f) {
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+__device__ __forceinline__ void store_as(int dt, void *p, int64_t i, double v) {
+    switch (dt) {
+    case DV_K_F32: ((float *)p)[i] = (float)v; break;
+    case DV_K_F64: ((double *)p)[i] = v; break;
+    case DV_K_F16: ((uint16_t *)p)[i] = __half_as_ushort(__float2half_rn((float)v)); break;
+    case DV_K_BF16: ((uint16_t *)p)[i] = f32_to_bf16((float)v); break;
+    case DV_K_I32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case DV_K_I64: ((int64_t *)p)[i] = (int64_t)v; break;
+    case DV_K_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    default: ((uint8_t *)p)[i] = v != 0; break;
+    }
+}
+
+__global__ void convert_kernel(int64_t n, int ddt, void *__restrict__ dst, int sdt, const void *__restrict__ src) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        store_as(ddt, dst, i, load_as(sdt, src, i));
 }
 
 __global__ void unary_kernel(dv_unary_op op, int64_t n, const float *__restrict__ x,
@@ -226,6 +268,13 @@ extern "C" int dv_cu_copy_strided(int ndim, const int64_t *shape, int esize, voi
     case 8: gather_kernel<<<grid_for(n), kThreads, 0, st>>>(n, s, (uint64_t *)dst, (const uint64_t *)src); break;
     default: return (int)cudaErrorInvalidValue;
     }
+    return (int)cudaGetLastError();
+}
+
+extern "C" int dv_cu_convert(int64_t n, int dst_dt, void *dst, int src_dt, const void *src, dv_cu_stream stream) {
+    if (n <= 0) return 0;
+    if (dst_dt < DV_K_F32 || dst_dt > DV_K_BOOL || src_dt < DV_K_F32 || src_dt > DV_K_BOOL) return (int)cudaErrorInvalidValue;
+    convert_kernel<<<grid_for(n), kThreads, 0, (cudaStream_t)stream>>>(n, dst_dt, dst, src_dt, src);
     return (int)cudaGetLastError();
 }
 

@@ -35,6 +35,10 @@ int dv_cu_fill(void *dst, int64_t n, int esize, uint64_t pattern, dv_cu_stream s
  * 1, 2, 4 or 8) — what makes a non-contiguous view contiguous, any dtype */
 int dv_cu_copy_strided(int ndim, const int64_t *shape, int esize, void *dst, const void *src,
                        const int64_t *src_stride, dv_cu_stream stream);
+/* dst[i] = src[i] converted between dtypes (kernels/copy.h codes DV_K_*), n contiguous
+ * elements, through double with kernels/copy.c's rules (f16 / bf16 round to nearest even from
+ * the f32 value, bf16 bit-exact with kernels/half.h; bool = nonzero) */
+int dv_cu_convert(int64_t n, int dst_dt, void *dst, int src_dt, const void *src, dv_cu_stream stream);
 /* kernels/elementwise.h contracts, f32, contiguous */
 int dv_cu_unary_f32(dv_unary_op op, int64_t n, const float *x, float *y, double p1, double p2,
                     dv_cu_stream stream);

@@ -34,6 +34,25 @@ TEST(cuda_tensor_round_trip_and_views) {
     dv_release(tcc), dv_release(fb), dv_release(z), dv_release(zb);
 }
 
+TEST(cuda_cast_matches_cpu_bitwise) {
+    dv_rng r = dv_rng_new(8);
+    dv_tensor *x = dv_randn(&r, DV_F32, DV_SHAPE(37, 129));
+    dv_flat_set(x, 5, 1e30), dv_flat_set(x, 6, -1e-30), dv_flat_set(x, 7, 70000.0); /* overflow / tiny */
+    dv_tensor *xt = dv_transpose(x, 0, 1);             /* strided source */
+    dv_tensor *d = dv_tensor_to(x, dv_device_cuda(0)), *dt = dv_transpose(d, 0, 1);
+    /* (no integer targets: 1e30 -> i32 is undefined in C, the GPU saturates) */
+    const dv_dtype to[] = {DV_BF16, DV_F16, DV_F64, DV_BOOL};
+    for (int i = 0; i < 4; i++) {
+        dv_tensor *c = dv_cast(xt, to[i]), *g = dv_cast(dt, to[i]);
+        CHECK(g->device.type == DV_CUDA && g->dtype == to[i]);
+        dv_tensor *gb = dv_tensor_to(g, DV_DEVICE_CPU), *cc = dv_contiguous(c);
+        CHECK_MSG(memcmp(dv_data(gb), dv_data(cc), (size_t)dv_numel(c) * dv_dtype_size(to[i])) == 0, "cast to %s differs",
+                  dv_dtype_name(to[i]));
+        dv_release(c), dv_release(g), dv_release(gb), dv_release(cc);
+    }
+    dv_release(x), dv_release(xt), dv_release(d), dv_release(dt);
+}
+
 TEST(cuda_allocator_reuses_and_reports) {
     dv_cuda_alloc_stats s0 = dv_cuda_get_stats(0);
     void *a = dv_cuda_alloc(0, 1000000);
