@@ -127,6 +127,12 @@ void dv_cuda_layernorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv
                            const dv_tensor *rstd, const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw, dv_tensor *gb);
 void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, double eps, dv_tensor *y,
                          dv_tensor *rstd);
+/* C (f32, row-major, ldc) = alpha op(A) op(B) + beta C on device dev, kernels/gemm.h layouts:
+ * A f32 (rounded to B's dtype on the way in, as mixed-precision training does), B f16 / bf16
+ * (bdt), through the tensor-core GEMM. f32 x f32 is not here yet (it aborts). */
+void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                           const float *A, int64_t lda, const uint16_t *B, int64_t ldb, double beta, float *C,
+                           int64_t ldc);
 void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *rstd,
                          const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw);
 

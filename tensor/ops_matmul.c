@@ -10,8 +10,12 @@
  * linear(x, w, b) = x · wᵀ + b keeps w in its stored dtype: f16 / bf16 weights are widened
  * inside the GEMM (kernels/gemm.h), never copied to f32; such weights take no gradient, but
  * the gradient still flows through them to x.
+ * On CUDA (f32 activations, f16 / bf16 weights) the product runs on the tensor cores with the
+ * f32 operand rounded to the weight's dtype (tensor/cuda.h dv_cuda_gemm_f32_half); f32 x f32
+ * has no CUDA GEMM yet and aborts.
  */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/gemm.h"
@@ -19,9 +23,16 @@
 #include <string.h>
 
 /* C = alpha * op(A) op(B) + beta * C with the kernel for these dtypes and backend */
-static void gemm_dispatch(dv_backend bk, dv_dtype adt, dv_dtype bdt, int ta, int tb, int64_t M, int64_t N,
+static void gemm_dispatch(dv_device dev, dv_dtype adt, dv_dtype bdt, int ta, int tb, int64_t M, int64_t N,
                           int64_t K, double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
                           double beta, void *C, int64_t ldc) {
+    if (dev.type == DV_CUDA) {
+        DV_ASSERT(adt == DV_F32 && (bdt == DV_F16 || bdt == DV_BF16),
+                  "matmul on %s: %s x %s has no CUDA GEMM yet (f32 x f16 / bf16 only)", dv_device_str(dev),
+                  dv_dtype_name(adt), dv_dtype_name(bdt));
+        dv_cuda_gemm_f32_half(dev.index, bdt, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     if (adt == DV_F64) {
         DV_ASSERT(bdt == DV_F64, "matmul: f64 times %s", dv_dtype_name(bdt));
         dv_gemm_f64_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -29,7 +40,7 @@ static void gemm_dispatch(dv_backend bk, dv_dtype adt, dv_dtype bdt, int ta, int
     }
     DV_ASSERT(adt == DV_F32, "matmul: left operand must be f32 or f64, got %s", dv_dtype_name(adt));
 #ifndef DV_NO_AVX512
-    const bool avx = bk == DV_BACKEND_AVX512;
+    const bool avx = dv_cpu_isa() == DV_ISA_AVX512; /* dv_backend_of's rule for a CPU tensor */
 #endif
     switch (bdt) {
     case DV_F32:
@@ -111,9 +122,9 @@ static dv_tensor *matmul_nd(dv_tensor *a, dv_tensor *b) {
     memcpy(shape, batch, sizeof(int64_t) * nb);
     shape[nb] = M;
     shape[nb + 1] = N;
-    dv_tensor *c = dv_empty(a->dtype, shape, nb + 2);
+    dv_tensor *c = dv_empty_on(a->dtype, shape, nb + 2, a->device);
     size_t ea = dv_dtype_size(A->dtype), eb = dv_dtype_size(B->dtype), ec = dv_dtype_size(c->dtype);
-    dv_backend bk = dv_backend_of(a);
+    dv_device bk = a->device;
     for (int64_t i = 0; i < nbatch; i++) {
         int64_t oa = 0, ob = 0, r = i;
         for (int d = nb - 1; d >= 0; d--) {
@@ -147,8 +158,11 @@ static void matmul_backward(dv_node *n, dv_tensor *g) {
 static void check_operands(const char *op, const dv_tensor *a, const dv_tensor *b) {
     dv_check_float(op, a);
     dv_check_same_device(op, a, b);
-    dv_require_cpu(op, a);
     bool half = b->dtype == DV_F16 || b->dtype == DV_BF16;
+    if (a->device.type == DV_CUDA && !half)
+        dv_panic("%s on %s: %s x %s has no CUDA GEMM yet (f32 x f16 / bf16 only); operands %s %s", op,
+                 dv_device_str(a->device), dv_dtype_name(a->dtype), dv_dtype_name(b->dtype), dv_shape_str(a, NULL, 0),
+                 dv_shape_str(b, NULL, 0));
     if (half ? a->dtype != DV_F32 : a->dtype != b->dtype)
         dv_panic("%s: dtypes %s %s and %s %s do not go together (f32·f32, f64·f64, f32·f16, f32·bf16)", op,
                  dv_dtype_name(a->dtype), dv_shape_str(a, NULL, 0), dv_dtype_name(b->dtype), dv_shape_str(b, NULL, 0));
@@ -183,9 +197,9 @@ static void linear_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *g2 = dv_reshape(g, DV_SHAPE(rows, out));
     dv_tensor *gc = dv_contiguous(g2);
     dv_release(g2);
-    dv_backend bk = dv_backend_of(x);
+    dv_device bk = x->device;
     if (dv_ag_input_wants(n, 0)) { /* gx (rows, in) = g (rows, out) · w (out, in) */
-        dv_tensor *gx = dv_empty(x->dtype, DV_SHAPE(rows, in));
+        dv_tensor *gx = dv_empty_on(x->dtype, DV_SHAPE(rows, in), x->device);
         dv_tensor *wc = dv_contiguous(w);
         gemm_dispatch(bk, gc->dtype, wc->dtype, 0, 0, rows, in, out, 1.0, dv_data(gc), out, dv_data(wc), in, 0.0, dv_data(gx), in);
         dv_release(wc);
@@ -194,7 +208,7 @@ static void linear_backward(dv_node *n, dv_tensor *g) {
         dv_ag_give(n, 0, gxr);
     }
     if (dv_ag_input_wants(n, 1) && dv_check_grad_dtype(w)) { /* gw (out, in) = gᵀ (out, rows) · x (rows, in) */
-        dv_tensor *gw = dv_empty(w->dtype, DV_SHAPE(out, in));
+        dv_tensor *gw = dv_empty_on(w->dtype, DV_SHAPE(out, in), w->device);
         gemm_dispatch(bk, gc->dtype, x2->dtype, 1, 0, out, in, rows, 1.0, dv_data(gc), out, dv_data(x2), in, 0.0, dv_data(gw), in);
         dv_ag_give(n, 1, gw);
     }
@@ -224,12 +238,15 @@ dv_tensor *dv_linear(dv_tensor *x, dv_tensor *w, dv_tensor *bias) {
     wc = dv_contiguous(w);
     DV_NO_GRAD_END
     xs[x->ndim - 1] = out;
-    dv_tensor *y = dv_empty(x->dtype, xs, x->ndim);
-    gemm_dispatch(dv_backend_of(x), x->dtype, wc->dtype, 0, 1, rows, out, in, 1.0, dv_data(x2), in, dv_data(wc), in, 0.0, dv_data(y), out);
+    dv_tensor *y = dv_empty_on(x->dtype, xs, x->ndim, x->device);
+    gemm_dispatch(x->device, x->dtype, wc->dtype, 0, 1, rows, out, in, 1.0, dv_data(x2), in, dv_data(wc), in, 0.0, dv_data(y), out);
     dv_release(wc);
     if (bias) {
         dv_tensor *bc = dv_contiguous(bias);
-        if (y->dtype == DV_F32) {
+        if (y->device.type == DV_CUDA) { /* y (rows, out) += bias broadcast over rows, in place */
+            dv_cuda_binary(DV_BINARY_ADD, 2, (const int64_t[]){rows, out}, y, (const int64_t[]){out, 1}, bc,
+                           (const int64_t[]){0, 1}, y);
+        } else if (y->dtype == DV_F32) {
             float *py = dv_data(y);
             const float *pb = dv_data(bc);
             #pragma omp parallel for schedule(static) if (rows * out > (1 << 16))

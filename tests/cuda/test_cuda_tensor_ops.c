@@ -82,4 +82,28 @@ TEST(cuda_tensor_ops_forward_and_gradients_match_cpu) {
     parity("rms_norm -> silu -> mean (loss)", g_loss, (dv_tensor *[]){x, w}, 2, 5e-5);
     dv_release(x), dv_release(row), dv_release(col), dv_release(w), dv_release(b);
 }
+
+/* dv_linear with a frozen bf16 / f16 weight (the LLM's layers): forward, bias, and the gradient
+ * of x, on the tensor cores, against the CPU (which widens the weight and keeps x in f32: the
+ * GPU rounds x to the weight's dtype, hence 1e-2 of the row's sum |x w|, ~2^-8 relative) */
+TEST(cuda_linear_half_weight_matches_cpu) {
+    for (int f16 = 0; f16 < 2; f16++) {
+        dv_rng r = dv_rng_new(11 + f16);
+        dv_tensor *x = dv_randn(&r, DV_F32, DV_SHAPE(3, 7, 96)), *wf = dv_randn(&r, DV_F32, DV_SHAPE(200, 96));
+        dv_tensor *w = dv_cast(wf, f16 ? DV_F16 : DV_BF16), *b = dv_randn(&r, DV_F32, DV_SHAPE(200));
+        dv_tensor *xd = dv_tensor_to(x, dv_device_cuda(0)), *wd = dv_tensor_to(w, dv_device_cuda(0));
+        dv_tensor *bd = dv_tensor_to(b, dv_device_cuda(0));
+        dv_set_requires_grad(x, true), dv_set_requires_grad(xd, true);
+        dv_tensor *y = dv_linear(x, w, b), *yd = dv_linear(xd, wd, bd);
+        dv_tensor *g = dv_randn(&r, DV_F32, y->shape, y->ndim), *gd = dv_tensor_to(g, dv_device_cuda(0));
+        dv_backward_with(y, g);
+        dv_backward_with(yd, gd);
+        dv_tensor *yb = dv_tensor_to(yd, DV_DEVICE_CPU), *gxb = dv_tensor_to(xd->grad, DV_DEVICE_CPU);
+        /* |x w| summed over 96 products of N(0,1) values: ~ 96 * 0.64; 1e-2 of that */
+        tc_compare_f32(f16 ? "linear f16 y" : "linear bf16 y", dv_data(yb), dv_data(y), dv_numel(y), 0.6);
+        tc_compare_f32(f16 ? "linear f16 dx" : "linear bf16 dx", dv_data(gxb), dv_data(x->grad), dv_numel(x), 1.2);
+        dv_release(x), dv_release(wf), dv_release(w), dv_release(b), dv_release(xd), dv_release(wd), dv_release(bd);
+        dv_release(y), dv_release(yd), dv_release(g), dv_release(gd), dv_release(yb), dv_release(gxb);
+    }
+}
 #endif
