@@ -157,6 +157,7 @@ static void where_backward(dv_node *n, dv_tensor *g) {
 dv_tensor *dv_where(dv_tensor *cond, dv_tensor *a, dv_tensor *b) {
     dv_check_float("where", a);
     dv_check_float("where", b);
+    dv_require_cpu("where", cond), dv_require_cpu("where", a), dv_require_cpu("where", b);
     if (a->dtype != b->dtype) dv_panic("where: dtypes differ (%s vs %s)", dv_dtype_name(a->dtype), dv_dtype_name(b->dtype));
     int64_t s1[DV_MAX_DIMS], shape[DV_MAX_DIMS];
     int n1 = dv_broadcast_shape("where", a, b, s1);
