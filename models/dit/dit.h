@@ -32,7 +32,7 @@ typedef struct {
     int layers, heads, hidden, mlp_ratio;
     int chunk;                /* k_s */
     int action_dim;           /* 7 */
-    int proprio_dim;          /* 15 (robot_obs) */
+    int proprio_dim;          /* 15 robot_obs (paper, tiny); 7 released */
     int gen_chunk;            /* k_g: generalist actions per chunk */
     int gen_bins;             /* 256: discretisation of the generalist's actions */
     int gen_latent_dim;       /* 4096 for OpenVLA-7B; 0 = no generalist latents */

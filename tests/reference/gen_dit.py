@@ -298,18 +298,22 @@ class Policy(nn.Module):
         s.vision_encoder = RGBViT(cfg["image_size"], cfg["patch"], cfg["rgb_vit_hidden"], cfg["rgb_vit_layers"],
                                   cfg["rgb_vit_heads"], cfg["vit_cls"])
 
-    def encode(s, inp):
-        """-> (gen_actions padded, g, ctx, n_obs)"""
-        m, cfg = s.model, s.cfg
+    def features(s, inp):
+        """the ViTs: (static RGB (B,S,n,Cr), gripper RGB, static depth, gripper depth)"""
         B, S = inp["rgb_static"].shape[:2]
         mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         rgb = lambda im: s.vision_encoder((im - mean) / std)
         sf = rgb(inp["rgb_static"].flatten(0, 1)).unflatten(0, (B, S))
+        return sf, rgb(inp["rgb_gripper"]), s.depth_encoder(inp["depth_static"]), s.depth_encoder(inp["depth_gripper"])
+
+    def adapt(s, inp, feats):
+        """resamplers + latent adapter + proprio -> (gen_actions padded, g, ctx, n_obs)"""
+        m, cfg = s.model, s.cfg
+        sf, gf, d, gd = feats
+        B = sf.shape[0]
         s_rgb = m.visual_adapter(sf)
-        g_rgb = m.gripper_visual_adapter(rgb(inp["rgb_gripper"])[:, None])
-        d = s.depth_encoder(inp["depth_static"])
-        gd = s.depth_encoder(inp["depth_gripper"])
+        g_rgb = m.gripper_visual_adapter(gf[:, None])
         if cfg["depth_pool"]:
             s_dep, g_dep = m.depth_adapter(d), m.gripper_depth_adapter(gd)
         else:
@@ -323,6 +327,9 @@ class Policy(nn.Module):
         ga = inp["gen_actions"]
         ga = torch.cat([ga, torch.zeros(B, cfg["chunk"] - ga.shape[1], ga.shape[2])], 1)
         return ga, g, ctx, obs.shape[1]
+
+    def encode(s, inp):
+        return s.adapt(inp, s.features(inp))
 
     def denoise(s, enc, x_t, t, drop):
         m, cfg = s.model, s.cfg
