@@ -522,6 +522,13 @@ void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int
     dv_cuda_free(dev, ah, rows * cols * 2);
 }
 
+void dv_cuda_rng_fill(int kind, uint64_t seed, uint64_t offset, dv_tensor *t, double a, double b) {
+    DV_ASSERT((t->dtype == DV_F32 || t->dtype == DV_F64) && dv_is_contiguous(t),
+              "rng on %s: the CUDA generator fills contiguous f32 / f64 tensors (got %s %s)", dv_device_str(t->device),
+              dv_dtype_name(t->dtype), dv_shape_str(t, NULL, 0));
+    dv_cuda_check(dv_cu_rng_fill(kind, seed, offset, dv_numel(t), a, b, t->dtype == DV_F64, dp(t), st(t)), "rng (cuda)");
+}
+
 /* the weight-gradient partial sums live in a block of the caching allocator for the call:
  * freed at once, safe because every later user of the block is ordered after on the stream */
 void dv_cuda_layernorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *mean,
@@ -653,6 +660,10 @@ void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int
     (void)dev, (void)bdt, (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
     (void)ldb, (void)beta, (void)C, (void)ldc;
     NO_CUDA_OP("gemm");
+}
+void dv_cuda_rng_fill(int kind, uint64_t seed, uint64_t offset, dv_tensor *t, double a, double b) {
+    (void)kind, (void)seed, (void)offset, (void)t, (void)a, (void)b;
+    NO_CUDA_OP("rng");
 }
 void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *rstd,
                          const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw) {

@@ -133,6 +133,9 @@ void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_t
 void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
                            const float *A, int64_t lda, const uint16_t *B, int64_t ldb, double beta, float *C,
                            int64_t ldc);
+/* tensor/rng.c's fill on a contiguous f32 / f64 CUDA tensor: kind 0 uniform [a, b), 1 normal
+ * (mean a, std b), 2 randint [a, b); the same numbers as the CPU for the same (seed, offset) */
+void dv_cuda_rng_fill(int kind, uint64_t seed, uint64_t offset, dv_tensor *t, double a, double b);
 void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *rstd,
                          const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw);
 

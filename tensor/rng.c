@@ -11,6 +11,7 @@
  *   randint [lo,hi): lo + floor(u * (hi-lo) / 2^32), for hi-lo <= 2^32
  * The math is done in double and rounded once to the tensor's dtype.
  */
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
@@ -44,9 +45,13 @@ static void block(const dv_rng *r, uint64_t i, uint32_t out[4]) {
 typedef enum { KIND_UNIFORM, KIND_NORMAL, KIND_RANDINT } kind;
 
 static void fill(dv_rng *r, dv_tensor *t, kind k, double a, double b) {
-    dv_require_cpu("rng", t);
     int64_t n = dv_numel(t);
     int64_t nblocks = (n + 3) / 4;
+    if (t->device.type == DV_CUDA) { /* kernels/cuda/rng.cu: the same element mapping */
+        dv_cuda_rng_fill((int)k, r->seed, r->offset, t, a, b);
+        r->offset += (uint64_t)nblocks;
+        return;
+    }
     dv_tensor *tmp = dv_empty(DV_F64, t->shape, t->ndim);
     double *v = dv_data(tmp);
     #pragma omp parallel for schedule(static) if (nblocks > 4096)

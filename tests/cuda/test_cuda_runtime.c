@@ -53,6 +53,20 @@ TEST(cuda_cast_matches_cpu_bitwise) {
     dv_release(x), dv_release(xt), dv_release(d), dv_release(dt);
 }
 
+TEST(cuda_tensor_rng_same_numbers_as_cpu) {
+    dv_rng rc = dv_rng_new(42), rg = dv_rng_new(42);
+    dv_tensor *c = dv_empty(DV_F32, DV_SHAPE(1001, 3)), *g = dv_empty_on(DV_F32, DV_SHAPE(1001, 3), dv_device_cuda(0));
+    dv_rng_fill_uniform(&rc, c, -1, 1), dv_rng_fill_uniform(&rg, g, -1, 1);
+    dv_tensor *gb = dv_tensor_to(g, DV_DEVICE_CPU);
+    CHECK(memcmp(dv_data(gb), dv_data(c), 1001 * 3 * 4) == 0);
+    CHECK(rc.offset == rg.offset);
+    dv_rng_fill_normal(&rc, c, 0, 1), dv_rng_fill_normal(&rg, g, 0, 1);
+    dv_release(gb);
+    gb = dv_tensor_to(g, DV_DEVICE_CPU);
+    tc_compare_f32("randn on cuda", dv_data(gb), dv_data(c), 1001 * 3, 1e-6);
+    dv_release(c), dv_release(g), dv_release(gb);
+}
+
 TEST(cuda_allocator_reuses_and_reports) {
     dv_cuda_alloc_stats s0 = dv_cuda_get_stats(0);
     void *a = dv_cuda_alloc(0, 1000000);
