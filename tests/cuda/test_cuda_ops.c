@@ -1,10 +1,10 @@
-/* tests/cuda/test_cuda_ops.c — every CUDA kernel against the CPU's portable kernel on the same
- * inputs (build/test-cuda, needs a GPU; skipped otherwise, see cuda_util.c).
+/* tests/cuda/test_cuda_ops.c — the elementwise, reduction, norm, RNG and AdamW kernels against
+ * the CPU's portable kernels on the same inputs (build/test-cuda, needs a GPU; skipped
+ * otherwise, see cuda_util.c). GEMM and attention: test_cuda_matmul.c; the ops through the
+ * tensor API and autograd: test_cuda_tensor_ops.c.
  * Tolerances (relative, max(1, |x|) scaled): f32 elementwise 2e-6 (1-2 ulp of CUDA's libm),
  * f32 row reductions 1e-5 (f32 tree sums vs the CPU's double sums), RNG uniform / randint
- * and AdamW exact, RNG normal 1e-6 (double libm then f32 rounding), tensor-core GEMM with
- * bf16 inputs 1e-2 and f16 inputs 2e-3 of the f32 result over K (relative to sum |a||b|),
- * attention bf16 2e-2 / f16 5e-3. */
+ * and AdamW exact, RNG normal 1e-6 (double libm, then rounding to f32). */
 #ifdef DV_HAVE_CUDA
 #include "tests/cuda/cuda_util.h"
 

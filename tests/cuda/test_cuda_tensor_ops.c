@@ -84,8 +84,8 @@ TEST(cuda_tensor_ops_forward_and_gradients_match_cpu) {
 }
 
 /* dv_linear with a frozen bf16 / f16 weight (the LLM's layers): forward, bias, and the gradient
- * of x, on the tensor cores, against the CPU (which widens the weight and keeps x in f32: the
- * GPU rounds x to the weight's dtype, hence 1e-2 of the row's sum |x w|, ~2^-8 relative) */
+ * of x, on the tensor cores, against the CPU (which widens the weight and keeps x in f32; the
+ * GPU rounds x to the weight's dtype, hence the absolute tolerances below) */
 TEST(cuda_linear_half_weight_matches_cpu) {
     for (int f16 = 0; f16 < 2; f16++) {
         dv_rng r = dv_rng_new(11 + f16);
@@ -99,9 +99,11 @@ TEST(cuda_linear_half_weight_matches_cpu) {
         dv_backward_with(y, g);
         dv_backward_with(yd, gd);
         dv_tensor *yb = dv_tensor_to(yd, DV_DEVICE_CPU), *gxb = dv_tensor_to(xd->grad, DV_DEVICE_CPU);
-        /* |x w| summed over 96 products of N(0,1) values: ~ 96 * 0.64; 1e-2 of that */
-        tc_compare_f32(f16 ? "linear f16 y" : "linear bf16 y", dv_data(yb), dv_data(y), dv_numel(y), 0.6);
-        tc_compare_f32(f16 ? "linear f16 dx" : "linear bf16 dx", dv_data(gxb), dv_data(x->grad), dv_numel(x), 1.2);
+        /* x rounded to bf16 (2^-9 relative): a y of 96 N(0,1) products is off by ~0.02 (std), dx
+         * (200 products) by ~0.03; 0.15 / 0.2 is > 5 std for every element of the run, while a
+         * wrong layout or operand is off by ~|y| ~ 10 */
+        tc_compare_f32(f16 ? "linear f16 y" : "linear bf16 y", dv_data(yb), dv_data(y), dv_numel(y), 0.15);
+        tc_compare_f32(f16 ? "linear f16 dx" : "linear bf16 dx", dv_data(gxb), dv_data(x->grad), dv_numel(x), 0.2);
         dv_release(x), dv_release(wf), dv_release(w), dv_release(b), dv_release(xd), dv_release(wd), dv_release(bd);
         dv_release(y), dv_release(yd), dv_release(g), dv_release(gd), dv_release(yb), dv_release(gxb);
     }
