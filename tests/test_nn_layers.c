@@ -331,14 +331,16 @@ TEST(layers_gradcheck) {
     ut_gradcheck("conv2d", run_conv, in, 3, &conv, tol);
     for (int i = 0; i < 3; i++) dv_release(in[i]);
 
+    /* the layers outlive the loop: the registry remembers their fields until dv_reg_free */
     dv_act acts[] = {DV_ACT_GELU, DV_ACT_QUICK_GELU, DV_ACT_GELU_TANH};
+    dv_nn_mlp mlps[3];
     for (int a = 0; a < 3; a++) {
-        dv_nn_mlp mlp;
+        dv_nn_mlp *mlp = &mlps[a];
         dv_reg_push(&r, "mlp%d", a);
-        dv_nn_mlp_init(&mlp, &r, "mlp", 5, 7, 3, acts[a], true, DV_F64, &rng);
+        dv_nn_mlp_init(mlp, &r, "mlp", 5, 7, 3, acts[a], true, DV_F64, &rng);
         dv_reg_pop(&r);
-        in[0] = x, in[1] = leaf(mlp.fc1.weight), in[2] = leaf(mlp.fc1.bias), in[3] = leaf(mlp.fc2.weight), in[4] = leaf(mlp.fc2.bias);
-        ut_gradcheck("mlp", run_mlp, in, 5, &mlp, tol);
+        in[0] = x, in[1] = leaf(mlp->fc1.weight), in[2] = leaf(mlp->fc1.bias), in[3] = leaf(mlp->fc2.weight), in[4] = leaf(mlp->fc2.bias);
+        ut_gradcheck("mlp", run_mlp, in, 5, mlp, tol);
         for (int i = 1; i < 5; i++) dv_release(in[i]);
     }
 
