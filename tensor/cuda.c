@@ -501,11 +501,17 @@ void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_t
     dv_cuda_check(dv_cu_rmsnorm_fwd_f32(rows, n, dp(x), dp(w), eps, dp(y), dp(rstd), st(x)), "rms_norm (cuda)");
 }
 void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
-                           const float *A, int64_t lda, const uint16_t *B, int64_t ldb, double beta, float *C,
+                           const float *A, int64_t lda, const void *B, int64_t ldb, double beta, float *C,
                            int64_t ldc) {
-    DV_ASSERT(bdt == DV_F16 || bdt == DV_BF16, "gemm (cuda): right operand %s; the CUDA GEMM takes f16 / bf16",
+    DV_ASSERT(bdt == DV_F16 || bdt == DV_BF16 || bdt == DV_F32, "gemm (cuda): right operand %s (f32, f16, bf16)",
               dv_dtype_name(bdt));
     if (M == 0 || N == 0) return;
+    if (bdt == DV_F32) {
+        dv_cuda_check(dv_cu_gemm_f32(ta, tb, M, N, K, (float)alpha, A, lda, (const float *)B, ldb, (float)beta, C, ldc,
+                                     dv_cuda_stream(dev)),
+                      "gemm f32 (cuda)");
+        return;
+    }
     /* A as stored: (M, K) rows of lda when ta = 0, (K, M) rows of lda when ta = 1; gather it
      * dense (ld = its row length) and round it to B's dtype */
     int64_t rows = ta ? K : M, cols = ta ? M : K;
@@ -515,7 +521,8 @@ void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int
     dv_cuda_check(dv_cu_copy_strided(2, (const int64_t[]){rows, cols}, 4, dense, A, (const int64_t[]){lda, 1}, s),
                   "gemm (cuda): gather A");
     dv_cuda_check(dv_cu_convert(rows * cols, (int)bdt, ah, DV_F32, dense, s), "gemm (cuda): round A");
-    dv_cuda_check(dv_cu_gemm(bdt == DV_BF16 ? DV_CU_BF16 : DV_CU_F16, ta, tb, M, N, K, (float)alpha, ah, cols, 0, B, ldb,
+    dv_cuda_check(dv_cu_gemm(bdt == DV_BF16 ? DV_CU_BF16 : DV_CU_F16, ta, tb, M, N, K, (float)alpha, ah, cols, 0,
+                             (const uint16_t *)B, ldb,
                              0, (float)beta, C, ldc, 0, true, 1, s),
                   "gemm (cuda)");
     dv_cuda_free(dev, dense, rows * cols * 4);
@@ -655,7 +662,7 @@ void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_t
     NO_CUDA_OP("rms_norm");
 }
 void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
-                           const float *A, int64_t lda, const uint16_t *B, int64_t ldb, double beta, float *C,
+                           const float *A, int64_t lda, const void *B, int64_t ldb, double beta, float *C,
                            int64_t ldc) {
     (void)dev, (void)bdt, (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
     (void)ldb, (void)beta, (void)C, (void)ldc;

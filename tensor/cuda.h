@@ -129,9 +129,9 @@ void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_t
                          dv_tensor *rstd);
 /* C (f32, row-major, ldc) = alpha op(A) op(B) + beta C on device dev, kernels/gemm.h layouts:
  * A f32 (rounded to B's dtype on the way in, as mixed-precision training does), B f16 / bf16
- * (bdt), through the tensor-core GEMM. f32 x f32 is not here yet (it aborts). */
+ * (bdt), through the tensor-core GEMM; or B f32 (bdt DV_F32) through the f32 CUDA-core GEMM. */
 void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
-                           const float *A, int64_t lda, const uint16_t *B, int64_t ldb, double beta, float *C,
+                           const float *A, int64_t lda, const void *B, int64_t ldb, double beta, float *C,
                            int64_t ldc);
 /* tensor/rng.c's fill on a contiguous f32 / f64 CUDA tensor: kind 0 uniform [a, b), 1 normal
  * (mean a, std b), 2 randint [a, b); the same numbers as the CPU for the same (seed, offset) */

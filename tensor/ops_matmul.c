@@ -12,7 +12,7 @@
  * the gradient still flows through them to x.
  * On CUDA (f32 activations, f16 / bf16 weights) the product runs on the tensor cores with the
  * f32 operand rounded to the weight's dtype (tensor/cuda.h dv_cuda_gemm_f32_half); f32 x f32
- * has no CUDA GEMM yet and aborts.
+ * runs on the CUDA cores in f32.
  */
 #include "tensor/autograd.h"
 #include "tensor/cuda.h"
@@ -27,8 +27,8 @@ static void gemm_dispatch(dv_device dev, dv_dtype adt, dv_dtype bdt, int ta, int
                           int64_t K, double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
                           double beta, void *C, int64_t ldc) {
     if (dev.type == DV_CUDA) {
-        DV_ASSERT(adt == DV_F32 && (bdt == DV_F16 || bdt == DV_BF16),
-                  "matmul on %s: %s x %s has no CUDA GEMM yet (f32 x f16 / bf16 only)", dv_device_str(dev),
+        DV_ASSERT(adt == DV_F32 && (bdt == DV_F16 || bdt == DV_BF16 || bdt == DV_F32),
+                  "matmul on %s: %s x %s has no CUDA GEMM (f32 x f32 / f16 / bf16)", dv_device_str(dev),
                   dv_dtype_name(adt), dv_dtype_name(bdt));
         dv_cuda_gemm_f32_half(dev.index, bdt, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -159,10 +159,7 @@ static void check_operands(const char *op, const dv_tensor *a, const dv_tensor *
     dv_check_float(op, a);
     dv_check_same_device(op, a, b);
     bool half = b->dtype == DV_F16 || b->dtype == DV_BF16;
-    if (a->device.type == DV_CUDA && !half)
-        dv_panic("%s on %s: %s x %s has no CUDA GEMM yet (f32 x f16 / bf16 only); operands %s %s", op,
-                 dv_device_str(a->device), dv_dtype_name(a->dtype), dv_dtype_name(b->dtype), dv_shape_str(a, NULL, 0),
-                 dv_shape_str(b, NULL, 0));
+    if (a->device.type == DV_CUDA) dv_require_kernel(op, a); /* f32 (f64 has no CUDA GEMM) */
     if (half ? a->dtype != DV_F32 : a->dtype != b->dtype)
         dv_panic("%s: dtypes %s %s and %s %s do not go together (f32·f32, f64·f64, f32·f16, f32·bf16)", op,
                  dv_dtype_name(a->dtype), dv_shape_str(a, NULL, 0), dv_dtype_name(b->dtype), dv_shape_str(b, NULL, 0));

@@ -108,6 +108,11 @@ int dv_cu_gemm(dv_cu_half dtype, int ta, int tb, int64_t M, int64_t N, int64_t K
                int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, bool c_f32,
                int64_t batch, dv_cu_stream stream);
 
+/* f32 GEMM on the CUDA cores (sgemm.cu), kernels/gemm.h's contract for one matrix */
+int dv_cu_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                   dv_cu_stream stream);
+
 /* ---- flash attention (attention.cu) ---------------------------------------------------- */
 /* kernels/attention.h's forward on f16 / bf16 q, k, v (strided as dv_attn_geom says), o
  * contiguous (B, Hq, Tq, Dv) in the same dtype, lse f32 (B, Hq, Tq) (may be NULL).

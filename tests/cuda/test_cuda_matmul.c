@@ -96,6 +96,29 @@ TEST(cuda_gemm_skinny_path) {
     CHECK(bad == 0);
 }
 
+TEST(cuda_sgemm_f32_all_layouts) {
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int64_t M = 70, N = 131, K = 45, lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+            float *A = tc_randn((ta ? K : M) * lda, 900 + ta, 1.0), *B = tc_randn((tb ? N : K) * ldb, 910 + tb, 1.0);
+            float *C = tc_randn(M * ldc, 920, 1.0), *want = malloc(M * ldc * 4);
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) {
+                    double s = 0;
+                    for (int64_t k = 0; k < K; k++)
+                        s += (double)(ta ? A[k * lda + m] : A[m * lda + k]) * (tb ? B[n * ldb + k] : B[k * ldb + n]);
+                    want[m * ldc + n] = (float)(1.5 * s - 0.5 * C[m * ldc + n]);
+                }
+            float *dA = tc_upload(A, (ta ? K : M) * lda * 4), *dB = tc_upload(B, (tb ? N : K) * ldb * 4);
+            float *dC = tc_upload(C, M * ldc * 4);
+            CK(dv_cu_gemm_f32(ta, tb, M, N, K, 1.5f, dA, lda, dB, ldb, -0.5f, dC, ldc, tc_stream()));
+            float *got = tc_download(dC, M * ldc * 4);
+            for (int64_t m = 0; m < M; m++) tc_compare_f32("sgemm", got + m * ldc, want + m * ldc, N, 1e-5);
+            free(A), free(B), free(C), free(want), free(got);
+            tc_dfree(dA, (ta ? K : M) * lda * 4), tc_dfree(dB, (tb ? N : K) * ldb * 4), tc_dfree(dC, M * ldc * 4);
+        }
+}
+
 TEST(cuda_gemm_degenerate_sizes) {
     CHECK(dv_cu_gemm(DV_CU_BF16, 0, 0, 0, 5, 5, 1, NULL, 5, 0, NULL, 5, 0, 0, NULL, 5, 0, true, 1, tc_stream()) == 0);
     CHECK(gemm_case(1, 0, 0, 20, 30, 0, 1, 0, 1, 1.0f, 0.5f, 600) == 0); /* K = 0: C = beta C */

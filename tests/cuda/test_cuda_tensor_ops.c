@@ -65,6 +65,12 @@ static dv_tensor *g_loss(dv_tensor **in) {
     return c;
 }
 
+static dv_tensor *g_linear_mlp(dv_tensor **in) {
+    dv_tensor *a = dv_linear(in[0], in[1], in[2]), *b = dv_gelu(a), *c = dv_matmul(b, in[3]);
+    dv_release(a), dv_release(b);
+    return c;
+}
+
 TEST(cuda_tensor_ops_forward_and_gradients_match_cpu) {
     dv_rng r = dv_rng_new(3);
     dv_tensor *x = dv_randn(&r, DV_F32, DV_SHAPE(6, 33, 70));
@@ -80,6 +86,11 @@ TEST(cuda_tensor_ops_forward_and_gradients_match_cpu) {
     parity("layer_norm", g_layer_norm, (dv_tensor *[]){x, w, b}, 3, 5e-5);
     parity("rms_norm", g_rms_norm, (dv_tensor *[]){x, w}, 2, 5e-5);
     parity("rms_norm -> silu -> mean (loss)", g_loss, (dv_tensor *[]){x, w}, 2, 5e-5);
+    /* f32 layers (the policy's trainable weights): linear + bias, matmul, every gradient */
+    dv_tensor *lw = dv_randn(&r, DV_F32, DV_SHAPE(48, 70)), *lb = dv_randn(&r, DV_F32, DV_SHAPE(48));
+    dv_tensor *m2 = dv_randn(&r, DV_F32, DV_SHAPE(48, 17));
+    parity("linear f32 -> gelu -> matmul", g_linear_mlp, (dv_tensor *[]){x, lw, lb, m2}, 4, 1e-4);
+    dv_release(lw), dv_release(lb), dv_release(m2);
     dv_release(x), dv_release(row), dv_release(col), dv_release(w), dv_release(b);
 }
 
