@@ -5,7 +5,8 @@
  *
  *   gemm       bf16 in, bf16 out, f32 accumulation: TFLOP/s at 4096^3, 8192^3 and the
  *              LLaVA-7B projections 600x4096x4096 and 600x11008x4096 (M x N x K), the layout
- *              of torch.matmul(a, b) (tb = 0) and of a linear layer x W^T (tb = 1)
+ *              of torch.matmul(a, b) (tb = 0) and of a linear layer x W^T (tb = 1); and the
+ *              f32 CUDA-core GEMM at 4096^3 beside torch's f32 matmul (TF32 off, its default)
  *   attention  flash attention forward and backward, bf16, 32 heads x 128, T = 600 and 4096,
  *              causal: TFLOP/s counting the causal half (forward 2 * 2 * B H T^2 D / 2, the
  *              backward 2.5 times that, FlashAttention-2's convention)
@@ -87,6 +88,13 @@ static void run_gemm(void *ctx) {
                   "bench gemm");
 }
 
+static void run_sgemm(void *ctx) {
+    gemm_job *j = ctx;
+    dv_cuda_check(dv_cu_gemm_f32(0, 0, j->M, j->N, j->K, 1.0f, j->A, j->K, j->B, j->N, 0.0f, j->C, j->N,
+                                 dv_cuda_stream(0)),
+                  "bench sgemm");
+}
+
 static int bench_gemm(void) {
     const int64_t shapes[][3] = {{4096, 4096, 4096}, {8192, 8192, 8192}, {600, 4096, 4096}, {600, 11008, 4096}};
     printf("cuda gemm, bf16 in / bf16 out, f32 accumulation (TFLOP/s):\n");
@@ -108,6 +116,14 @@ static int bench_gemm(void) {
             print_line(name, flops / t * 1e-12, isnan(peer) ? NAN : flops / peer * 1e-12, "TFLOP/s");
             dv_cuda_free(0, j.A, na), dv_cuda_free(0, j.B, nb), dv_cuda_free(0, j.C, nc);
         }
+    gemm_job f = {4096, 4096, 4096, 0, NULL, NULL, NULL};
+    int64_t nf = f.M * f.K * 4;
+    f.A = dv_cuda_alloc(0, nf), f.B = dv_cuda_alloc(0, nf), f.C = dv_cuda_alloc(0, nf);
+    dv_cuda_check(dv_cu_fill(f.A, nf / 4, 4, 0x3f800000u, dv_cuda_stream(0)), "fill");
+    dv_cuda_check(dv_cu_fill(f.B, nf / 4, 4, 0x3f800000u, dv_cuda_stream(0)), "fill");
+    double t = time_gpu(run_sgemm, &f), flops = 2.0 * f.M * f.N * f.K, peer = torch_seconds("gemm", "sgemm_4096");
+    print_line("4096^3 f32 (CUDA cores)", flops / t * 1e-12, isnan(peer) ? NAN : flops / peer * 1e-12, "TFLOP/s");
+    dv_cuda_free(0, f.A, nf), dv_cuda_free(0, f.B, nf), dv_cuda_free(0, f.C, nf);
     return 0;
 }
 

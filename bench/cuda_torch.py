@@ -5,7 +5,7 @@
 
 Prints one line per case, "<case> <seconds per call>", with the case names bench/bench_cuda.c
 looks up; nothing else on stdout. The same shapes as bench_cuda.c: bf16 torch.matmul / F.linear
-at 4096^3, 8192^3, 600x4096x4096, 600x11008x4096 (M x N x K); scaled_dot_product_attention
+at 4096^3, 8192^3, 600x4096x4096, 600x11008x4096 (M x N x K) and f32 at 4096^3 (TF32 off); scaled_dot_product_attention
 forward and backward (autograd.grad of the
 output), bf16, (1, 32, T, 128) causal, T = 600 and 4096; torch.optim.AdamW(fused=True) over 64M
 f32 parameters. Timed with CUDA events: a warm-up call, then calls filling ~0.3 s.
@@ -42,6 +42,9 @@ def gemm():
         print(f"gemm_{m}_{n}_{k}_0 {timed(lambda: torch.matmul(a, b)):.9g}", flush=True)
         print(f"gemm_{m}_{n}_{k}_1 {timed(lambda: F.linear(a, w)):.9g}", flush=True)
         del a, b, w
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a, b = (torch.randn(4096, 4096, device="cuda") for _ in range(2))
+    print(f"sgemm_4096 {timed(lambda: torch.matmul(a, b)):.9g}", flush=True)
 
 
 def attention():
