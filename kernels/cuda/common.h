@@ -25,6 +25,17 @@
 #define DV_HD static inline
 #endif
 
+/* double multiply / add rounded one at a time: the device compiler would otherwise fuse
+ * a + b * c into an FMA (one rounding), which the host build of tensor/rng.c never does, and
+ * the RNG is meant to give the CPU's bits */
+#ifdef __CUDA_ARCH__
+#define DV_DMUL(a, b) __dmul_rn((a), (b))
+#define DV_DADD(a, b) __dadd_rn((a), (b))
+#else
+#define DV_DMUL(a, b) ((a) * (b))
+#define DV_DADD(a, b) ((a) + (b))
+#endif
+
 DV_HD int64_t dv_cu_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* ---- Philox4x32-10, exactly as tensor/rng.c -------------------------------------------- */
@@ -62,11 +73,12 @@ DV_HD void dv_cu_rng_block(dv_cu_rng_kind kind, uint64_t seed, uint64_t offset, 
             double ua = ((u[p] >> 8) + 1) * (1.0 / 16777216.0);
             double ub = (u[p + 1] >> 8) * (1.0 / 16777216.0);
             double rad = sqrt(-2.0 * log(ua));
-            z[p] = a + b * rad * cos(2 * 3.14159265358979323846 * ub);
-            z[p + 1] = a + b * rad * sin(2 * 3.14159265358979323846 * ub);
+            double br = DV_DMUL(b, rad), ang = DV_DMUL(2 * 3.14159265358979323846, ub);
+            z[p] = DV_DADD(a, DV_DMUL(br, cos(ang)));
+            z[p + 1] = DV_DADD(a, DV_DMUL(br, sin(ang)));
         }
     } else if (kind == DV_CU_RNG_UNIFORM) {
-        for (int p = 0; p < 4; p++) z[p] = a + (b - a) * ((u[p] >> 8) * (1.0 / 16777216.0));
+        for (int p = 0; p < 4; p++) z[p] = DV_DADD(a, DV_DMUL(b - a, DV_DMUL((double)(u[p] >> 8), 1.0 / 16777216.0)));
     } else {
         uint64_t range = (uint64_t)(b - a);
         for (int p = 0; p < 4; p++) z[p] = a + (double)(((uint64_t)u[p] * range) >> 32);
