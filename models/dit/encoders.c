@@ -70,6 +70,56 @@ static dv_tensor *add_cls_pos(dv_tensor *x, dv_tensor *cls_token, dv_tensor *pos
     return dv_pool_add(pool, dv_add(x, pp));
 }
 
+/* ---- the pre-norm block both ViTs are made of ------------------------------------------- */
+/* the two reference implementations name the same six tensors differently */
+typedef struct { const char *norm1, *qkv, *proj, *norm2, *fc1, *fc2; } vit_block_names;
+static const vit_block_names VIT_PYTORCH_NAMES = {"0.norm", "0.to_qkv", "0.to_out.0",
+                                                  "1.net.0", "1.net.1", "1.net.4"};
+static const vit_block_names TIMM_NAMES = {"norm1", "attn.qkv", "attn.proj",
+                                           "norm2", "mlp.fc1", "mlp.fc2"};
+
+static void vit_block_init(dv_dit_vit_block *L, dv_registry *r, const vit_block_names *nm, int dim,
+                           int inner, int hidden, bool qkv_bias, double eps, dv_dtype dt, dv_rng *rng) {
+    dv_nn_layer_norm_init(&L->norm1, r, nm->norm1, dim, eps, true, true, dt);
+    dv_nn_linear_init(&L->qkv, r, nm->qkv, dim, 3 * (int64_t)inner, qkv_bias, dt, rng);
+    dv_nn_linear_init(&L->proj, r, nm->proj, inner, dim, true, dt, rng);
+    dv_nn_layer_norm_init(&L->norm2, r, nm->norm2, dim, eps, true, true, dt);
+    dv_nn_linear_init(&L->fc1, r, nm->fc1, dim, hidden, true, dt, rng);
+    dv_nn_linear_init(&L->fc2, r, nm->fc2, hidden, dim, true, dt, rng);
+}
+
+/* x (B, T, C), owned by the caller -> the blocks, the final LN, and without CLS the patch
+ * tokens only; x is released, pool takes the intermediates that must outlive the blocks */
+static dv_tensor *vit_blocks_forward(const dv_dit_vit_block *blocks, int layers, int heads,
+                                     const dv_nn_layer_norm *norm, int cls, dv_tensor *x,
+                                     dv_pool *pool) {
+    for (int i = 0; i < layers; i++) {
+        /* a pool per layer: what autograd does not keep is freed layer by layer */
+        dv_pool lp = {0};
+        const dv_dit_vit_block *L = &blocks[i];
+        dv_tensor *h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->norm1, x));
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->qkv, h));         /* (B, T, 3 inner) */
+        h = self_attention(h, heads, &lp);                              /* (B, T, inner) */
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->proj, h));
+        dv_tensor *x1 = dv_pool_add(&lp, dv_add(x, h));
+        h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->norm2, x1));
+        h = dv_pool_add(&lp, dv_linear_act(h, L->fc1.weight, L->fc1.bias, DV_BIAS_ACT_GELU));
+        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->fc2, h));
+        dv_tensor *next = dv_add(x1, h);
+        dv_pool_release(&lp);
+        dv_release(x);
+        x = next;
+    }
+    dv_pool_add(pool, x);
+    x = dv_nn_layer_norm_forward(norm, x);
+    if (!cls) {
+        dv_tensor *s = dv_slice(x, 1, 1, x->shape[1], 1);
+        dv_release(x);
+        x = s;
+    }
+    return x;
+}
+
 /* ---- the extra-modality ViT (vit.py) ------------------------------------------------------- */
 void dv_dit_vit_init(dv_dit_vit *v, dv_registry *r, const char *name, int image, int patch,
                      int channels, int dim, int layers, int heads, int dim_head, int mlp_ratio,
@@ -86,14 +136,8 @@ void dv_dit_vit_init(dv_dit_vit *v, dv_registry *r, const char *name, int image,
     dv_reg_add(r, "cls_token", &v->cls_token, dv_randn(rng, dt, DV_SHAPE(1, 1, dim)));
     v->layer = calloc(layers, sizeof *v->layer);
     for (int i = 0; i < layers; i++) {
-        dv_dit_vit_layer *L = &v->layer[i];
         dv_reg_push(r, "transformer.layers.%d", i);
-        dv_nn_layer_norm_init(&L->attn_norm, r, "0.norm", dim, 1e-5, true, true, dt);
-        dv_nn_linear_init(&L->to_qkv, r, "0.to_qkv", dim, 3 * inner, false, dt, rng);
-        dv_nn_linear_init(&L->to_out, r, "0.to_out.0", inner, dim, true, dt, rng);
-        dv_nn_layer_norm_init(&L->ff_norm, r, "1.net.0", dim, 1e-5, true, true, dt);
-        dv_nn_linear_init(&L->ff1, r, "1.net.1", dim, (int64_t)dim * mlp_ratio, true, dt, rng);
-        dv_nn_linear_init(&L->ff2, r, "1.net.4", (int64_t)dim * mlp_ratio, dim, true, dt, rng);
+        vit_block_init(&v->layer[i], r, &VIT_PYTORCH_NAMES, dim, inner, dim * mlp_ratio, false, 1e-5, dt, rng);
         dv_reg_pop(r);
     }
     dv_nn_layer_norm_init(&v->norm, r, "transformer.norm", dim, 1e-5, true, true, dt);
@@ -108,30 +152,7 @@ dv_tensor *dv_dit_vit_forward(const dv_dit_vit *v, dv_tensor *img) {
     x = dv_pool_add(&pool, dv_nn_linear_forward(&v->patch_proj, x));
     x = dv_pool_add(&pool, dv_nn_layer_norm_forward(&v->embed_norm, x));
     x = dv_retain(add_cls_pos(x, v->cls_token, v->pos, 1, &pool));   /* (B, n + 1, C), owned */
-    for (int i = 0; i < v->layers; i++) {
-        /* a pool per layer: what autograd does not keep is freed layer by layer */
-        dv_pool lp = {0};
-        const dv_dit_vit_layer *L = &v->layer[i];
-        dv_tensor *h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->attn_norm, x));
-        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->to_qkv, h));    /* (B, T, 3 inner) */
-        h = self_attention(h, v->heads, &lp);                          /* (B, T, inner) */
-        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->to_out, h));
-        dv_tensor *x1 = dv_pool_add(&lp, dv_add(x, h));
-        h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->ff_norm, x1));
-        h = dv_pool_add(&lp, dv_linear_act(h, L->ff1.weight, L->ff1.bias, DV_BIAS_ACT_GELU));
-        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->ff2, h));
-        dv_tensor *next = dv_add(x1, h);
-        dv_pool_release(&lp);
-        dv_release(x);
-        x = next;
-    }
-    dv_pool_add(&pool, x);
-    x = dv_nn_layer_norm_forward(&v->norm, x);
-    if (!v->cls) {
-        dv_tensor *s = dv_slice(x, 1, 1, x->shape[1], 1);
-        dv_release(x);
-        x = s;
-    }
+    x = vit_blocks_forward(v->layer, v->layers, v->heads, &v->norm, v->cls, x, &pool);
     dv_pool_release(&pool);
     return x;
 }
@@ -155,14 +176,8 @@ void dv_dit_rgb_vit_init(dv_dit_rgb_vit *v, dv_registry *r, const char *name, in
     dv_reg_add(r, "patch_embed.proj.bias", &v->patch_b, b);
     v->block = calloc(layers, sizeof *v->block);
     for (int i = 0; i < layers; i++) {
-        dv_dit_rgb_block *L = &v->block[i];
         dv_reg_push(r, "blocks.%d", i);
-        dv_nn_layer_norm_init(&L->norm1, r, "norm1", dim, 1e-6, true, true, dt);
-        dv_nn_linear_init(&L->qkv, r, "attn.qkv", dim, 3 * dim, true, dt, rng);
-        dv_nn_linear_init(&L->proj, r, "attn.proj", dim, dim, true, dt, rng);
-        dv_nn_layer_norm_init(&L->norm2, r, "norm2", dim, 1e-6, true, true, dt);
-        dv_nn_linear_init(&L->fc1, r, "mlp.fc1", dim, 4 * dim, true, dt, rng);
-        dv_nn_linear_init(&L->fc2, r, "mlp.fc2", 4 * dim, dim, true, dt, rng);
+        vit_block_init(&v->block[i], r, &TIMM_NAMES, dim, dim, 4 * dim, true, 1e-6, dt, rng);
         dv_reg_pop(r);
     }
     dv_nn_layer_norm_init(&v->norm, r, "norm", dim, 1e-6, true, true, dt);
@@ -176,30 +191,7 @@ dv_tensor *dv_dit_rgb_vit_forward(const dv_dit_rgb_vit *v, dv_tensor *img) {
     dv_tensor *w2 = dv_pool_add(&pool, dv_reshape(v->patch_w, DV_SHAPE(v->dim, -1)));
     x = dv_pool_add(&pool, dv_linear(x, w2, v->patch_b));                  /* (B, n, C) */
     x = dv_retain(add_cls_pos(x, v->cls_token, v->pos, 1, &pool));   /* owned */
-    for (int i = 0; i < v->layers; i++) {
-        /* a pool per layer: what autograd does not keep is freed layer by layer */
-        dv_pool lp = {0};
-        const dv_dit_rgb_block *L = &v->block[i];
-        dv_tensor *h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->norm1, x));
-        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->qkv, h));
-        h = self_attention(h, v->heads, &lp);
-        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->proj, h));
-        dv_tensor *x1 = dv_pool_add(&lp, dv_add(x, h));
-        h = dv_pool_add(&lp, dv_nn_layer_norm_forward(&L->norm2, x1));
-        h = dv_pool_add(&lp, dv_linear_act(h, L->fc1.weight, L->fc1.bias, DV_BIAS_ACT_GELU));
-        h = dv_pool_add(&lp, dv_nn_linear_forward(&L->fc2, h));
-        dv_tensor *next = dv_add(x1, h);
-        dv_pool_release(&lp);
-        dv_release(x);
-        x = next;
-    }
-    dv_pool_add(&pool, x);
-    x = dv_nn_layer_norm_forward(&v->norm, x);
-    if (!v->cls) {
-        dv_tensor *s = dv_slice(x, 1, 1, x->shape[1], 1);
-        dv_release(x);
-        x = s;
-    }
+    x = vit_blocks_forward(v->block, v->layers, v->heads, &v->norm, v->cls, x, &pool);
     dv_pool_release(&pool);
     return x;
 }

@@ -17,30 +17,28 @@
 
 /* ---- sensory encoders (models/dit/encoders.c) --------------------------------------------- */
 
+/* a pre-norm transformer block of either ViT: x += proj(attn(qkv(LN1 x))); x += fc2(gelu(fc1(LN2 x))) */
+typedef struct {
+    dv_nn_layer_norm norm1, norm2;
+    dv_nn_linear qkv, proj, fc1, fc2;
+} dv_dit_vit_block;
+
 /* the trainable ViT of an extra modality (released vit.py): patch LN -> Linear -> LN, CLS,
  * learned positions, pre-norm blocks (bias-free qkv), final LN */
-typedef struct {
-    dv_nn_layer_norm attn_norm, ff_norm;
-    dv_nn_linear to_qkv, to_out, ff1, ff2;
-} dv_dit_vit_layer;
 typedef struct {
     int layers, dim, heads, dim_head, patch, channels, image, cls;
     dv_nn_layer_norm patch_norm, embed_norm, norm;
     dv_nn_linear patch_proj;
     dv_tensor *pos, *cls_token;  /* (1, n + 1, dim), (1, 1, dim) */
-    dv_dit_vit_layer *layer;
+    dv_dit_vit_block *layer;
 } dv_dit_vit;
 
 /* the frozen RGB ViT (timm VisionTransformer, DINO ViT-S/16 shape) */
 typedef struct {
-    dv_nn_layer_norm norm1, norm2;
-    dv_nn_linear qkv, proj, fc1, fc2;
-} dv_dit_rgb_block;
-typedef struct {
     int layers, dim, heads, patch, image, cls;
     dv_tensor *patch_w, *patch_b;  /* (dim, 3, p, p), (dim) */
     dv_tensor *pos, *cls_token;    /* (1, n + 1, dim), (1, 1, dim) */
-    dv_dit_rgb_block *block;
+    dv_dit_vit_block *block;
     dv_nn_layer_norm norm;
 } dv_dit_rgb_vit;
 
