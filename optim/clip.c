@@ -7,10 +7,12 @@
  * buffers (the tensor core accumulates them so); other layouts are handled through a copy.
  */
 #include "optim/internal.h"
+#include "tensor/internal.h"
 
 #include <math.h>
 
 static double sum_squares(const dv_tensor *g) {
+    dv_require_cpu("clip_grad_norm", g); /* no CUDA kernel yet: abort with a message, not a fault */
     int64_t n = dv_numel(g);
     double s = 0;
     if (g->dtype == DV_F32) {
@@ -26,6 +28,7 @@ static double sum_squares(const dv_tensor *g) {
 }
 
 static void scale_in_place(dv_tensor *g, double coef) {
+    dv_require_cpu("clip_grad_norm", g);
     int64_t n = dv_numel(g);
     if (g->dtype == DV_F32) {
         float *x = dv_data(g), c = (float)coef;

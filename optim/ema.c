@@ -8,6 +8,7 @@
  * swapped back before training goes on. Swapping exchanges contents in place: no extra memory.
  */
 #include "optim/internal.h"
+#include "tensor/internal.h"
 
 #include <stdlib.h>
 
@@ -45,6 +46,7 @@ void dv_ema_update(dv_ema *e) {
     double a = 1.0 - e->decay;
     for (int k = 0; k < e->params.n; k++) {
         dv_tensor *p = e->params.tensors[k], *s = e->shadow[k];
+        dv_require_cpu("ema_update", p); /* no CUDA kernel yet */
         int64_t n = dv_numel(p);
         if (p->dtype == DV_F32) {
             float *x = dv_data(p), *y = dv_data(s), af = (float)a;
@@ -62,6 +64,7 @@ void dv_ema_update(dv_ema *e) {
 static void swap_all(dv_ema *e) {
     for (int k = 0; k < e->params.n; k++) {
         dv_tensor *p = e->params.tensors[k];
+        dv_require_cpu("ema_swap", p);
         unsigned char *x = dv_data(p), *y = dv_data(e->shadow[k]);
         int64_t nbytes = dv_numel(p) * (int64_t)dv_dtype_size(p->dtype);
         #pragma omp parallel for schedule(static) if (nbytes > (1 << 18))

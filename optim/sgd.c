@@ -11,6 +11,7 @@
  * f32 and f64, split by OpenMP when large.
  */
 #include "optim/internal.h"
+#include "tensor/internal.h"
 
 #include <stdlib.h>
 
@@ -115,6 +116,7 @@ void dv_sgd_step(dv_sgd *o, double lr_scale) {
             dv_tensor *p = o->params.tensors[i];
             dv_tensor *g = dv_optim_grad("sgd", o->params.names[i], p);
             if (!g) continue; /* no gradient: skipped, the momentum buffer is left alone */
+            dv_require_cpu("sgd_step", p); /* no CUDA kernel yet */
             int64_t *t = dv_data(o->step[i]);
             DV_ASSERT(cfg->momentum == 0 || o->momentum_buffer[i],
                       "sgd: group %d's momentum was changed from 0 after the group was added", gi);
