@@ -305,6 +305,67 @@ TEST(calvin_dataset_bad_frames) {
     remove_tree(dir);
 }
 
+/* rewrite frame id's npz with the tactile keys added: rgb (th, tw, 6) u8 and depth (th, tw, dc) */
+static int add_tactile(const char *dir, int64_t id, int dc, bool only_rgb) {
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/episode_%07lld.npz", dir, (long long)id);
+    dv_npz *z = NULL;
+    dv_npz_writer *w = NULL;
+    if (dv_npz_open(path, &z, err, sizeof err)) return -1;
+    if (dv_npz_writer_open(path, false, &w, err, sizeof err)) { dv_npz_close(z); return -1; }
+    for (int i = 0; i < dv_npz_count(z); i++) {
+        dv_npy a = {0};
+        if (dv_npz_get(z, dv_npz_key(z, i), &a, err, sizeof err) ||
+            dv_npz_writer_add(w, dv_npz_key(z, i), &a, err, sizeof err)) {
+            dv_npy_free(&a), dv_npz_close(z), dv_npz_writer_abort(w);
+            return -1;
+        }
+        dv_npy_free(&a);
+    }
+    dv_npz_close(z);
+    enum { TH = 16, TW = 12 };
+    static uint8_t rgb[TH * TW * 6];
+    static float depth[TH * TW * 3];
+    for (int i = 0; i < TH * TW * 6; i++) rgb[i] = (uint8_t)(i * 7 + id);
+    for (int i = 0; i < TH * TW * dc; i++) depth[i] = 0.001f * i;
+    dv_npy r = dv_npy_wrap(DV_NPY_U8, 3, (int64_t[]){TH, TW, 6}, rgb);
+    dv_npy dpt = dv_npy_wrap(DV_NPY_F32, 3, (int64_t[]){TH, TW, dc}, depth);
+    if (dv_npz_writer_add(w, "rgb_tactile", &r, err, sizeof err) ||
+        (!only_rgb && dv_npz_writer_add(w, "depth_tactile", &dpt, err, sizeof err))) {
+        dv_npz_writer_abort(w);
+        return -1;
+    }
+    return dv_npz_writer_close(w, err, sizeof err);
+}
+
+TEST(calvin_dataset_tactile_keys) {
+    char dir[300], err[512] = "";
+    scratch_copy(dir, sizeof dir);
+    CHECK(add_tactile(dir, 3, 2, false) == 0);
+    CHECK(add_tactile(dir, 4, 3, false) == 0); /* depth_tactile with 3 channels */
+    CHECK(add_tactile(dir, 5, 2, true) == 0);  /* rgb_tactile without depth_tactile */
+    dv_calvin *d = NULL;
+    CHECK_MSG(dv_calvin_open(dir, &d, err, sizeof err) == 0, "%s", err);
+    if (!d) { remove_tree(dir); return; }
+    dv_calvin_frame f;
+    CHECK_MSG(dv_calvin_frame_load(d, 3, &f, err, sizeof err) == 0, "%s", err);
+    CHECK(f.tactile_h == 16 && f.tactile_w == 12 && f.rgb_tactile && f.depth_tactile);
+    if (f.rgb_tactile) CHECK(f.rgb_tactile[(2 * 12 + 5) * 6 + 4] == (uint8_t)(((2 * 12 + 5) * 6 + 4) * 7 + 3));
+    if (f.depth_tactile) CHECK_CLOSE(f.depth_tactile[(7 * 12 + 1) * 2 + 1], 0.001f * ((7 * 12 + 1) * 2 + 1), 1e-7);
+    dv_calvin_frame_free(&f);
+    CHECK(dv_calvin_frame_load(d, 4, &f, err, sizeof err) == -1);
+    CHECK_MSG(contains(err, "episode_0000004.npz") && contains(err, "depth_tactile") && contains(err, "(H, W, 2)"),
+              "%s", err);
+    CHECK(dv_calvin_frame_load(d, 5, &f, err, sizeof err) == -1);
+    CHECK_MSG(contains(err, "episode_0000005.npz") && contains(err, "depth_tactile"), "%s", err);
+    /* frames without the keys load with NULL tactile images */
+    CHECK_MSG(dv_calvin_frame_load(d, 6, &f, err, sizeof err) == 0, "%s", err);
+    CHECK(f.rgb_tactile == NULL && f.depth_tactile == NULL);
+    dv_calvin_frame_free(&f);
+    dv_calvin_close(d);
+    remove_tree(dir);
+}
+
 static void expect_open_error(const char *dir, const char *want1, const char *want2) {
     char err[512] = "";
     dv_calvin *d = NULL;

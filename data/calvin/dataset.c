@@ -432,17 +432,21 @@ static int get_vec(dv_npz *z, const char *path, const char *key, int n, float *d
 }
 
 /* an image: uint8 (H, W, 3) when rgb, else float (H, W) */
-static int get_image(dv_npz *z, const char *path, const char *key, bool rgb, void **dst, int *h, int *w,
-                     char *err, size_t errlen) {
+/* an image key: rgb = uint8 (H, W, channels); else float (H, W) for channels 1, (H, W, channels)
+ * otherwise (the tactile depth) */
+static int get_image_c(dv_npz *z, const char *path, const char *key, bool rgb, int channels, void **dst, int *h,
+                       int *w, char *err, size_t errlen) {
     dv_npy a = {0};
     if (dv_npz_get(z, key, &a, err, errlen)) return -1;
     char sb[96];
-    bool ok = rgb ? (a.dtype == DV_NPY_U8 && a.ndim == 3 && a.shape[2] == 3)
-                  : (is_float(a.dtype) && a.ndim == 2);
+    bool shape_ok = (!rgb && channels == 1) ? a.ndim == 2 : (a.ndim == 3 && a.shape[2] == channels);
+    bool ok = shape_ok && (rgb ? a.dtype == DV_NPY_U8 : is_float(a.dtype));
     ok = ok && a.shape[0] > 0 && a.shape[1] > 0 && a.shape[0] <= 8192 && a.shape[1] <= 8192;
     if (!ok) {
-        fail(err, errlen, "%s: key '%s': expected %s, got %s %s", path, key,
-             rgb ? "uint8 of shape (H, W, 3)" : "float of shape (H, W)", dv_npy_dtype_name(a.dtype),
+        char want[64];
+        if (!rgb && channels == 1) snprintf(want, sizeof want, "float of shape (H, W)");
+        else snprintf(want, sizeof want, "%s of shape (H, W, %d)", rgb ? "uint8" : "float", channels);
+        fail(err, errlen, "%s: key '%s': expected %s, got %s %s", path, key, want, dv_npy_dtype_name(a.dtype),
              shape_str(&a, sb, sizeof sb));
         dv_npy_free(&a);
         return -1;
@@ -454,6 +458,33 @@ static int get_image(dv_npz *z, const char *path, const char *key, bool rgb, voi
     if (rgb) memcpy(*dst, a.data, bytes);
     else dv_npy_to_f32(&a, *dst);
     dv_npy_free(&a);
+    return 0;
+}
+
+static int get_image(dv_npz *z, const char *path, const char *key, bool rgb, void **dst, int *h, int *w,
+                     char *err, size_t errlen) {
+    return get_image_c(z, path, key, rgb, rgb ? 3 : 1, dst, h, w, err, errlen);
+}
+
+/* rgb_tactile (H, W, 6) u8 and depth_tactile (H, W, 2), both or neither */
+static int get_tactile(dv_npz *z, const char *path, dv_calvin_frame *f, char *err, size_t errlen) {
+    bool has_rgb = dv_npz_has(z, "rgb_tactile"), has_depth = dv_npz_has(z, "depth_tactile");
+    if (!has_rgb && !has_depth) return 0;
+    if (!has_rgb || !has_depth) {
+        fail(err, errlen, "%s: key '%s' is present but '%s' is missing", path,
+             has_rgb ? "rgb_tactile" : "depth_tactile", has_rgb ? "depth_tactile" : "rgb_tactile");
+        return -1;
+    }
+    int h, w;
+    if (get_image_c(z, path, "rgb_tactile", true, 6, (void **)&f->rgb_tactile, &f->tactile_h, &f->tactile_w, err,
+                    errlen) ||
+        get_image_c(z, path, "depth_tactile", false, 2, (void **)&f->depth_tactile, &h, &w, err, errlen))
+        return -1;
+    if (h != f->tactile_h || w != f->tactile_w) {
+        fail(err, errlen, "%s: key 'depth_tactile': shape (%d, %d, 2) differs from rgb_tactile's (%d, %d, 6)", path,
+             h, w, f->tactile_h, f->tactile_w);
+        return -1;
+    }
     return 0;
 }
 
@@ -511,6 +542,7 @@ int dv_calvin_frame_load_keys(dv_calvin *d, int64_t id, unsigned keys, dv_calvin
         }
         f->gripper_h = h, f->gripper_w = w;
     }
+    if (keys == DV_FRAME_ALL && get_tactile(z, path, f, err, errlen)) goto done;
     lowdim_store(d, id, f);
     rc = 0;
 done:
@@ -529,8 +561,10 @@ void dv_calvin_frame_free(dv_calvin_frame *f) {
     free(f->rgb_gripper);
     free(f->depth_static);
     free(f->depth_gripper);
-    f->rgb_static = f->rgb_gripper = NULL;
-    f->depth_static = f->depth_gripper = NULL;
+    free(f->rgb_tactile);
+    free(f->depth_tactile);
+    f->rgb_static = f->rgb_gripper = f->rgb_tactile = NULL;
+    f->depth_static = f->depth_gripper = f->depth_tactile = NULL;
 }
 
 int dv_calvin_lowdim_get(dv_calvin *d, int64_t id, dv_calvin_lowdim *out, char *err, size_t errlen) {

@@ -71,6 +71,10 @@ typedef struct {
     float *depth_static;   /* (200, 200) metres */
     float *depth_gripper;  /* (84, 84) metres */
     int static_h, static_w, gripper_h, gripper_w;
+    /* the tactile sensors, when the frame has them (else NULL): loaded by dv_calvin_frame_load */
+    uint8_t *rgb_tactile;  /* (160, 120, 6): both fingers' RGB */
+    float *depth_tactile;  /* (160, 120, 2) */
+    int tactile_h, tactile_w;
 } dv_calvin_frame;
 /* every key above, with its dtype and shape checked (errors name the file and the key) */
 int dv_calvin_frame_load(dv_calvin *d, int64_t id, dv_calvin_frame *f, char *err, size_t errlen);
