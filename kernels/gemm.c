@@ -348,6 +348,28 @@ void dv_gemm_bf16b_portable(DV_GEMM_ARGS(float, uint16_t, float)) {
     gemm32("dv_gemm_bf16b_portable", &g);
 }
 
+/* The Linear layer's epilogue, here a second pass over C (the AVX-512 kernels fuse it). */
+static void add_bias(int64_t M, int64_t N, const float *bias, float *C, int64_t ldc) {
+    if (!bias) return;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] += bias[j];
+}
+
+void dv_gemm_f32_bias_portable(DV_GEMM_ARGS(float, float, float), const float *bias) {
+    dv_gemm_f32_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    add_bias(M, N, bias, C, ldc);
+}
+
+void dv_gemm_f16b_bias_portable(DV_GEMM_ARGS(float, uint16_t, float), const float *bias) {
+    dv_gemm_f16b_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    add_bias(M, N, bias, C, ldc);
+}
+
+void dv_gemm_bf16b_bias_portable(DV_GEMM_ARGS(float, uint16_t, float), const float *bias) {
+    dv_gemm_bf16b_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    add_bias(M, N, bias, C, ldc);
+}
+
 /* =============================================================================================
  * f64: the same scheme in double precision (the gradient checks' GEMM).
  */

@@ -7,6 +7,9 @@
  * beta == 0 means C is written without being read (NaNs in C do not propagate).
  * The *_f16b / *_bf16b variants take B as raw f16 / bf16 bits (stored weights) and widen them
  * to f32 on the fly; A and C stay f32. Kernels thread themselves with OpenMP.
+ * The *_bias variants are the Linear layer's epilogue: afterwards C[m,n] += bias[n] (bias holds
+ * N floats; NULL adds nothing). The AVX-512 ones add it while the tile is in registers, which
+ * saves a second pass over C and a second OpenMP region per layer.
  */
 #ifndef DV_KERNELS_GEMM_H
 #define DV_KERNELS_GEMM_H
@@ -25,5 +28,12 @@ void dv_gemm_bf16b_portable(DV_GEMM_ARGS(float, uint16_t, float));
 void dv_gemm_f32_avx512(DV_GEMM_ARGS(float, float, float));
 void dv_gemm_f16b_avx512(DV_GEMM_ARGS(float, uint16_t, float));
 void dv_gemm_bf16b_avx512(DV_GEMM_ARGS(float, uint16_t, float));
+
+void dv_gemm_f32_bias_portable(DV_GEMM_ARGS(float, float, float), const float *bias);
+void dv_gemm_f16b_bias_portable(DV_GEMM_ARGS(float, uint16_t, float), const float *bias);
+void dv_gemm_bf16b_bias_portable(DV_GEMM_ARGS(float, uint16_t, float), const float *bias);
+void dv_gemm_f32_bias_avx512(DV_GEMM_ARGS(float, float, float), const float *bias);
+void dv_gemm_f16b_bias_avx512(DV_GEMM_ARGS(float, uint16_t, float), const float *bias);
+void dv_gemm_bf16b_bias_avx512(DV_GEMM_ARGS(float, uint16_t, float), const float *bias);
 
 #endif

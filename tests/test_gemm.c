@@ -30,22 +30,27 @@
 typedef void (*gemm_f32_fn)(DV_GEMM_ARGS(float, float, float));
 typedef void (*gemm_half_fn)(DV_GEMM_ARGS(float, uint16_t, float));
 
+typedef void (*gemm_f32_bias_fn)(DV_GEMM_ARGS(float, float, float), const float *bias);
+typedef void (*gemm_half_bias_fn)(DV_GEMM_ARGS(float, uint16_t, float), const float *bias);
+
 typedef struct {
     const char *name;
     gemm_f32_fn f32;   /* B as f32 */
     gemm_half_fn half; /* or B as f16 / bf16 bits */
     int bf16;
     int avx512;
+    gemm_f32_bias_fn f32_bias; /* the same kernel with the Linear bias epilogue */
+    gemm_half_bias_fn half_bias;
 } variant;
 
 static const variant variants[] = {
-    {"f32_portable", dv_gemm_f32_portable, NULL, 0, 0},
-    {"f16b_portable", NULL, dv_gemm_f16b_portable, 0, 0},
-    {"bf16b_portable", NULL, dv_gemm_bf16b_portable, 1, 0},
+    {"f32_portable", dv_gemm_f32_portable, NULL, 0, 0, dv_gemm_f32_bias_portable, NULL},
+    {"f16b_portable", NULL, dv_gemm_f16b_portable, 0, 0, NULL, dv_gemm_f16b_bias_portable},
+    {"bf16b_portable", NULL, dv_gemm_bf16b_portable, 1, 0, NULL, dv_gemm_bf16b_bias_portable},
 #ifndef DV_NO_AVX512 /* builds without AVX-512 code have only the portable kernels */
-    {"f32_avx512", dv_gemm_f32_avx512, NULL, 0, 1},
-    {"f16b_avx512", NULL, dv_gemm_f16b_avx512, 0, 1},
-    {"bf16b_avx512", NULL, dv_gemm_bf16b_avx512, 1, 1},
+    {"f32_avx512", dv_gemm_f32_avx512, NULL, 0, 1, dv_gemm_f32_bias_avx512, NULL},
+    {"f16b_avx512", NULL, dv_gemm_f16b_avx512, 0, 1, NULL, dv_gemm_f16b_bias_avx512},
+    {"bf16b_avx512", NULL, dv_gemm_bf16b_avx512, 1, 1, NULL, dv_gemm_bf16b_bias_avx512},
 #endif
 };
 enum { NVARIANTS = sizeof variants / sizeof variants[0] };
@@ -70,6 +75,7 @@ typedef struct {
     double alpha, beta;
     double *a, *b, *c0; /* op(A) (M,K), op(B) (K,N), C0 (M,N), row-major, dense */
     double *ref, *mag;  /* alpha op(A) op(B) + beta C0, and the error scale of each entry */
+    float *bias;        /* NULL, or N values added to each row (the *_bias kernels) */
 } problem;
 
 static problem make_problem(int64_t M, int64_t N, int64_t K, double alpha, double beta) {
@@ -96,8 +102,19 @@ static problem make_problem(int64_t M, int64_t N, int64_t K, double alpha, doubl
     return p;
 }
 
+/* give the problem a bias row: ref and its error scale gain bias[j] */
+static void add_problem_bias(problem *p) {
+    p->bias = malloc(sizeof(float) * (size_t)(p->N + 1));
+    for (int64_t j = 0; j < p->N; j++) p->bias[j] = (float)(4 * uniform());
+    for (int64_t i = 0; i < p->M; i++)
+        for (int64_t j = 0; j < p->N; j++) {
+            p->ref[i * p->N + j] += p->bias[j];
+            p->mag[i * p->N + j] += fabs(p->bias[j]);
+        }
+}
+
 static void free_problem(problem *p) {
-    free(p->a), free(p->b), free(p->c0), free(p->ref), free(p->mag);
+    free(p->a), free(p->b), free(p->c0), free(p->ref), free(p->mag), free(p->bias);
 }
 
 /* Physical layouts: A stored (M,K) or (K,M) with 3 spare columns, B (K,N) or (N,K) with 5,
@@ -167,13 +184,23 @@ static void run_variant(const variant *v, int ta, int tb, const problem *p, cons
     if (v->f32) {
         float *B = malloc(sizeof(float) * (size_t)(nb + 1));
         for (int64_t i = 0; i < nb; i++) B[i] = (float)l->B[i];
-        v->f32(ta, tb, M, N, K, (float)p->alpha, A, l->lda, B, l->ldb, (float)p->beta, C, l->ldc);
+        if (p->bias)
+            v->f32_bias(ta, tb, M, N, K, (float)p->alpha, A, l->lda, B, l->ldb, (float)p->beta, C,
+                        l->ldc, p->bias);
+        else
+            v->f32(ta, tb, M, N, K, (float)p->alpha, A, l->lda, B, l->ldb, (float)p->beta, C,
+                   l->ldc);
         free(B);
     } else {
         uint16_t *B = malloc(sizeof(uint16_t) * (size_t)(nb + 1));
         for (int64_t i = 0; i < nb; i++)
             B[i] = v->bf16 ? dv_f32_to_bf16((float)l->B[i]) : dv_f32_to_f16((float)l->B[i]);
-        v->half(ta, tb, M, N, K, (float)p->alpha, A, l->lda, B, l->ldb, (float)p->beta, C, l->ldc);
+        if (p->bias)
+            v->half_bias(ta, tb, M, N, K, (float)p->alpha, A, l->lda, B, l->ldb, (float)p->beta,
+                         C, l->ldc, p->bias);
+        else
+            v->half(ta, tb, M, N, K, (float)p->alpha, A, l->lda, B, l->ldb, (float)p->beta, C,
+                    l->ldc);
         free(B);
     }
     double *Cd = malloc(sizeof(double) * (size_t)(nc + 1));
@@ -199,6 +226,21 @@ static void check_shape(int64_t M, int64_t N, int64_t K, double alpha, double be
         for (int tb = 0; tb < 2; tb++) {
             layout l = make_layout(&p, ta, tb);
             run_f64(ta, tb, &p, &l);
+            for (int v = 0; v < NVARIANTS; v++)
+                if (!variants[v].avx512 || dv_cpu_has_avx512())
+                    run_variant(&variants[v], ta, tb, &p, &l);
+            free_layout(&l);
+        }
+    free_problem(&p);
+}
+
+/* every variant's *_bias kernel (C += bias[n] after the product), every transpose combination */
+static void check_shape_bias(int64_t M, int64_t N, int64_t K, double alpha, double beta) {
+    problem p = make_problem(M, N, K, alpha, beta);
+    add_problem_bias(&p);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            layout l = make_layout(&p, ta, tb);
             for (int v = 0; v < NVARIANTS; v++)
                 if (!variants[v].avx512 || dv_cpu_has_avx512())
                     run_variant(&variants[v], ta, tb, &p, &l);
@@ -249,6 +291,20 @@ TEST(gemm_three_threads) {
     check_shape(100, 90, 200, 1.0, 0.5);
     check_shape(5, 600, 200, 1.0, 0.0);
     omp_set_num_threads(saved);
+}
+
+/* The Linear bias epilogue on every path: dot (tb = 1, small M) and stream (tb = 0, M <= 16),
+ * packed with two K blocks (bias added once, with the first), two threads splitting N with the
+ * last panel partial, and K == 0 / alpha == 0. */
+TEST(gemm_bias_epilogue) {
+    static const int64_t shapes[][3] = {
+        {1, 33, 65}, {3, 40, 130}, {13, 40, 130}, {12, 70, 601}, {65, 130, 33}, {30, 100, 600},
+        {100, 97, 64}, {145, 600, 530}, {5, 7, 0},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        check_shape_bias(shapes[s][0], shapes[s][1], shapes[s][2], s % 2 ? -0.75 : 1.0,
+                         s % 3 == 0 ? 0.0 : 0.5);
+    check_shape_bias(6, 40, 9, 0.0, 3.0); /* alpha == 0: C = beta C + bias */
 }
 
 TEST(gemm_alpha_zero_and_k_zero) {

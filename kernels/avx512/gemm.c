@@ -44,6 +44,11 @@
  * (about 4.2 MiB per thread that has run a large product), so concurrent calls from different
  * threads are safe.
  *
+ * Bias (the *_bias entry points, the Linear layer's y = x W^T + b): every path adds bias[n] where it
+ * stores C, the packed path with the first K block only. This saves the Linear layer a second pass
+ * over C and a second OpenMP region, whose wake-up alone (OMP_WAIT_POLICY=passive on a VM) costs
+ * tens of microseconds.
+ *
  * Not here: f64 (the portable kernel serves the gradient checks); a packed-weight cache across
  * calls (the packed path re-packs B every call); AVX512-BF16 dot products (bf16 weights are
  * widened so the arithmetic is the f32 arithmetic of the reference).
@@ -80,6 +85,7 @@ typedef struct {
     int64_t ldb;
     float *C;
     int64_t ldc;
+    const float *bias; /* N floats added to every row of C, or NULL */
 } gemm_args;
 
 #define INLINE static inline __attribute__((always_inline))
@@ -231,13 +237,14 @@ static void pack_b_block(const gemm_args *g, int64_t pc, int64_t kc, int64_t jc,
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Micro-kernel: C[0:mr, 0:32] = alpha * Ap . Bp + beta * C  for an R-row A panel (element (k,i) at
- * Ap[k*R + i]) and a 32-column B panel (Bp[k*NR + j]). Lanes outside n0 / n1 are not stored;
- * beta == 0 does not read C. R is a compile-time constant: 14 for full panels, 1, 2, 4 or 8 for
+ * Micro-kernel: C[0:mr, 0:32] = alpha * Ap . Bp + beta * C (+ bias[0:32] when bias is not NULL)
+ * for an R-row A panel (element (k,i) at Ap[k*R + i]) and a 32-column B panel (Bp[k*NR + j]).
+ * Lanes outside n0 / n1 are not stored; beta == 0 does not read C. R is a compile-time constant: 14 for full panels, 1, 2, 4 or 8 for
  * the short last panel of a small M.
  */
 INLINE void micro_kernel(const int R, int64_t K, const float *Ap, const float *Bp, __mmask16 n0,
-                         __mmask16 n1, float *C, int64_t ldc, int mr, float alpha, float beta) {
+                         __mmask16 n1, float *C, int64_t ldc, int mr, float alpha, float beta,
+                         const float *bias) {
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
     for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -257,6 +264,8 @@ INLINE void micro_kernel(const int R, int64_t K, const float *Ap, const float *B
         }
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+    if (bias) bias0 = _mm512_maskz_loadu_ps(n0, bias), bias1 = _mm512_maskz_loadu_ps(n1, bias + 16);
 #pragma GCC unroll 14
     for (int i = 0; i < R; i++) {
         if (i >= mr) break;
@@ -266,6 +275,7 @@ INLINE void micro_kernel(const int R, int64_t K, const float *Ap, const float *B
             r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(n0, c), r0);
             r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(n1, c + 16), r1);
         }
+        if (bias) r0 = _mm512_add_ps(r0, bias0), r1 = _mm512_add_ps(r1, bias1);
         _mm512_mask_storeu_ps(c, n0, r0);
         _mm512_mask_storeu_ps(c + 16, n1, r1);
     }
@@ -277,13 +287,14 @@ static int panel_height(int64_t rows) {
 }
 
 static void panel_kernel(int R, int64_t K, const float *Ap, const float *Bp, __mmask16 n0,
-                         __mmask16 n1, float *C, int64_t ldc, int mr, float alpha, float beta) {
+                         __mmask16 n1, float *C, int64_t ldc, int mr, float alpha, float beta,
+                         const float *bias) {
     switch (R) {
-    case 1: micro_kernel(1, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
-    case 2: micro_kernel(2, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
-    case 4: micro_kernel(4, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
-    case 8: micro_kernel(8, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
-    default: micro_kernel(MR, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta); break;
+    case 1: micro_kernel(1, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
+    case 2: micro_kernel(2, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
+    case 4: micro_kernel(4, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
+    case 8: micro_kernel(8, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
+    default: micro_kernel(MR, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
     }
 }
 
@@ -309,15 +320,16 @@ static void packed_block(const gemm_args *g, int64_t m0, int64_t m1, int64_t n0,
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t nr = min64(NR, nc - jr);
                     float *C = g->C + ic * g->ldc + jc + jr;
+                    const float *bias = pc == 0 && g->bias ? g->bias + jc + jr : NULL;
                     __mmask16 n0 = lanes(nr), n1 = lanes(nr - 16);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = (int)min64(MR, mc - ir);
                         if (mr == MR)
                             micro_kernel(MR, kc, Ap + ir * kc, Bp + jr * kc, n0, n1,
-                                         C + ir * g->ldc, g->ldc, MR, g->alpha, beta);
+                                         C + ir * g->ldc, g->ldc, MR, g->alpha, beta, bias);
                         else
                             panel_kernel(panel_height(mr), kc, Ap + ir * kc, Bp + jr * kc, n0, n1,
-                                         C + ir * g->ldc, g->ldc, mr, g->alpha, beta);
+                                         C + ir * g->ldc, g->ldc, mr, g->alpha, beta, bias);
                     }
                 }
             }
@@ -465,6 +477,7 @@ static void gemm_stream(const gemm_args *g) {
                     float *cp = g->C + i * g->ldc + c + j;
                     __m512 r = _mm512_mul_ps(va, _mm512_load_ps(acc + i * width + j));
                     if (g->beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), r);
+                    if (g->bias) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, g->bias + c + j));
                     _mm512_mask_storeu_ps(cp, m, r);
                 }
         }
@@ -494,7 +507,7 @@ INLINE void dot_step(const int R, const int J, const btype bt, const float *A, i
 
 INLINE void dot_kernel(const int R, const int J, const btype bt, int64_t K, const float *A,
                        int64_t lda, const void *W, int64_t ldw, int nw, float *C, int64_t ldc,
-                       float alpha, float beta) {
+                       float alpha, float beta, const float *bias) {
     const char *w[8];
     for (int j = 0; j < J; j++) w[j] = (const char *)W + (j < nw ? j : nw - 1) * ldw * esize(bt);
     __m512 acc[4][8];
@@ -512,22 +525,24 @@ INLINE void dot_kernel(const int R, const int J, const btype bt, int64_t K, cons
             if (j >= nw) break;
             float s = alpha * _mm512_reduce_add_ps(acc[i][j]);
             float *c = C + i * ldc + j;
-            *c = beta != 0.0f ? s + beta * *c : s;
+            if (beta != 0.0f) s += beta * *c;
+            *c = bias ? s + bias[j] : s;
         }
 }
 
 enum { DOT_J = 6 }; /* rows of W per dot kernel call */
 
 static void dot_rows(int R, btype bt, int64_t K, const float *A, int64_t lda, const void *W,
-                     int64_t ldw, int nw, float *C, int64_t ldc, float alpha, float beta) {
+                     int64_t ldw, int nw, float *C, int64_t ldc, float alpha, float beta,
+                     const float *bias) {
 #define CASE(r)                                                                                    \
     case r:                                                                                        \
         if (bt == BT_F32)                                                                          \
-            dot_kernel(r, DOT_J, BT_F32, K, A, lda, W, ldw, nw, C, ldc, alpha, beta);              \
+            dot_kernel(r, DOT_J, BT_F32, K, A, lda, W, ldw, nw, C, ldc, alpha, beta, bias);        \
         else if (bt == BT_F16)                                                                     \
-            dot_kernel(r, DOT_J, BT_F16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta);              \
+            dot_kernel(r, DOT_J, BT_F16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta, bias);        \
         else                                                                                       \
-            dot_kernel(r, DOT_J, BT_BF16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta);             \
+            dot_kernel(r, DOT_J, BT_BF16, K, A, lda, W, ldw, nw, C, ldc, alpha, beta, bias);       \
         break;
     switch (R) { CASE(1) CASE(2) CASE(4) }
 #undef CASE
@@ -557,7 +572,7 @@ static void gemm_dot(const gemm_args *g) {
             for (int64_t i = 0; i < M;) {
                 int R = M - i >= 4 ? 4 : M - i >= 2 ? 2 : 1;
                 dot_rows(R, g->bt, K, A + i * lda, lda, W, g->ldb, nw, g->C + i * g->ldc + j,
-                         g->ldc, g->alpha, g->beta);
+                         g->ldc, g->alpha, g->beta, g->bias ? g->bias + j : NULL);
                 i += R;
             }
         }
@@ -590,11 +605,11 @@ static int use_dot(int64_t M, int64_t K) {
 static void gemm(const char *name, const gemm_args *g) {
     check_args(name, g);
     if (g->M == 0 || g->N == 0) return;
-    if (g->K == 0 || g->alpha == 0.0f) { /* C = beta * C */
+    if (g->K == 0 || g->alpha == 0.0f) { /* C = beta * C (+ bias) */
         for (int64_t i = 0; i < g->M; i++)
             for (int64_t j = 0; j < g->N; j++) {
                 float *c = g->C + i * g->ldc + j;
-                *c = g->beta == 0.0f ? 0.0f : g->beta * *c;
+                *c = (g->beta == 0.0f ? 0.0f : g->beta * *c) + (g->bias ? g->bias[j] : 0.0f);
             }
         return;
     }
@@ -603,20 +618,35 @@ static void gemm(const char *name, const gemm_args *g) {
     else gemm_packed(g);
 }
 
-#define GEMM_ARGS_STRUCT(BT)                                                                       \
-    (gemm_args) { ta, tb, M, N, K, alpha, beta, A, lda, B, BT, ldb, C, ldc }
+#define GEMM_ARGS_STRUCT(BT, BIAS)                                                                 \
+    (gemm_args) { ta, tb, M, N, K, alpha, beta, A, lda, B, BT, ldb, C, ldc, BIAS }
 
 void dv_gemm_f32_avx512(DV_GEMM_ARGS(float, float, float)) {
-    gemm_args g = GEMM_ARGS_STRUCT(BT_F32);
+    gemm_args g = GEMM_ARGS_STRUCT(BT_F32, NULL);
     gemm("dv_gemm_f32_avx512", &g);
 }
 
 void dv_gemm_f16b_avx512(DV_GEMM_ARGS(float, uint16_t, float)) {
-    gemm_args g = GEMM_ARGS_STRUCT(BT_F16);
+    gemm_args g = GEMM_ARGS_STRUCT(BT_F16, NULL);
     gemm("dv_gemm_f16b_avx512", &g);
 }
 
 void dv_gemm_bf16b_avx512(DV_GEMM_ARGS(float, uint16_t, float)) {
-    gemm_args g = GEMM_ARGS_STRUCT(BT_BF16);
+    gemm_args g = GEMM_ARGS_STRUCT(BT_BF16, NULL);
     gemm("dv_gemm_bf16b_avx512", &g);
+}
+
+void dv_gemm_f32_bias_avx512(DV_GEMM_ARGS(float, float, float), const float *bias) {
+    gemm_args g = GEMM_ARGS_STRUCT(BT_F32, bias);
+    gemm("dv_gemm_f32_bias_avx512", &g);
+}
+
+void dv_gemm_f16b_bias_avx512(DV_GEMM_ARGS(float, uint16_t, float), const float *bias) {
+    gemm_args g = GEMM_ARGS_STRUCT(BT_F16, bias);
+    gemm("dv_gemm_f16b_bias_avx512", &g);
+}
+
+void dv_gemm_bf16b_bias_avx512(DV_GEMM_ARGS(float, uint16_t, float), const float *bias) {
+    gemm_args g = GEMM_ARGS_STRUCT(BT_BF16, bias);
+    gemm("dv_gemm_bf16b_bias_avx512", &g);
 }
