@@ -236,9 +236,28 @@ dv_tensor *dv_linear(dv_tensor *x, dv_tensor *w, dv_tensor *bias) {
     DV_NO_GRAD_END
     xs[x->ndim - 1] = out;
     dv_tensor *y = dv_empty_on(x->dtype, xs, x->ndim, x->device);
-    gemm_dispatch(x->device, x->dtype, wc->dtype, 0, 1, rows, out, in, 1.0, dv_data(x2), in, dv_data(wc), in, 0.0, dv_data(y), out);
+    bool fused = false; /* f32 on the CPU: the GEMM adds the bias while C is in registers */
+#ifndef DV_NO_AVX512
+    if (bias && bias->dtype == DV_F32 && x->device.type == DV_CPU && x->dtype == DV_F32 &&
+        dv_cpu_isa() == DV_ISA_AVX512 &&
+        (wc->dtype == DV_F32 || wc->dtype == DV_F16 || wc->dtype == DV_BF16)) {
+        dv_tensor *bc = dv_contiguous(bias);
+        const float *pa = dv_data(x2), *pb = dv_data(bc);
+        float *py = dv_data(y);
+        if (wc->dtype == DV_F32)
+            dv_gemm_f32_bias_avx512(0, 1, rows, out, in, 1.0f, pa, in, dv_data(wc), in, 0.0f, py, out, pb);
+        else if (wc->dtype == DV_F16)
+            dv_gemm_f16b_bias_avx512(0, 1, rows, out, in, 1.0f, pa, in, dv_data(wc), in, 0.0f, py, out, pb);
+        else
+            dv_gemm_bf16b_bias_avx512(0, 1, rows, out, in, 1.0f, pa, in, dv_data(wc), in, 0.0f, py, out, pb);
+        dv_release(bc);
+        fused = true;
+    }
+#endif
+    if (!fused)
+        gemm_dispatch(x->device, x->dtype, wc->dtype, 0, 1, rows, out, in, 1.0, dv_data(x2), in, dv_data(wc), in, 0.0, dv_data(y), out);
     dv_release(wc);
-    if (bias) {
+    if (bias && !fused) {
         dv_tensor *bc = dv_contiguous(bias);
         if (y->device.type == DV_CUDA) { /* y (rows, out) += bias broadcast over rows, in place */
             dv_cuda_binary(DV_BINARY_ADD, 2, (const int64_t[]){rows, out}, y, (const int64_t[]){out, 1}, bc,
