@@ -631,11 +631,23 @@ dv_tensor *dv_dit_guided(dv_dit *m, const dv_dit_cond *c2, dv_tensor *x_t, int64
 
 dv_tensor *dv_dit_sample(dv_dit *m, const dv_dit_inputs *in, dv_tensor *noise, dv_rng *rng) {
     const dv_dit_config *c = &m->cfg;
-    dv_tensor *x;
+    dv_tensor *x, *y;
     DV_NO_GRAD_BEGIN
     int64_t B = in->proprio->shape[0];
     x = noise ? dv_retain(noise) : dv_randn(rng, m->dt, DV_SHAPE(B, c->chunk, c->action_dim));
     dv_dit_cond *cd = dv_dit_encode(m, in);
+    y = dv_dit_sample_cond(m, cd, x);
+    dv_release(x);
+    dv_dit_cond_free(cd);
+    DV_NO_GRAD_END
+    return y;
+}
+
+dv_tensor *dv_dit_sample_cond(dv_dit *m, const dv_dit_cond *cd, dv_tensor *noise) {
+    const dv_dit_config *c = &m->cfg;
+    dv_tensor *x = dv_retain(noise);
+    DV_NO_GRAD_BEGIN
+    int64_t B = noise->shape[0];
     bool cfg = c->cfg_scale != 1.0f;
     dv_dit_cond *c2 = cfg ? dv_dit_cond_repeat2(cd) : NULL;
     dv_ddim *s = m->ddim;
@@ -661,7 +673,6 @@ dv_tensor *dv_dit_sample(dv_dit *m, const dv_dit_inputs *in, dv_tensor *noise, d
     }
     if (serial) omp_set_num_threads(threads);
     dv_dit_cond_free(c2);
-    dv_dit_cond_free(cd);
     DV_NO_GRAD_END
     return x;
 }

@@ -126,6 +126,9 @@ dv_tensor *dv_dit_loss_with(dv_dit *m, const dv_dit_inputs *in, dv_tensor *actio
                             dv_tensor *t, dv_tensor *noise, dv_tensor *drop);
 /* one DiT block alone (keys/values computed from ctx (B, N, C) here): x (B, k, C), c (B, C) */
 dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *c, dv_tensor *ctx);
+/* the DDIM (+ CFG) steps of dv_dit_sample from an already computed conditioning, starting at
+ * noise (B, k, A) */
+dv_tensor *dv_dit_sample_cond(dv_dit *m, const dv_dit_cond *cd, dv_tensor *noise);
 /* [c; c]: the conditioning of a batch twice over (the CFG pair) */
 dv_dit_cond *dv_dit_cond_repeat2(const dv_dit_cond *c);
 /* the guided model output for x_t (B, k, A) at one t: uncond + s (cond - uncond), with c2 the
