@@ -11,27 +11,12 @@
 #include "data/calvin/yaml.h"
 #include "data/calvin/npy_internal.h"
 #include "tests/test.h"
+#include "tests/util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define REF "tests/reference/npy/"
-
-static uint8_t *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 static uint64_t rnd(void) { /* xorshift64* */
@@ -125,7 +110,7 @@ static int parse(kind k, const uint8_t *b, size_t n) {
 /* truncations at every offset + `mutations` seeded mutations of 1..4 bytes */
 static void fuzz(const char *file, kind k, int mutations) {
     size_t n;
-    uint8_t *b = read_all(file, &n);
+    uint8_t *b = ut_read_file(file, &n);
     CHECK_MSG(b != NULL, "cannot read %s", file);
     if (!b) return;
     CHECK_MSG(parse(k, b, n) == 0, "%s: the intact file does not parse", file);

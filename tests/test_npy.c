@@ -5,6 +5,7 @@
  */
 #include "data/calvin/npy_internal.h"
 #include "tests/test.h"
+#include "tests/util.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -40,22 +41,6 @@ static bool shape_is(const dv_npy *a, int ndim, const int64_t *shape) {
     for (int i = 0; i < ndim; i++)
         if (a->shape[i] != shape[i]) return false;
     return true;
-}
-
-static uint8_t *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 /* a fresh temporary folder for one test */
@@ -158,7 +143,7 @@ TEST(npy_save_is_byte_identical_to_numpy) {
         CHECK_MSG(dv_npy_load(path, &a, err, sizeof err) == 0, "%s", err);
         CHECK_MSG(dv_npy_save(out, &a, err, sizeof err) == 0, "%s", err);
         size_t n1, n2;
-        uint8_t *b1 = read_all(path, &n1), *b2 = read_all(out, &n2);
+        uint8_t *b1 = ut_read_file(path, &n1), *b2 = ut_read_file(out, &n2);
         CHECK_MSG(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0, "%s: written bytes differ from numpy's", files[k]);
         free(b1), free(b2);
         dv_npy_free(&a);
@@ -181,7 +166,7 @@ TEST(npy_bad_files) {
     CHECK(dv_npy_load("tests/reference/npy/no_such_file.npy", &a, err, sizeof err) != 0);
     CHECK(strstr(err, "no_such_file.npy") != NULL);
     size_t n;
-    uint8_t *b = read_all(REF "dt_f4.npy", &n);
+    uint8_t *b = ut_read_file(REF "dt_f4.npy", &n);
     CHECK(b != NULL);
     if (!b) return;
     CHECK(dv_npy_parse(b, n, "x.npy", &a, err, sizeof err) == 0);
@@ -334,9 +319,9 @@ TEST(npz_write_read_round_trip) {
         dv_npz_close(z);
     }
     size_t n0, n1;
-    uint8_t *b0 = read_all(path, &n1);
+    uint8_t *b0 = ut_read_file(path, &n1);
     snprintf(path, sizeof path, "%s/frame_0.npz", dir);
-    uint8_t *b1 = read_all(path, &n0);
+    uint8_t *b1 = ut_read_file(path, &n0);
     CHECK_MSG(n1 < n0, "compressed %zu bytes vs stored %zu", n1, n0);
     free(b0), free(b1);
     /* noise does not deflate: stored even in a compressed archive (then a zero-copy view) */
@@ -371,7 +356,7 @@ TEST(npz_write_read_round_trip) {
     CHECK(dv_npz_writer_open(path, false, &w, err, sizeof err) == 0);
     CHECK(dv_npz_writer_add(w, "x", &arrs[2], err, sizeof err) == 0);
     dv_npz_writer_abort(w);
-    uint8_t *kept = read_all(path, &n1);
+    uint8_t *kept = ut_read_file(path, &n1);
     CHECK(kept != NULL && n1 == n0);
     free(kept);
     CHECK(count_files(dir) == 2);
@@ -389,7 +374,7 @@ TEST(npz_write_read_round_trip) {
 
 TEST(npz_corruption_is_detected) {
     size_t n;
-    uint8_t *b = read_all(REF "frame_stored.npz", &n);
+    uint8_t *b = ut_read_file(REF "frame_stored.npz", &n);
     CHECK(b != NULL);
     if (!b) return;
     char err[256];
@@ -413,7 +398,7 @@ TEST(npz_corruption_is_detected) {
     CHECK(dv_npz_open_buffer(b, n - 10, "cut.npz", &z, err, sizeof err) != 0 && strstr(err, "cut.npz"));
     free(b);
     /* a deflate stream with a flipped bit */
-    b = read_all(REF "frame_deflated.npz", &n);
+    b = ut_read_file(REF "frame_deflated.npz", &n);
     memcpy(c, b, n < 2936 ? n : 2936);
     c[120] ^= 0x10;
     CHECK(dv_npz_open_buffer(c, n, "bad.npz", &z, err, sizeof err) == 0);

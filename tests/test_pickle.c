@@ -6,6 +6,7 @@
  */
 #include "data/calvin/pickle.h"
 #include "tests/test.h"
+#include "tests/util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -146,29 +147,13 @@ static void check_mix(const dv_pyobj *d, const char *what) {
     CHECK(o && o->type == DV_PY_STR && o->str.len == 300 && o->str.s[299] == 'x');
 }
 
-static void *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 TEST(pickle_protocols_2_to_5) {
     for (int proto = 2; proto <= 5; proto++) {
         char path[128], err[256];
         dv_pyarena *a = dv_pyarena_new();
         size_t n;
         snprintf(path, sizeof path, REF "mix_p%d.pkl", proto);
-        void *b = read_all(path, &n);
+        void *b = ut_read_file(path, &n);
         CHECK(b != NULL);
         dv_pyobj *d = NULL;
         CHECK_MSG(b && dv_pickle_parse(b, n, path, a, &d, err, sizeof err) == 0, "%s", err);
@@ -176,7 +161,7 @@ TEST(pickle_protocols_2_to_5) {
         free(b);
 
         snprintf(path, sizeof path, REF "arrays_p%d.pkl", proto);
-        b = read_all(path, &n);
+        b = ut_read_file(path, &n);
         CHECK_MSG(b && dv_pickle_parse(b, n, path, a, &d, err, sizeof err) == 0, "%s", err);
         free(b);
         const dv_pyobj *o;
@@ -208,7 +193,7 @@ TEST(pickle_refuses_globals_and_bad_streams) {
     dv_pyarena *a = dv_pyarena_new();
     char err[256];
     size_t n;
-    void *b = read_all(REF "evil_p3.pkl", &n);
+    void *b = ut_read_file(REF "evil_p3.pkl", &n);
     dv_pyobj *d;
     CHECK(b && dv_pickle_parse(b, n, "evil.pkl", a, &d, err, sizeof err) != 0);
     CHECK_MSG(strstr(err, "evil.pkl") && strstr(err, "'os.system'"), "%s", err);

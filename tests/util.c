@@ -334,3 +334,19 @@ bool ut_fixture_ints(const char *file, const char *key, int64_t *out, int n) {
     ut_fixture_close(f);
     return ok;
 }
+
+uint8_t *ut_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = n >= 0 ? malloc(n > 0 ? (size_t)n : 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *len = b ? (size_t)n : 0;
+    return b;
+}

@@ -45,6 +45,9 @@ bool ut_fixture_ints(const char *file, const char *key, int64_t *out, int n);
 
 
 
+/* the whole file in a malloc'd buffer (free it), its size in *len; NULL when unreadable */
+uint8_t *ut_read_file(const char *path, size_t *len);
+
 /* run fn(ctx) in a child process; true when it aborted and its stderr contains want
  * (checks that bad calls die loudly with a message naming the op and the shapes) */
 bool ut_aborts_with(void (*fn)(void *), void *ctx, const char *want);
