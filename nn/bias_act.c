@@ -5,23 +5,6 @@
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
-/* f64 portable, f32 AVX-512 when the CPU has it, else f32 portable */
-#ifndef DV_NO_AVX512
-#define DISPATCH(t, name, ...)                                                                 \
-    do {                                                                                       \
-        if ((t)->dtype == DV_F64) dv_##name##_f64_portable(__VA_ARGS__);                       \
-        else if (dv_backend_of(t) == DV_BACKEND_AVX512) dv_##name##_f32_avx512(__VA_ARGS__);   \
-        else dv_##name##_f32_portable(__VA_ARGS__);                                            \
-    } while (0)
-#else
-#define DISPATCH(t, name, ...)                                                                 \
-    do {                                                                                       \
-        if ((t)->dtype == DV_F64) dv_##name##_f64_portable(__VA_ARGS__);                       \
-        else dv_##name##_f32_portable(__VA_ARGS__);                                            \
-    } while (0)
-#endif
-
-#define PTR(t) ((t) ? dv_data(t) : NULL)
 
 static dv_tensor *contig(dv_tensor *t) {
     if (!t) return NULL;
@@ -41,7 +24,9 @@ static void bias_act_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *gx = dv_ag_input_wants(n, 0) ? dv_empty(x->dtype, x->shape, x->ndim) : NULL;
     dv_tensor *gb = b && dv_ag_input_wants(n, 1) ? dv_empty(b->dtype, b->shape, b->ndim) : NULL;
     if (gb && R == 0) dv_fill_(gb, 0.0);
-    if (R > 0 && (gx || gb)) DISPATCH(x, bias_act_bwd, act, R, N, dv_data(x), PTR(b), dv_data(gc), PTR(gx), PTR(gb));
+    if (R > 0 && (gx || gb))
+        DV_DISPATCH_FLOAT(x, bias_act_bwd, act, R, N, dv_data(x), DV_DATA_OR_NULL(b), dv_data(gc),
+                          DV_DATA_OR_NULL(gx), DV_DATA_OR_NULL(gb));
     dv_release(gc);
     if (gx) dv_ag_give(n, 0, gx);
     if (gb) dv_ag_give(n, 1, gb);
@@ -62,7 +47,7 @@ dv_tensor *dv_bias_act(dv_tensor *x, dv_tensor *b, dv_bias_act_kind act) {
     }
     dv_tensor *xc = contig(x), *bc = contig(b);
     dv_tensor *y = dv_empty(x->dtype, x->shape, x->ndim);
-    if (R > 0) DISPATCH(x, bias_act_fwd, act, R, N, dv_data(xc), PTR(bc), dv_data(y));
+    if (R > 0) DV_DISPATCH_FLOAT(x, bias_act_fwd, act, R, N, dv_data(xc), DV_DATA_OR_NULL(bc), dv_data(y));
     dv_tensor *ins[2] = {x, b};
     int nin = b ? 2 : 1;
     if (dv_ag_wanted(nin, ins)) {

@@ -7,24 +7,6 @@
 #include "tensor/autograd.h"
 #include "tensor/internal.h"
 
-/* pick the kernel: f64 portable, f32 AVX-512 when the CPU has it, else f32 portable */
-#ifndef DV_NO_AVX512
-#define DISPATCH(t, name, ...)                                                                 \
-    do {                                                                                       \
-        if ((t)->dtype == DV_F64) dv_##name##_f64_portable(__VA_ARGS__);                       \
-        else if (dv_backend_of(t) == DV_BACKEND_AVX512) dv_##name##_f32_avx512(__VA_ARGS__);   \
-        else dv_##name##_f32_portable(__VA_ARGS__);                                            \
-    } while (0)
-#else
-#define DISPATCH(t, name, ...)                                                                 \
-    do {                                                                                       \
-        if ((t)->dtype == DV_F64) dv_##name##_f64_portable(__VA_ARGS__);                       \
-        else dv_##name##_f32_portable(__VA_ARGS__);                                            \
-    } while (0)
-#endif
-
-/* data pointer or NULL */
-#define PTR(t) ((t) ? dv_data(t) : NULL)
 
 /* check x (B, ..., C) and the (B, C) parameters; returns T */
 static int64_t check_args(const char *op, dv_tensor *x, dv_tensor *const *p, int np) {
@@ -63,7 +45,8 @@ static void modulate_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *gx = dv_ag_input_wants(n, ix) ? empty_as(x) : NULL;
     dv_tensor *gsh = dv_ag_input_wants(n, ish) ? empty_as(sc) : NULL;
     dv_tensor *gsc = dv_ag_input_wants(n, isc) ? empty_as(sc) : NULL;
-    DISPATCH(x, modulate_bwd, B, T, C, dv_data(x), dv_data(sc), n->iarg[0], dv_data(gc), PTR(gx), PTR(gsh), PTR(gsc));
+    DV_DISPATCH_FLOAT(x, modulate_bwd, B, T, C, dv_data(x), dv_data(sc), n->iarg[0], dv_data(gc),
+                      DV_DATA_OR_NULL(gx), DV_DATA_OR_NULL(gsh), DV_DATA_OR_NULL(gsc));
     dv_release(gc);
     if (gx) dv_ag_give(n, ix, gx);
     if (gsh) dv_ag_give(n, ish, gsh);
@@ -76,7 +59,7 @@ static dv_tensor *modulate_op(const char *op, dv_tensor *x, dv_tensor *shift, dv
     int64_t B = x->shape[0], C = x->shape[x->ndim - 1];
     dv_tensor *xc = contig(x), *shc = contig(shift), *scc = contig(scale);
     dv_tensor *y = empty_as(x);
-    DISPATCH(x, modulate, B, T, C, dv_data(xc), dv_data(shc), dv_data(scc), one, dv_data(y));
+    DV_DISPATCH_FLOAT(x, modulate, B, T, C, dv_data(xc), dv_data(shc), dv_data(scc), one, dv_data(y));
     if (dv_ag_wanted(3, ins)) {
         dv_node *n = dv_ag_record(y, op, modulate_backward, 3, ins);
         n->iarg[0] = one;
@@ -107,8 +90,8 @@ static void ln_modulate_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *gx = dv_ag_input_wants(n, 0) ? empty_as(x) : NULL;
     dv_tensor *gsh = dv_ag_input_wants(n, 1) ? dv_zeros_like(sc) : NULL;
     dv_tensor *gsc = dv_ag_input_wants(n, 2) ? dv_zeros_like(sc) : NULL;
-    DISPATCH(x, ln_modulate_bwd, B, T, C, dv_data(x), dv_data(mean), dv_data(rstd), dv_data(sc), dv_data(gc),
-             PTR(gx), PTR(gsh), PTR(gsc));
+    DV_DISPATCH_FLOAT(x, ln_modulate_bwd, B, T, C, dv_data(x), dv_data(mean), dv_data(rstd), dv_data(sc), dv_data(gc),
+             DV_DATA_OR_NULL(gx), DV_DATA_OR_NULL(gsh), DV_DATA_OR_NULL(gsc));
     dv_release(gc);
     if (gx) dv_ag_give(n, 0, gx);
     if (gsh) dv_ag_give(n, 1, gsh);
@@ -121,7 +104,9 @@ dv_tensor *dv_layer_norm_modulate(dv_tensor *x, dv_tensor *shift, dv_tensor *sca
     dv_tensor *xc = contig(x), *shc = contig(shift), *scc = contig(scale);
     dv_tensor *y = empty_as(x);
     dv_tensor *mean = dv_empty(x->dtype, DV_SHAPE(B * T)), *rstd = dv_empty(x->dtype, DV_SHAPE(B * T));
-    if (C > 0) DISPATCH(x, ln_modulate, B, T, C, dv_data(xc), dv_data(shc), dv_data(scc), eps, dv_data(y), dv_data(mean), dv_data(rstd));
+    if (C > 0)
+        DV_DISPATCH_FLOAT(x, ln_modulate, B, T, C, dv_data(xc), dv_data(shc), dv_data(scc), eps, dv_data(y),
+                          dv_data(mean), dv_data(rstd));
     dv_tensor *ins[3] = {x, shift, scale};
     if (dv_ag_wanted(3, ins)) {
         dv_node *n = dv_ag_record(y, "layer_norm_modulate", ln_modulate_backward, 3, ins);
@@ -148,7 +133,8 @@ static void gated_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *gc = dv_contiguous(g);
     dv_tensor *gh = dv_ag_input_wants(n, 2) ? empty_as(h) : NULL;
     dv_tensor *gg = dv_ag_input_wants(n, 1) ? dv_zeros_like(gate) : NULL;
-    DISPATCH(h, modulate_bwd, B, T, C, dv_data(h), dv_data(gate), 0, dv_data(gc), PTR(gh), NULL, PTR(gg));
+    DV_DISPATCH_FLOAT(h, modulate_bwd, B, T, C, dv_data(h), dv_data(gate), 0, dv_data(gc), DV_DATA_OR_NULL(gh),
+                      NULL, DV_DATA_OR_NULL(gg));
     dv_release(gc);
     if (gg) dv_ag_give(n, 1, gg);
     if (gh) dv_ag_give(n, 2, gh);
@@ -161,7 +147,7 @@ dv_tensor *dv_gated_residual(dv_tensor *x, dv_tensor *gate, dv_tensor *h) {
     int64_t B = x->shape[0], C = x->shape[x->ndim - 1];
     dv_tensor *xc = contig(x), *gc = contig(gate), *hc = contig(h);
     dv_tensor *y = empty_as(x);
-    DISPATCH(x, gated_residual, B, T, C, dv_data(xc), dv_data(gc), dv_data(hc), dv_data(y));
+    DV_DISPATCH_FLOAT(x, gated_residual, B, T, C, dv_data(xc), dv_data(gc), dv_data(hc), dv_data(y));
     dv_tensor *ins[3] = {x, gate, h};
     if (dv_ag_wanted(3, ins)) {
         dv_node *n = dv_ag_record(y, "gated_residual", gated_backward, 3, ins);

@@ -19,4 +19,24 @@ static inline dv_backend dv_backend_of(const dv_tensor *t) {
 /* abort for ops without a kernel on t's device yet */
 void dv_require_cpu(const char *op, const dv_tensor *t);
 
+/* call the CPU kernel dv_<name>_{f64_portable, f32_avx512, f32_portable} that fits t: f64 runs
+ * the portable kernel, f32 the AVX-512 one when the CPU has it */
+#ifndef DV_NO_AVX512
+#define DV_DISPATCH_FLOAT(t, name, ...)                                                        \
+    do {                                                                                       \
+        if ((t)->dtype == DV_F64) dv_##name##_f64_portable(__VA_ARGS__);                       \
+        else if (dv_backend_of(t) == DV_BACKEND_AVX512) dv_##name##_f32_avx512(__VA_ARGS__);   \
+        else dv_##name##_f32_portable(__VA_ARGS__);                                            \
+    } while (0)
+#else
+#define DV_DISPATCH_FLOAT(t, name, ...)                                                        \
+    do {                                                                                       \
+        if ((t)->dtype == DV_F64) dv_##name##_f64_portable(__VA_ARGS__);                       \
+        else dv_##name##_f32_portable(__VA_ARGS__);                                            \
+    } while (0)
+#endif
+
+/* data pointer of an optional tensor, or NULL */
+#define DV_DATA_OR_NULL(t) ((t) ? dv_data(t) : NULL)
+
 #endif
