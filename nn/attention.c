@@ -9,6 +9,7 @@
 #include "nn/attention.h"
 #include "kernels/attention.h"
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
@@ -39,7 +40,7 @@ static void attn_prepare(dv_tensor *q, dv_tensor *k, dv_tensor *v, dv_tensor *bi
                          double scale, bool causal, int64_t causal_offset, attn_args *a) {
     const char *op = "attention";
     dv_check_float(op, q);
-    dv_require_cpu(op, q);
+    dv_require_kernel(op, q);
     dv_check_same_device(op, q, k);
     dv_check_same_device(op, q, v);
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
@@ -108,6 +109,7 @@ static void attn_prepare(dv_tensor *q, dv_tensor *k, dv_tensor *v, dv_tensor *bi
         }
         if (g->bias_stride[2] != 0) g->dbias_rows = Tq;
     }
+    if (q->device.type == DV_CUDA) dv_cuda_attention_check(g, bias != NULL); /* aborts on what it lacks */
 }
 
 #ifndef DV_NO_AVX512
@@ -117,6 +119,7 @@ static bool use_avx512(const dv_tensor *t) { return t->dtype == DV_F32 && dv_bac
 /* the kernel's work memory, from the allocator (so its peak counts it); NULL when none */
 static dv_tensor *attn_work(const dv_attn_geom *g, bool backward, const dv_tensor *like) {
     size_t bytes = 0;
+    if (like->device.type == DV_CUDA) return NULL; /* the CUDA path sizes its own */
 #ifndef DV_NO_AVX512
     if (use_avx512(like)) bytes = dv_attention_work_bytes_f32_avx512(g, backward);
     else
@@ -135,13 +138,15 @@ static void attention_backward(dv_node *n, dv_tensor *gout) {
     const dv_attn_geom *g = &a.g;
     dv_dtype dt = o->dtype;
     dv_tensor *dout = dv_contiguous(gout);
-    dv_tensor *dq = dv_ag_input_wants(n, 0) ? dv_empty(dt, DV_SHAPE(g->B, g->Hq, g->Tq, g->D)) : NULL;
-    dv_tensor *dk = dv_ag_input_wants(n, 1) ? dv_empty(dt, DV_SHAPE(g->B, g->Hkv, g->Tk, g->D)) : NULL;
-    dv_tensor *dv = dv_ag_input_wants(n, 2) ? dv_empty(dt, DV_SHAPE(g->B, g->Hkv, g->Tk, g->Dv)) : NULL;
+    dv_tensor *dq = dv_ag_input_wants(n, 0) ? dv_empty_on(dt, DV_SHAPE(g->B, g->Hq, g->Tq, g->D), o->device) : NULL;
+    dv_tensor *dk = dv_ag_input_wants(n, 1) ? dv_empty_on(dt, DV_SHAPE(g->B, g->Hkv, g->Tk, g->D), o->device) : NULL;
+    dv_tensor *dv = dv_ag_input_wants(n, 2) ? dv_empty_on(dt, DV_SHAPE(g->B, g->Hkv, g->Tk, g->Dv), o->device) : NULL;
     dv_tensor *db = has_bias && dv_ag_input_wants(n, 3) ? dv_empty(dt, DV_SHAPE(g->B, g->Hq, g->dbias_rows, g->Tk)) : NULL;
     dv_tensor *work = attn_work(g, true, o);
     void *w = data_or_null(work);
-    if (dt == DV_F64) {
+    if (o->device.type == DV_CUDA) {
+        dv_cuda_attention_bwd(g, a.q, a.k, a.v, o, lse, dout, dq, dk, dv);
+    } else if (dt == DV_F64) {
         dv_attention_bwd_f64_portable(g, dv_data(a.q), dv_data(a.k), dv_data(a.v), data_or_null(a.bias), dv_data(o),
                                       dv_data(lse), dv_data(dout), data_or_null(dq), data_or_null(dk),
                                       data_or_null(dv), data_or_null(db), w);
@@ -173,11 +178,13 @@ dv_tensor *dv_attention(dv_tensor *q, dv_tensor *k, dv_tensor *v, const dv_atten
     attn_args a;
     attn_prepare(q, k, v, opts->bias, opts->key_padding_mask, opts->scale, opts->causal, opts->causal_offset, &a);
     const dv_attn_geom *g = &a.g;
-    dv_tensor *o = dv_empty(q->dtype, DV_SHAPE(g->B, g->Hq, g->Tq, g->Dv));
-    dv_tensor *lse = dv_empty(q->dtype, DV_SHAPE(g->B, g->Hq, g->Tq));
+    dv_tensor *o = dv_empty_on(q->dtype, DV_SHAPE(g->B, g->Hq, g->Tq, g->Dv), q->device);
+    dv_tensor *lse = dv_empty_on(q->dtype, DV_SHAPE(g->B, g->Hq, g->Tq), q->device);
     dv_tensor *work = attn_work(g, false, q);
     void *w = data_or_null(work);
-    if (q->dtype == DV_F64) {
+    if (q->device.type == DV_CUDA) {
+        dv_cuda_attention_fwd(g, a.q, a.k, a.v, o, lse);
+    } else if (q->dtype == DV_F64) {
         dv_attention_fwd_f64_portable(g, dv_data(a.q), dv_data(a.k), dv_data(a.v), data_or_null(a.bias), dv_data(o),
                                       dv_data(lse), w);
     }

@@ -2,6 +2,7 @@
 #include "nn/bias_act.h"
 
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
@@ -21,10 +22,12 @@ static void bias_act_backward(dv_node *n, dv_tensor *g) {
     dv_bias_act_kind act = (dv_bias_act_kind)n->iarg[0];
     int64_t N = x->ndim ? x->shape[x->ndim - 1] : 1, R = N ? dv_numel(x) / N : 0;
     dv_tensor *gc = dv_contiguous(g);
-    dv_tensor *gx = dv_ag_input_wants(n, 0) ? dv_empty(x->dtype, x->shape, x->ndim) : NULL;
-    dv_tensor *gb = b && dv_ag_input_wants(n, 1) ? dv_empty(b->dtype, b->shape, b->ndim) : NULL;
+    dv_tensor *gx = dv_ag_input_wants(n, 0) ? dv_empty_like(x) : NULL;
+    dv_tensor *gb = b && dv_ag_input_wants(n, 1) ? dv_empty_like(b) : NULL;
     if (gb && R == 0) dv_fill_(gb, 0.0);
-    if (R > 0 && (gx || gb))
+    if (R > 0 && (gx || gb) && dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_bias_act_bwd(act, R, N, x, b, gc, gx, gb);
+    else if (R > 0 && (gx || gb))
         DV_DISPATCH_FLOAT(x, bias_act_bwd, act, R, N, dv_data(x), DV_DATA_OR_NULL(b), dv_data(gc),
                           DV_DATA_OR_NULL(gx), DV_DATA_OR_NULL(gb));
     dv_release(gc);
@@ -36,7 +39,7 @@ dv_tensor *dv_bias_act(dv_tensor *x, dv_tensor *b, dv_bias_act_kind act) {
     const char *op = "bias_act";
     DV_ASSERT((unsigned)act < DV_BIAS_ACT_COUNT, "%s: unknown activation %d", op, (int)act);
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     DV_ASSERT(x->ndim >= 1, "%s: x must be (..., N), got a 0-d tensor", op);
     int64_t N = x->shape[x->ndim - 1], R = N ? dv_numel(x) / N : 0;
     if (b) {
@@ -46,8 +49,9 @@ dv_tensor *dv_bias_act(dv_tensor *x, dv_tensor *b, dv_bias_act_kind act) {
                   dv_shape_str(b, NULL, 0), dv_shape_str(x, NULL, 0), (long long)N);
     }
     dv_tensor *xc = contig(x), *bc = contig(b);
-    dv_tensor *y = dv_empty(x->dtype, x->shape, x->ndim);
-    if (R > 0) DV_DISPATCH_FLOAT(x, bias_act_fwd, act, R, N, dv_data(xc), DV_DATA_OR_NULL(bc), dv_data(y));
+    dv_tensor *y = dv_empty_like(x);
+    if (R > 0 && dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_bias_act_fwd(act, R, N, xc, bc, y);
+    else if (R > 0) DV_DISPATCH_FLOAT(x, bias_act_fwd, act, R, N, dv_data(xc), DV_DATA_OR_NULL(bc), dv_data(y));
     dv_tensor *ins[2] = {x, b};
     int nin = b ? 2 : 1;
     if (dv_ag_wanted(nin, ins)) {

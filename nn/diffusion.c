@@ -26,6 +26,7 @@
 #include "nn/diffusion.h"
 
 #include "kernels/diffusion.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
@@ -213,7 +214,7 @@ static dv_tensor *fused_step(const char *op, dv_tensor *model_output, dv_tensor 
                              const dv_diffusion_coef *c, dv_tensor **pred_x0) {
     dv_check_float(op, sample);
     dv_check_float(op, model_output);
-    dv_require_cpu(op, sample);
+    dv_require_kernel(op, sample);
     dv_check_same_device(op, model_output, sample);
     dv_check_same_shape(op, model_output, sample);
     if (model_output->dtype != sample->dtype)
@@ -231,10 +232,12 @@ static dv_tensor *fused_step(const char *op, dv_tensor *model_output, dv_tensor 
     xc = dv_contiguous(sample);
     if (noise) zc = dv_contiguous(noise);
     DV_NO_GRAD_END
-    dv_tensor *y = dv_empty(sample->dtype, sample->shape, sample->ndim);
-    dv_tensor *x0 = pred_x0 ? dv_empty(sample->dtype, sample->shape, sample->ndim) : NULL;
+    dv_tensor *y = dv_empty_like(sample);
+    dv_tensor *x0 = pred_x0 ? dv_empty_like(sample) : NULL;
     int64_t n = dv_numel(sample);
-    if (sample->dtype == DV_F64)
+    if (dv_backend_of(sample) == DV_BACKEND_CUDA)
+        dv_cuda_diffusion_step(mc, xc, zc, y, x0, c);
+    else if (sample->dtype == DV_F64)
         dv_diffusion_step_f64_portable(n, dv_data(mc), dv_data(xc), zc ? dv_data(zc) : NULL, dv_data(y),
                                        x0 ? dv_data(x0) : NULL, c);
 #ifndef DV_NO_AVX512
@@ -344,7 +347,8 @@ dv_tensor *dv_ddpm_step(dv_ddpm *s, dv_tensor *model_output, int64_t t, dv_tenso
     if (t > 0) {
         if (!rng) dv_panic("ddpm_step: t = %lld > 0 draws noise, but rng is NULL", (long long)t);
         dv_check_float("ddpm_step", sample);
-        noise = dv_randn(rng, sample->dtype, sample->shape, sample->ndim);
+        noise = dv_empty_like(sample); /* drawn where sample lives: the same numbers on CPU and CUDA */
+        dv_rng_fill_normal(rng, noise, 0.0, 1.0);
     }
     dv_tensor *y = dv_ddpm_step_noise(s, model_output, t, sample, noise, NULL);
     dv_release(noise);
@@ -436,7 +440,8 @@ dv_tensor *dv_ddim_step(dv_ddim *s, dv_tensor *model_output, int64_t t, dv_tenso
     if (eta > 0) {
         if (!rng) dv_panic("ddim_step: eta %g > 0 draws noise, but rng is NULL", eta);
         dv_check_float("ddim_step", sample);
-        noise = dv_randn(rng, sample->dtype, sample->shape, sample->ndim);
+        noise = dv_empty_like(sample); /* drawn where sample lives: the same numbers on CPU and CUDA */
+        dv_rng_fill_normal(rng, noise, 0.0, 1.0);
     }
     dv_tensor *y = dv_ddim_step_noise(s, model_output, t, sample, eta, noise, NULL);
     dv_release(noise);

@@ -5,13 +5,14 @@
 
 #include "kernels/modulate.h"
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 
 
 /* check x (B, ..., C) and the (B, C) parameters; returns T */
 static int64_t check_args(const char *op, dv_tensor *x, dv_tensor *const *p, int np) {
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     DV_ASSERT(x->ndim >= 2, "%s: x must be (B, T, C), got %s", op, dv_shape_str(x, NULL, 0));
     int64_t B = x->shape[0], C = x->shape[x->ndim - 1];
     for (int i = 0; i < np; i++) {
@@ -32,7 +33,7 @@ static dv_tensor *contig(dv_tensor *t) {
     return c;
 }
 
-static dv_tensor *empty_as(const dv_tensor *t) { return dv_empty(t->dtype, t->shape, t->ndim); }
+static dv_tensor *empty_as(const dv_tensor *t) { return dv_empty_like(t); }
 
 /* ---- modulate and FiLM: y = x * (one + scale) + shift ------------------------------------ */
 /* in: x, shift, scale (for FiLM: x, beta, gamma — the op records them in its own order);
@@ -45,7 +46,8 @@ static void modulate_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *gx = dv_ag_input_wants(n, ix) ? empty_as(x) : NULL;
     dv_tensor *gsh = dv_ag_input_wants(n, ish) ? empty_as(sc) : NULL;
     dv_tensor *gsc = dv_ag_input_wants(n, isc) ? empty_as(sc) : NULL;
-    DV_DISPATCH_FLOAT(x, modulate_bwd, B, T, C, dv_data(x), dv_data(sc), n->iarg[0], dv_data(gc),
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_modulate_bwd(B, T, C, x, sc, n->iarg[0], gc, gx, gsh, gsc);
+    else DV_DISPATCH_FLOAT(x, modulate_bwd, B, T, C, dv_data(x), dv_data(sc), n->iarg[0], dv_data(gc),
                       DV_DATA_OR_NULL(gx), DV_DATA_OR_NULL(gsh), DV_DATA_OR_NULL(gsc));
     dv_release(gc);
     if (gx) dv_ag_give(n, ix, gx);
@@ -59,7 +61,8 @@ static dv_tensor *modulate_op(const char *op, dv_tensor *x, dv_tensor *shift, dv
     int64_t B = x->shape[0], C = x->shape[x->ndim - 1];
     dv_tensor *xc = contig(x), *shc = contig(shift), *scc = contig(scale);
     dv_tensor *y = empty_as(x);
-    DV_DISPATCH_FLOAT(x, modulate, B, T, C, dv_data(xc), dv_data(shc), dv_data(scc), one, dv_data(y));
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_modulate(B, T, C, xc, shc, scc, one, y);
+    else DV_DISPATCH_FLOAT(x, modulate, B, T, C, dv_data(xc), dv_data(shc), dv_data(scc), one, dv_data(y));
     if (dv_ag_wanted(3, ins)) {
         dv_node *n = dv_ag_record(y, op, modulate_backward, 3, ins);
         n->iarg[0] = one;
@@ -90,7 +93,8 @@ static void ln_modulate_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *gx = dv_ag_input_wants(n, 0) ? empty_as(x) : NULL;
     dv_tensor *gsh = dv_ag_input_wants(n, 1) ? dv_zeros_like(sc) : NULL;
     dv_tensor *gsc = dv_ag_input_wants(n, 2) ? dv_zeros_like(sc) : NULL;
-    DV_DISPATCH_FLOAT(x, ln_modulate_bwd, B, T, C, dv_data(x), dv_data(mean), dv_data(rstd), dv_data(sc), dv_data(gc),
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_ln_modulate_bwd(B, T, C, x, mean, rstd, sc, gc, gx, gsh, gsc);
+    else DV_DISPATCH_FLOAT(x, ln_modulate_bwd, B, T, C, dv_data(x), dv_data(mean), dv_data(rstd), dv_data(sc), dv_data(gc),
              DV_DATA_OR_NULL(gx), DV_DATA_OR_NULL(gsh), DV_DATA_OR_NULL(gsc));
     dv_release(gc);
     if (gx) dv_ag_give(n, 0, gx);
@@ -103,8 +107,9 @@ dv_tensor *dv_layer_norm_modulate(dv_tensor *x, dv_tensor *shift, dv_tensor *sca
     int64_t B = x->shape[0], C = x->shape[x->ndim - 1];
     dv_tensor *xc = contig(x), *shc = contig(shift), *scc = contig(scale);
     dv_tensor *y = empty_as(x);
-    dv_tensor *mean = dv_empty(x->dtype, DV_SHAPE(B * T)), *rstd = dv_empty(x->dtype, DV_SHAPE(B * T));
-    if (C > 0)
+    dv_tensor *mean = dv_empty_on(x->dtype, DV_SHAPE(B * T), x->device), *rstd = dv_empty_on(x->dtype, DV_SHAPE(B * T), x->device);
+    if (C > 0 && dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_ln_modulate(B, T, C, xc, shc, scc, eps, y, mean, rstd);
+    else if (C > 0)
         DV_DISPATCH_FLOAT(x, ln_modulate, B, T, C, dv_data(xc), dv_data(shc), dv_data(scc), eps, dv_data(y),
                           dv_data(mean), dv_data(rstd));
     dv_tensor *ins[3] = {x, shift, scale};
@@ -133,7 +138,8 @@ static void gated_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *gc = dv_contiguous(g);
     dv_tensor *gh = dv_ag_input_wants(n, 2) ? empty_as(h) : NULL;
     dv_tensor *gg = dv_ag_input_wants(n, 1) ? dv_zeros_like(gate) : NULL;
-    DV_DISPATCH_FLOAT(h, modulate_bwd, B, T, C, dv_data(h), dv_data(gate), 0, dv_data(gc), DV_DATA_OR_NULL(gh),
+    if (dv_backend_of(h) == DV_BACKEND_CUDA) dv_cuda_modulate_bwd(B, T, C, h, gate, 0, gc, gh, NULL, gg);
+    else DV_DISPATCH_FLOAT(h, modulate_bwd, B, T, C, dv_data(h), dv_data(gate), 0, dv_data(gc), DV_DATA_OR_NULL(gh),
                       NULL, DV_DATA_OR_NULL(gg));
     dv_release(gc);
     if (gg) dv_ag_give(n, 1, gg);
@@ -147,7 +153,8 @@ dv_tensor *dv_gated_residual(dv_tensor *x, dv_tensor *gate, dv_tensor *h) {
     int64_t B = x->shape[0], C = x->shape[x->ndim - 1];
     dv_tensor *xc = contig(x), *gc = contig(gate), *hc = contig(h);
     dv_tensor *y = empty_as(x);
-    DV_DISPATCH_FLOAT(x, gated_residual, B, T, C, dv_data(xc), dv_data(gc), dv_data(hc), dv_data(y));
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_gated_residual(B, T, C, xc, gc, hc, y);
+    else DV_DISPATCH_FLOAT(x, gated_residual, B, T, C, dv_data(xc), dv_data(gc), dv_data(hc), dv_data(y));
     dv_tensor *ins[3] = {x, gate, h};
     if (dv_ag_wanted(3, ins)) {
         dv_node *n = dv_ag_record(y, "gated_residual", gated_backward, 3, ins);

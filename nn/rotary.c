@@ -8,12 +8,15 @@
 
 #include "kernels/rotary.h"
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 
 static void rotary_kernel(const dv_tensor *x, const dv_tensor *c, const dv_tensor *s, dv_tensor *y,
                           int64_t B, int64_t H, int64_t T, int64_t D, int64_t rot, int inter, int transpose,
                           int64_t tab_b) {
-    if (x->dtype == DV_F64)
+    if (dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_rotary(B, H, T, D, rot, inter, transpose, x, c, s, tab_b, y);
+    else if (x->dtype == DV_F64)
         dv_rotary_f64_portable(B, H, T, D, rot, inter, transpose, dv_data(x), dv_data(c), dv_data(s), tab_b, dv_data(y));
 #ifndef DV_NO_AVX512
     else if (dv_backend_of(x) == DV_BACKEND_AVX512)
@@ -28,7 +31,7 @@ static void rotary_backward(dv_node *n, dv_tensor *g) {
     if (!dv_ag_input_wants(n, 0)) return;
     const int64_t *a = n->iarg;
     dv_tensor *gc = dv_contiguous(g);
-    dv_tensor *gx = dv_empty(gc->dtype, gc->shape, gc->ndim);
+    dv_tensor *gx = dv_empty_like(gc);
     rotary_kernel(gc, n->saved[0], n->saved[1], gx, a[0], a[1], a[2], a[3], a[4], (int)a[5], 1, a[6]);
     dv_release(gc);
     dv_ag_give(n, 0, gx);
@@ -36,7 +39,9 @@ static void rotary_backward(dv_node *n, dv_tensor *g) {
 
 static dv_tensor *rotary_apply_named(const char *op, dv_tensor *x, dv_tensor *cos, dv_tensor *sin, bool interleaved) {
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
+    dv_check_same_device(op, x, cos);
+    dv_check_same_device(op, x, sin);
     dv_check_dtype(op, cos, x->dtype);
     dv_check_dtype(op, sin, x->dtype);
     dv_check_same_shape(op, cos, sin);
@@ -54,7 +59,7 @@ static dv_tensor *rotary_apply_named(const char *op, dv_tensor *x, dv_tensor *co
     cc = dv_contiguous(cos);
     sc = dv_contiguous(sin);
     DV_NO_GRAD_END
-    dv_tensor *y = dv_empty(x->dtype, x->shape, x->ndim);
+    dv_tensor *y = dv_empty_on(x->dtype, x->shape, x->ndim, x->device);
     rotary_kernel(xc, cc, sc, y, B, H, T, D, rot, interleaved, 0, tab_b);
     if (dv_ag_wanted(1, &x)) {
         dv_node *n = dv_ag_record(y, op, rotary_backward, 1, &x);
@@ -107,6 +112,7 @@ dv_tensor *dv_rope(dv_tensor *x, dv_tensor *pos, double theta, int64_t rot_dim, 
               "rope: positions %s do not match the T of x %s", dv_shape_str(pos, NULL, 0), dv_shape_str(x, NULL, 0));
     dv_tensor *c, *s;
     dv_rope_tables(pos, rot_dim, theta, style, x->dtype, &c, &s);
+    if (x->device.type != DV_CPU) dv_tensor_move_(c, x->device), dv_tensor_move_(s, x->device);
     dv_tensor *y = rotary_apply_named("rope", x, c, s, style == DV_ROPE_INTERLEAVED);
     dv_release(c);
     dv_release(s);

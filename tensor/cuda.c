@@ -558,6 +558,141 @@ void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_t
     dv_cuda_free(dev, work, wb);
 }
 
+/* ---- fused nn kernels (kernels/cuda/{rotary,bias_act,modulate,diffusion}.cu) --------------- */
+void dv_cuda_rotary(int64_t B, int64_t H, int64_t T, int64_t D, int64_t rot, int interleaved, int transpose,
+                    const dv_tensor *x, const dv_tensor *cos, const dv_tensor *sin, int64_t tab_bstride, dv_tensor *y) {
+    dv_cuda_check(dv_cu_rotary_f32(B, H, T, D, rot, interleaved, transpose, dp(x), dp(cos), dp(sin), tab_bstride, dp(y),
+                                   st(x)),
+                  transpose ? "rotary backward (cuda)" : "rotary (cuda)");
+}
+void dv_cuda_bias_act_fwd(int act, int64_t R, int64_t N, const dv_tensor *x, const dv_tensor *b, dv_tensor *y) {
+    dv_cuda_check(dv_cu_bias_act_fwd_f32((dv_bias_act_kind)act, R, N, dp(x), dp(b), dp(y), st(x)), "bias_act (cuda)");
+}
+void dv_cuda_bias_act_bwd(int act, int64_t R, int64_t N, const dv_tensor *x, const dv_tensor *b, const dv_tensor *gy,
+                          dv_tensor *gx, dv_tensor *gb) {
+    int dev = x->device.index;
+    int64_t wb = gb ? (int64_t)dv_cu_bias_act_work_bytes(R, N) : 0;
+    void *work = wb ? dv_cuda_alloc(dev, wb) : NULL;
+    dv_cuda_check(dv_cu_bias_act_bwd_f32((dv_bias_act_kind)act, R, N, dp(x), dp(b), dp(gy), dp(gx), dp(gb), work,
+                                         st(x)),
+                  "bias_act backward (cuda)");
+    dv_cuda_free(dev, work, wb);
+}
+void dv_cuda_modulate(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *shift,
+                      const dv_tensor *scale, double one, dv_tensor *y) {
+    dv_cuda_check(dv_cu_modulate_f32(B, T, C, dp(x), dp(shift), dp(scale), (float)one, dp(y), st(x)), "modulate (cuda)");
+}
+void dv_cuda_modulate_bwd(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *scale, double one,
+                          const dv_tensor *g, dv_tensor *gx, dv_tensor *gshift, dv_tensor *gscale) {
+    dv_cuda_check(dv_cu_modulate_bwd_f32(B, T, C, dp(x), dp(scale), (float)one, dp(g), dp(gx), dp(gshift), dp(gscale),
+                                         st(x)),
+                  "modulate backward (cuda)");
+}
+void dv_cuda_ln_modulate(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *shift,
+                         const dv_tensor *scale, double eps, dv_tensor *y, dv_tensor *mean, dv_tensor *rstd) {
+    dv_cuda_check(dv_cu_ln_modulate_f32(B, T, C, dp(x), dp(shift), dp(scale), eps, dp(y), dp(mean), dp(rstd), st(x)),
+                  "layer_norm_modulate (cuda)");
+}
+void dv_cuda_ln_modulate_bwd(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *mean,
+                             const dv_tensor *rstd, const dv_tensor *scale, const dv_tensor *g, dv_tensor *gx,
+                             dv_tensor *gshift, dv_tensor *gscale) {
+    dv_cuda_check(dv_cu_ln_modulate_bwd_f32(B, T, C, dp(x), dp(mean), dp(rstd), dp(scale), dp(g), dp(gx), dp(gshift),
+                                            dp(gscale), st(x)),
+                  "layer_norm_modulate backward (cuda)");
+}
+void dv_cuda_gated_residual(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *gate,
+                            const dv_tensor *h, dv_tensor *y) {
+    dv_cuda_check(dv_cu_gated_residual_f32(B, T, C, dp(x), dp(gate), dp(h), dp(y), st(x)), "gated_residual (cuda)");
+}
+void dv_cuda_diffusion_step(const dv_tensor *model_output, const dv_tensor *sample, const dv_tensor *noise,
+                            dv_tensor *out, dv_tensor *pred_x0, const dv_diffusion_coef *c) {
+    dv_cuda_check(dv_cu_diffusion_step_f32(dv_numel(sample), dp(model_output), dp(sample), dp(noise), dp(out),
+                                           dp(pred_x0), c, st(sample)),
+                  "diffusion step (cuda)");
+}
+
+/* ---- flash attention (kernels/cuda/attention*.cu) ------------------------------------------ */
+void dv_cuda_attention_check(const dv_attn_geom *g, bool has_bias) {
+    if (has_bias)
+        dv_panic("attention on cuda: the additive bias is not supported by the CUDA flash kernels yet "
+                 "(q (%lld, %lld, %lld, %lld)); use a key_padding_mask / causal mask, or run on the CPU",
+                 (long long)g->B, (long long)g->Hq, (long long)g->Tq, (long long)g->D);
+    if (g->D != g->Dv || g->D <= 0 || g->D > 128 || g->D % 8 != 0)
+        dv_panic("attention on cuda: head dims D = %lld, Dv = %lld; the CUDA flash kernels need D == Dv, a multiple "
+                 "of 8 in [8, 128]", (long long)g->D, (long long)g->Dv);
+    if (g->B * g->Hq > 65535 || g->B * g->Hkv > 65535)
+        dv_panic("attention on cuda: B * Hq = %lld > 65535 (one grid row per (batch, head))", (long long)(g->B * g->Hq));
+}
+
+/* a contiguous bf16 copy of the f32 (B, H, T, D) operand p read through strides s (b, h, t) */
+static uint16_t *attn_round(int dev, const float *p, const int64_t s[3], int64_t B, int64_t H, int64_t T, int64_t D,
+                            void *stream) {
+    int64_t n = B * H * T * D;
+    float *dense = dv_cuda_alloc(dev, n * 4);
+    uint16_t *h = dv_cuda_alloc(dev, n * 2);
+    dv_cuda_check(dv_cu_copy_strided(4, (const int64_t[]){B, H, T, D}, 4, dense, p, (const int64_t[]){s[0], s[1], s[2], 1},
+                                     stream),
+                  "attention (cuda): gather");
+    dv_cuda_check(dv_cu_convert(n, DV_BF16, h, DV_F32, dense, stream), "attention (cuda): round to bf16");
+    dv_cuda_free(dev, dense, n * 4);
+    return h;
+}
+
+/* the geometry of the contiguous bf16 copies */
+static dv_attn_geom attn_dense_geom(const dv_attn_geom *g) {
+    dv_attn_geom d = *g;
+    int64_t qs[3] = {g->Hq * g->Tq * g->D, g->Tq * g->D, g->D}, ks[3] = {g->Hkv * g->Tk * g->D, g->Tk * g->D, g->D};
+    for (int i = 0; i < 3; i++) d.q_stride[i] = qs[i], d.k_stride[i] = ks[i], d.v_stride[i] = ks[i];
+    return d;
+}
+
+void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
+                           dv_tensor *o, dv_tensor *lse) {
+    dv_cuda_attention_check(g, false);
+    int dev = q->device.index;
+    void *s = st(q);
+    int64_t nq = g->B * g->Hq * g->Tq * g->D, nk = g->B * g->Hkv * g->Tk * g->D;
+    if (nq == 0) return;
+    uint16_t *qh = attn_round(dev, dp(q), g->q_stride, g->B, g->Hq, g->Tq, g->D, s);
+    uint16_t *kh = attn_round(dev, dp(k), g->k_stride, g->B, g->Hkv, g->Tk, g->D, s);
+    uint16_t *vh = attn_round(dev, dp(v), g->v_stride, g->B, g->Hkv, g->Tk, g->D, s);
+    uint16_t *oh = dv_cuda_alloc(dev, nq * 2);
+    dv_attn_geom d = attn_dense_geom(g);
+    dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &d, qh, kh, vh, oh, dp(lse), s), "attention (cuda)");
+    dv_cuda_check(dv_cu_convert(nq, DV_F32, dp(o), DV_BF16, oh, s), "attention (cuda): o to f32");
+    dv_cuda_free(dev, qh, nq * 2), dv_cuda_free(dev, oh, nq * 2);
+    dv_cuda_free(dev, kh, nk * 2), dv_cuda_free(dev, vh, nk * 2);
+}
+
+void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
+                           const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout, dv_tensor *dq,
+                           dv_tensor *dk, dv_tensor *dv) {
+    dv_cuda_attention_check(g, false);
+    int dev = q->device.index;
+    void *s = st(q);
+    int64_t nq = g->B * g->Hq * g->Tq * g->D, nk = g->B * g->Hkv * g->Tk * g->D;
+    if (nk == 0 || nq == 0) { /* no keys or no queries: every gradient is zero */
+        if (dq) dv_cuda_fill_tensor_(dq, 0.0);
+        if (dk) dv_cuda_fill_tensor_(dk, 0.0);
+        if (dv) dv_cuda_fill_tensor_(dv, 0.0);
+        return;
+    }
+    uint16_t *qh = attn_round(dev, dp(q), g->q_stride, g->B, g->Hq, g->Tq, g->D, s);
+    uint16_t *kh = attn_round(dev, dp(k), g->k_stride, g->B, g->Hkv, g->Tk, g->D, s);
+    uint16_t *vh = attn_round(dev, dp(v), g->v_stride, g->B, g->Hkv, g->Tk, g->D, s);
+    const int64_t cs[3] = {g->Hq * g->Tq * g->D, g->Tq * g->D, g->D};
+    uint16_t *oh = attn_round(dev, dp(o), cs, g->B, g->Hq, g->Tq, g->D, s); /* exact: o came from bf16 */
+    uint16_t *gh = attn_round(dev, dp(dout), cs, g->B, g->Hq, g->Tq, g->D, s);
+    dv_attn_geom d = attn_dense_geom(g);
+    int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&d);
+    void *work = dv_cuda_alloc(dev, wb);
+    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &d, qh, kh, vh, oh, dp(lse), gh, dp(dq), dp(dk), dp(dv), work, s),
+                  "attention backward (cuda)");
+    dv_cuda_free(dev, work, wb);
+    dv_cuda_free(dev, qh, nq * 2), dv_cuda_free(dev, oh, nq * 2), dv_cuda_free(dev, gh, nq * 2);
+    dv_cuda_free(dev, kh, nk * 2), dv_cuda_free(dev, vh, nk * 2);
+}
+
 #else /* ---- built without CUDA ---------------------------------------------------------- */
 
 static const char k_no_cuda[] = "CUDA unavailable: this build has no CUDA (nvcc was not found, or CUDA=0)";
@@ -678,6 +813,53 @@ void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_t
     NO_CUDA_OP("rms_norm backward");
 }
 
+
+void dv_cuda_rotary(int64_t B, int64_t H, int64_t T, int64_t D, int64_t rot, int interleaved, int transpose,
+                    const dv_tensor *x, const dv_tensor *cos, const dv_tensor *sin, int64_t tab_bstride, dv_tensor *y) {
+    NO_CUDA_OP("rotary");
+}
+void dv_cuda_bias_act_fwd(int act, int64_t R, int64_t N, const dv_tensor *x, const dv_tensor *b, dv_tensor *y) {
+    NO_CUDA_OP("bias_act");
+}
+void dv_cuda_bias_act_bwd(int act, int64_t R, int64_t N, const dv_tensor *x, const dv_tensor *b, const dv_tensor *gy,
+                          dv_tensor *gx, dv_tensor *gb) {
+    NO_CUDA_OP("bias_act backward");
+}
+void dv_cuda_modulate(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *shift,
+                      const dv_tensor *scale, double one, dv_tensor *y) {
+    NO_CUDA_OP("modulate");
+}
+void dv_cuda_modulate_bwd(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *scale, double one,
+                          const dv_tensor *g, dv_tensor *gx, dv_tensor *gshift, dv_tensor *gscale) {
+    NO_CUDA_OP("modulate backward");
+}
+void dv_cuda_ln_modulate(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *shift,
+                         const dv_tensor *scale, double eps, dv_tensor *y, dv_tensor *mean, dv_tensor *rstd) {
+    NO_CUDA_OP("layer_norm_modulate");
+}
+void dv_cuda_ln_modulate_bwd(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *mean,
+                             const dv_tensor *rstd, const dv_tensor *scale, const dv_tensor *g, dv_tensor *gx,
+                             dv_tensor *gshift, dv_tensor *gscale) {
+    NO_CUDA_OP("layer_norm_modulate backward");
+}
+void dv_cuda_gated_residual(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *gate,
+                            const dv_tensor *h, dv_tensor *y) {
+    NO_CUDA_OP("gated_residual");
+}
+void dv_cuda_diffusion_step(const dv_tensor *model_output, const dv_tensor *sample, const dv_tensor *noise,
+                            dv_tensor *out, dv_tensor *pred_x0, const dv_diffusion_coef *c) {
+    NO_CUDA_OP("diffusion step");
+}
+void dv_cuda_attention_check(const dv_attn_geom *g, bool has_bias) { NO_CUDA_OP("attention"); }
+void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
+                           dv_tensor *o, dv_tensor *lse) {
+    NO_CUDA_OP("attention");
+}
+void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
+                           const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout, dv_tensor *dq,
+                           dv_tensor *dk, dv_tensor *dv) {
+    NO_CUDA_OP("attention backward");
+}
 #endif
 
 void dv_tensor_move_(dv_tensor *t, dv_device d) {

@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/attention.h"
+#include "kernels/diffusion.h"
 #include "tensor/tensor.h"
 
 static inline dv_device dv_device_cuda(int index) { return (dv_device){DV_CUDA, index}; }
@@ -138,5 +140,43 @@ void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int
 void dv_cuda_rng_fill(int kind, uint64_t seed, uint64_t offset, dv_tensor *t, double a, double b);
 void dv_cuda_rmsnorm_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *w, const dv_tensor *rstd,
                          const dv_tensor *gy, dv_tensor *gx, dv_tensor *gw);
+
+/* the fused nn kernels (kernels/cuda/kernels.h contracts, f32, contiguous operands on one
+ * device; outputs allocated there by the caller): nn/rotary.c, nn/bias_act.c, nn/modulate.c,
+ * nn/diffusion.c call these for tensors on a CUDA device */
+void dv_cuda_rotary(int64_t B, int64_t H, int64_t T, int64_t D, int64_t rot, int interleaved, int transpose,
+                    const dv_tensor *x, const dv_tensor *cos, const dv_tensor *sin, int64_t tab_bstride, dv_tensor *y);
+void dv_cuda_bias_act_fwd(int act, int64_t R, int64_t N, const dv_tensor *x, const dv_tensor *b, dv_tensor *y);
+void dv_cuda_bias_act_bwd(int act, int64_t R, int64_t N, const dv_tensor *x, const dv_tensor *b, const dv_tensor *gy,
+                          dv_tensor *gx, dv_tensor *gb);
+void dv_cuda_modulate(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *shift,
+                      const dv_tensor *scale, double one, dv_tensor *y);
+void dv_cuda_modulate_bwd(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *scale, double one,
+                          const dv_tensor *g, dv_tensor *gx, dv_tensor *gshift, dv_tensor *gscale);
+/* mean / rstd: f32 (B * T) on the device */
+void dv_cuda_ln_modulate(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *shift,
+                         const dv_tensor *scale, double eps, dv_tensor *y, dv_tensor *mean, dv_tensor *rstd);
+void dv_cuda_ln_modulate_bwd(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *mean,
+                             const dv_tensor *rstd, const dv_tensor *scale, const dv_tensor *g, dv_tensor *gx,
+                             dv_tensor *gshift, dv_tensor *gscale);
+void dv_cuda_gated_residual(int64_t B, int64_t T, int64_t C, const dv_tensor *x, const dv_tensor *gate,
+                            const dv_tensor *h, dv_tensor *y);
+void dv_cuda_diffusion_step(const dv_tensor *model_output, const dv_tensor *sample, const dv_tensor *noise,
+                            dv_tensor *out, dv_tensor *pred_x0, const dv_diffusion_coef *c);
+
+/* nn/attention.c on CUDA tensors: the flash kernels of kernels/cuda/attention*.cu. q, k, v are
+ * f32 on the device (read through g's strides, unit stride in d); they are rounded to bf16 for
+ * the tensor cores (as dv_cuda_gemm_f32_half rounds A), the softmax statistics stay f32, o
+ * (contiguous (B, Hq, Tq, D)), lse (f32 (B, Hq, Tq)) and the gradients dq, dk, dv (contiguous,
+ * overwritten, any may be NULL) are f32. Expect bf16-level agreement with the CPU (~1e-2).
+ * Supported: causal with offset, key padding mask (u8 / bool on the device), GQA; D == Dv, a
+ * multiple of 8 up to 128. dv_cuda_attention_check aborts with a clear message for anything
+ * else (the additive bias among them). */
+void dv_cuda_attention_check(const dv_attn_geom *g, bool has_bias);
+void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
+                           dv_tensor *o, dv_tensor *lse);
+void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
+                           const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout, dv_tensor *dq,
+                           dv_tensor *dk, dv_tensor *dv);
 
 #endif

@@ -20,6 +20,8 @@
 
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
+#include "kernels/bias_act.h"
+#include "kernels/diffusion.h"
 #include "kernels/elementwise.h"
 
 #ifdef __cplusplus
@@ -138,6 +140,39 @@ int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *g, const uint16_t 
                         const uint16_t *k, const uint16_t *v, const uint16_t *o, const float *lse,
                         const uint16_t *dout, float *dq, float *dk, float *dv, void *work,
                         dv_cu_stream stream);
+
+/* ---- fused nn kernels (rotary.cu, bias_act.cu, modulate.cu, diffusion.cu) -------------- */
+/* The CPU kernels' contracts, f32, contiguous: kernels/rotary.h, kernels/bias_act.h,
+ * kernels/modulate.h, kernels/diffusion.h. The per-element arithmetic is shared with the host
+ * through kernels/cuda/nn_math.h. */
+int dv_cu_rotary_f32(int64_t nb, int64_t nh, int64_t T, int64_t D, int64_t rot, int interleaved,
+                     int transpose, const float *x, const float *cos, const float *sin,
+                     int64_t tab_bstride, float *y, dv_cu_stream stream);
+int dv_cu_bias_act_fwd_f32(dv_bias_act_kind act, int64_t R, int64_t N, const float *x,
+                           const float *b, float *y, dv_cu_stream stream);
+/* gb needs dv_cu_bias_act_work_bytes of work (the per-row-block partial sums; the blocks are
+ * the CPU's, dv_bias_act_blocks, summed in the same order); gx may alias gy */
+size_t dv_cu_bias_act_work_bytes(int64_t R, int64_t N);
+int dv_cu_bias_act_bwd_f32(dv_bias_act_kind act, int64_t R, int64_t N, const float *x,
+                           const float *b, const float *gy, float *gx, float *gb, void *work,
+                           dv_cu_stream stream);
+int dv_cu_modulate_f32(int64_t B, int64_t T, int64_t C, const float *x, const float *shift,
+                       const float *scale, float one, float *y, dv_cu_stream stream);
+int dv_cu_modulate_bwd_f32(int64_t B, int64_t T, int64_t C, const float *x, const float *scale,
+                           float one, const float *g, float *gx, float *gshift, float *gscale,
+                           dv_cu_stream stream);
+int dv_cu_ln_modulate_f32(int64_t B, int64_t T, int64_t C, const float *x, const float *shift,
+                          const float *scale, double eps, float *y, float *mean, float *rstd,
+                          dv_cu_stream stream);
+int dv_cu_ln_modulate_bwd_f32(int64_t B, int64_t T, int64_t C, const float *x, const float *mean,
+                              const float *rstd, const float *scale, const float *g, float *gx,
+                              float *gshift, float *gscale, dv_cu_stream stream);
+int dv_cu_gated_residual_f32(int64_t B, int64_t T, int64_t C, const float *x, const float *gate,
+                             const float *h, float *y, dv_cu_stream stream);
+/* out may alias sample or model_output; noise / pred_x0 may be NULL */
+int dv_cu_diffusion_step_f32(int64_t n, const float *model_output, const float *sample,
+                             const float *noise, float *out, float *pred_x0,
+                             const dv_diffusion_coef *c, dv_cu_stream stream);
 
 #ifdef __cplusplus
 }

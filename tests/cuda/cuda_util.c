@@ -73,3 +73,36 @@ double tc_compare_f64(const char *what, const double *got, const double *want, i
                      (long long)at, got[at], want[at]);
     return worst;
 }
+
+void tc_graph_parity(const char *what, tc_graph_fn f, dv_tensor **cpu_in, int n, double tol) {
+    dv_tensor *dev_in[8];
+    CHECK_MSG(n <= 8, "%s: at most 8 inputs", what);
+    for (int i = 0; i < n; i++) {
+        dev_in[i] = dv_tensor_to(cpu_in[i], dv_device_cuda(0));
+        dv_set_requires_grad(cpu_in[i], true);
+        dv_set_requires_grad(dev_in[i], true);
+    }
+    dv_tensor *yc = f(cpu_in), *yd = f(dev_in);
+    CHECK_MSG(yd->device.type == DV_CUDA, "%s: output not on the device", what);
+    dv_rng r = dv_rng_new(77);
+    dv_tensor *gout = dv_randn(&r, DV_F32, yc->shape, yc->ndim);
+    dv_tensor *goutd = dv_tensor_to(gout, dv_device_cuda(0));
+    dv_backward_with(yc, gout);
+    dv_backward_with(yd, goutd);
+    dv_tensor *yb = dv_tensor_to(yd, DV_DEVICE_CPU), *ycc = dv_contiguous(yc);
+    char name[160];
+    snprintf(name, sizeof name, "%s (output)", what);
+    tc_compare_f32(name, dv_data(yb), dv_data(ycc), dv_numel(yc), tol);
+    for (int i = 0; i < n; i++) {
+        CHECK_MSG((dev_in[i]->grad != NULL) == (cpu_in[i]->grad != NULL), "%s: input %d has a gradient on one side only",
+                  what, i);
+        if (!dev_in[i]->grad || !cpu_in[i]->grad) continue;
+        CHECK_MSG(dev_in[i]->grad->device.type == DV_CUDA, "%s: gradient of input %d not on the device", what, i);
+        dv_tensor *gb = dv_tensor_to(dev_in[i]->grad, DV_DEVICE_CPU);
+        snprintf(name, sizeof name, "%s (gradient of input %d)", what, i);
+        tc_compare_f32(name, dv_data(gb), dv_data(cpu_in[i]->grad), dv_numel(gb), tol);
+        dv_release(gb);
+    }
+    for (int i = 0; i < n; i++) dv_zero_grad(cpu_in[i]), dv_set_requires_grad(cpu_in[i], false), dv_release(dev_in[i]);
+    dv_release(yc), dv_release(yd), dv_release(gout), dv_release(goutd), dv_release(yb), dv_release(ycc);
+}

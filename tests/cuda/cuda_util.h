@@ -21,4 +21,11 @@ float *tc_randn(int64_t n, uint64_t seed, double s);
 double tc_compare_f32(const char *what, const float *got, const float *want, int64_t n, double tol);
 double tc_compare_f64(const char *what, const double *got, const double *want, int64_t n, double tol);
 
+/* run f on the CPU leaves cpu_in[0..n) and on their device copies (requires_grad on both),
+ * back-propagate the same random output gradient through both graphs, and compare the
+ * outputs and every input gradient (tc_compare_f32 with tol). n <= 8; f's inputs are
+ * f32. Records failures naming what. */
+typedef dv_tensor *(*tc_graph_fn)(dv_tensor **in);
+void tc_graph_parity(const char *what, tc_graph_fn f, dv_tensor **cpu_in, int n, double tol);
+
 #endif
