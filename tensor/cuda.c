@@ -693,6 +693,111 @@ void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_t
     dv_cuda_free(dev, kh, nk * 2), dv_cuda_free(dev, vh, nk * 2);
 }
 
+/* ---- indexing, losses, pooling, resizing (kernels/cuda/{index,loss,pool,resize}.cu) ------- */
+static void require_f32(const char *op, const dv_tensor *t) {
+    if (t->dtype != DV_F32)
+        dv_panic("%s: the CUDA kernel takes f32, got %s %s on %s; cast first", op, dv_dtype_name(t->dtype),
+                 dv_shape_str(t, NULL, 0), dv_device_str(t->device));
+}
+void dv_cuda_take_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const dv_tensor *idx, const dv_tensor *src,
+                       dv_tensor *dst) {
+    dv_cuda_check(dv_cu_take_rows((int)dv_dtype_size(src->dtype), outer, k, n, inner, dp(idx), dp(src), dp(dst), st(src)),
+                  "take rows (embedding / index_select, cuda)");
+}
+void dv_cuda_index_add_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const dv_tensor *idx,
+                            const dv_tensor *src, dv_tensor *dst) {
+    require_f32("index_add (embedding / index_select backward)", src);
+    dv_cuda_check(dv_cu_index_add_rows_f32(outer, k, n, inner, dp(idx), dp(src), dp(dst), st(src)),
+                  "index_add (embedding / index_select backward, cuda)");
+}
+void dv_cuda_gather(int dim, const dv_tensor *idx, const dv_tensor *x, dv_tensor *y) {
+    dv_cuda_check(dv_cu_gather((int)dv_dtype_size(x->dtype), idx->ndim, idx->shape, dim, x->stride, dp(idx), dp(x),
+                               dp(y), st(x)),
+                  "gather (cuda)");
+}
+void dv_cuda_scatter_add(int dim, const dv_tensor *idx, const dv_tensor *src, dv_tensor *x) {
+    require_f32("scatter_add (gather backward)", src);
+    dv_cuda_check(dv_cu_scatter_add_f32(idx->ndim, idx->shape, dim, x->stride, dp(idx), dp(src), dp(x), st(src)),
+                  "scatter_add (gather backward, cuda)");
+}
+dv_tensor *dv_cuda_bce_logits(const dv_tensor *x, const dv_tensor *t) {
+    require_f32("bce_with_logits", x);
+    int dev = x->device.index;
+    int64_t n = dv_numel(x), wb = (int64_t)dv_cu_loss_work_bytes();
+    dv_tensor *y = dv_empty_on(DV_F32, NULL, 0, x->device);
+    void *work = dv_cuda_alloc(dev, wb);
+    dv_cuda_check(dv_cu_bce_logits_f32(n, dp(x), dp(t), 1.0 / (double)n, dp(y), work, st(x)), "bce_with_logits (cuda)");
+    dv_cuda_free(dev, work, wb);
+    return y;
+}
+void dv_cuda_bce_logits_bwd(const dv_tensor *x, const dv_tensor *t, const dv_tensor *g, dv_tensor *gx, dv_tensor *gt) {
+    dv_tensor *gc = dv_contiguous((dv_tensor *)g);
+    require_f32("bce_with_logits backward", gc);
+    dv_cuda_check(dv_cu_bce_logits_bwd_f32(dv_numel(x), dp(x), dp(t), dp(gc), 1.0 / (double)dv_numel(x), dp(gx), dp(gt),
+                                           st(x)),
+                  "bce_with_logits backward (cuda)");
+    dv_release(gc);
+}
+dv_tensor *dv_cuda_cross_entropy(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *target, int64_t ignore,
+                                 int64_t count, dv_tensor *lse) {
+    require_f32("cross_entropy", x);
+    int dev = x->device.index;
+    int64_t wb = (int64_t)dv_cu_loss_work_bytes();
+    dv_tensor *y = dv_empty_on(DV_F32, NULL, 0, x->device), *loss = dv_empty_on(DV_F32, &rows, 1, x->device);
+    void *work = dv_cuda_alloc(dev, wb);
+    dv_cuda_check(dv_cu_cross_entropy_f32(rows, n, dp(x), dp(target), ignore, 1.0 / (double)count, dp(loss), dp(lse),
+                                          dp(y), work, st(x)),
+                  "cross_entropy (cuda)");
+    dv_cuda_free(dev, work, wb);
+    dv_release(loss);
+    return y;
+}
+void dv_cuda_cross_entropy_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *target, int64_t ignore,
+                               const dv_tensor *lse, const dv_tensor *g, int64_t count, dv_tensor *gx) {
+    dv_tensor *gc = dv_contiguous((dv_tensor *)g);
+    require_f32("cross_entropy backward", gc);
+    dv_cuda_check(dv_cu_cross_entropy_bwd_f32(rows, n, dp(x), dp(target), ignore, dp(lse), dp(gc), 1.0 / (double)count,
+                                              dp(gx), st(x)),
+                  "cross_entropy backward (cuda)");
+    dv_release(gc);
+}
+void dv_cuda_max_pool2d(const dv_pool2d_geom *g, int64_t P, const dv_tensor *x, dv_tensor *y, dv_tensor *idx) {
+    dv_cuda_check(dv_cu_max_pool2d_f32(g, P, dp(x), dp(y), dp(idx), st(x)), "max_pool2d (cuda)");
+}
+void dv_cuda_max_pool2d_bwd(const dv_pool2d_geom *g, int64_t P, const dv_tensor *gy, const dv_tensor *idx, dv_tensor *gx) {
+    dv_cuda_check(dv_cu_max_pool2d_bwd_f32(g, P, dp(gy), dp(idx), dp(gx), st(gy)), "max_pool2d backward (cuda)");
+}
+void dv_cuda_avg_pool2d(const dv_pool2d_geom *g, int64_t P, const dv_tensor *x, dv_tensor *y) {
+    dv_cuda_check(dv_cu_avg_pool2d_f32(g, P, dp(x), dp(y), st(x)), "avg_pool2d (cuda)");
+}
+void dv_cuda_avg_pool2d_bwd(const dv_pool2d_geom *g, int64_t P, const dv_tensor *gy, dv_tensor *gx) {
+    dv_cuda_check(dv_cu_avg_pool2d_bwd_f32(g, P, dp(gy), dp(gx), st(gy)), "avg_pool2d backward (cuda)");
+}
+void dv_cuda_adaptive_avg_pool2d(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, const dv_tensor *x,
+                                 dv_tensor *y) {
+    dv_cuda_check(dv_cu_adaptive_avg_pool2d_f32(P, H, W, OH, OW, dp(x), dp(y), st(x)), "adaptive_avg_pool2d (cuda)");
+}
+void dv_cuda_adaptive_avg_pool2d_bwd(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, const dv_tensor *gy,
+                                     dv_tensor *gx) {
+    dv_cuda_check(dv_cu_adaptive_avg_pool2d_bwd_f32(P, H, W, OH, OW, dp(gy), dp(gx), st(gy)),
+                  "adaptive_avg_pool2d backward (cuda)");
+}
+void dv_cuda_resize(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
+                    const dv_tensor *x, dv_tensor *y) {
+    if (bilinear)
+        dv_cuda_check(dv_cu_resize_bilinear_f32(P, H, W, OH, OW, align_corners, dp(x), dp(y), st(x)), "resize_bilinear (cuda)");
+    else
+        dv_cuda_check(dv_cu_resize_nearest_f32(P, H, W, OH, OW, dp(x), dp(y), st(x)), "resize_nearest (cuda)");
+}
+void dv_cuda_resize_bwd(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
+                        const dv_tensor *gy, dv_tensor *gx) {
+    if (bilinear)
+        dv_cuda_check(dv_cu_resize_bilinear_bwd_f32(P, H, W, OH, OW, align_corners, dp(gy), dp(gx), st(gy)),
+                      "resize_bilinear backward (cuda)");
+    else
+        dv_cuda_check(dv_cu_resize_nearest_bwd_f32(P, H, W, OH, OW, dp(gy), dp(gx), st(gy)), "resize_nearest backward (cuda)");
+}
+
 #else /* ---- built without CUDA ---------------------------------------------------------- */
 
 static const char k_no_cuda[] = "CUDA unavailable: this build has no CUDA (nvcc was not found, or CUDA=0)";
@@ -859,6 +964,55 @@ void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_t
                            const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout, dv_tensor *dq,
                            dv_tensor *dk, dv_tensor *dv) {
     NO_CUDA_OP("attention backward");
+}
+
+void dv_cuda_take_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const dv_tensor *idx, const dv_tensor *src,
+                       dv_tensor *dst) {
+    NO_CUDA_OP("take rows");
+}
+void dv_cuda_index_add_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const dv_tensor *idx,
+                            const dv_tensor *src, dv_tensor *dst) {
+    NO_CUDA_OP("index_add");
+}
+void dv_cuda_gather(int dim, const dv_tensor *idx, const dv_tensor *x, dv_tensor *y) { NO_CUDA_OP("gather"); }
+void dv_cuda_scatter_add(int dim, const dv_tensor *idx, const dv_tensor *src, dv_tensor *x) { NO_CUDA_OP("scatter_add"); }
+dv_tensor *dv_cuda_bce_logits(const dv_tensor *x, const dv_tensor *t) { NO_CUDA_OP("bce_with_logits"); }
+void dv_cuda_bce_logits_bwd(const dv_tensor *x, const dv_tensor *t, const dv_tensor *g, dv_tensor *gx, dv_tensor *gt) {
+    NO_CUDA_OP("bce_with_logits backward");
+}
+dv_tensor *dv_cuda_cross_entropy(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *target, int64_t ignore,
+                                 int64_t count, dv_tensor *lse) {
+    NO_CUDA_OP("cross_entropy");
+}
+void dv_cuda_cross_entropy_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *target, int64_t ignore,
+                               const dv_tensor *lse, const dv_tensor *g, int64_t count, dv_tensor *gx) {
+    NO_CUDA_OP("cross_entropy backward");
+}
+void dv_cuda_max_pool2d(const dv_pool2d_geom *g, int64_t P, const dv_tensor *x, dv_tensor *y, dv_tensor *idx) {
+    NO_CUDA_OP("max_pool2d");
+}
+void dv_cuda_max_pool2d_bwd(const dv_pool2d_geom *g, int64_t P, const dv_tensor *gy, const dv_tensor *idx, dv_tensor *gx) {
+    NO_CUDA_OP("max_pool2d backward");
+}
+void dv_cuda_avg_pool2d(const dv_pool2d_geom *g, int64_t P, const dv_tensor *x, dv_tensor *y) { NO_CUDA_OP("avg_pool2d"); }
+void dv_cuda_avg_pool2d_bwd(const dv_pool2d_geom *g, int64_t P, const dv_tensor *gy, dv_tensor *gx) {
+    NO_CUDA_OP("avg_pool2d backward");
+}
+void dv_cuda_adaptive_avg_pool2d(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, const dv_tensor *x,
+                                 dv_tensor *y) {
+    NO_CUDA_OP("adaptive_avg_pool2d");
+}
+void dv_cuda_adaptive_avg_pool2d_bwd(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, const dv_tensor *gy,
+                                     dv_tensor *gx) {
+    NO_CUDA_OP("adaptive_avg_pool2d backward");
+}
+void dv_cuda_resize(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
+                    const dv_tensor *x, dv_tensor *y) {
+    NO_CUDA_OP("resize");
+}
+void dv_cuda_resize_bwd(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
+                        const dv_tensor *gy, dv_tensor *gx) {
+    NO_CUDA_OP("resize backward");
 }
 #endif
 

@@ -38,6 +38,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/diffusion.h"
+#include "kernels/pool.h"
 #include "tensor/tensor.h"
 
 static inline dv_device dv_device_cuda(int index) { return (dv_device){DV_CUDA, index}; }
@@ -178,5 +179,35 @@ void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_t
 void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
                            const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout, dv_tensor *dq,
                            dv_tensor *dk, dv_tensor *dv);
+
+/* tensor/ops_index.c, ops_loss.c, ops_pool.c, ops_resize.c on CUDA tensors
+ * (kernels/cuda/kernels.h contracts). Index tensors are i64, contiguous, on the device and
+ * already range-checked on the host; the backward kernels and the losses take f32. */
+void dv_cuda_take_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const dv_tensor *idx, const dv_tensor *src,
+                       dv_tensor *dst);
+void dv_cuda_index_add_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const dv_tensor *idx,
+                            const dv_tensor *src, dv_tensor *dst);
+void dv_cuda_gather(int dim, const dv_tensor *idx, const dv_tensor *x, dv_tensor *y); /* x through its strides */
+void dv_cuda_scatter_add(int dim, const dv_tensor *idx, const dv_tensor *src, dv_tensor *x); /* x contiguous */
+/* the mean loss as a 0-d f32 tensor on x's device; the backward reads the upstream gradient g
+ * (0-d, on the device) there, so nothing waits for the host */
+dv_tensor *dv_cuda_bce_logits(const dv_tensor *x, const dv_tensor *t);
+void dv_cuda_bce_logits_bwd(const dv_tensor *x, const dv_tensor *t, const dv_tensor *g, dv_tensor *gx, dv_tensor *gt);
+dv_tensor *dv_cuda_cross_entropy(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *target, int64_t ignore,
+                                 int64_t count, dv_tensor *lse);
+void dv_cuda_cross_entropy_bwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_tensor *target, int64_t ignore,
+                               const dv_tensor *lse, const dv_tensor *g, int64_t count, dv_tensor *gx);
+void dv_cuda_max_pool2d(const dv_pool2d_geom *g, int64_t P, const dv_tensor *x, dv_tensor *y, dv_tensor *idx);
+void dv_cuda_max_pool2d_bwd(const dv_pool2d_geom *g, int64_t P, const dv_tensor *gy, const dv_tensor *idx, dv_tensor *gx);
+void dv_cuda_avg_pool2d(const dv_pool2d_geom *g, int64_t P, const dv_tensor *x, dv_tensor *y);
+void dv_cuda_avg_pool2d_bwd(const dv_pool2d_geom *g, int64_t P, const dv_tensor *gy, dv_tensor *gx);
+void dv_cuda_adaptive_avg_pool2d(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, const dv_tensor *x,
+                                 dv_tensor *y);
+void dv_cuda_adaptive_avg_pool2d_bwd(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, const dv_tensor *gy,
+                                     dv_tensor *gx);
+void dv_cuda_resize(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
+                    const dv_tensor *x, dv_tensor *y);
+void dv_cuda_resize_bwd(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
+                        const dv_tensor *gy, dv_tensor *gx);
 
 #endif

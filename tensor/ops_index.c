@@ -19,6 +19,7 @@
  * the size it must stay under.
  */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/copy.h"
@@ -33,8 +34,10 @@
 static dv_tensor *as_i64(const char *op, dv_tensor *idx) {
     if (idx->dtype != DV_I32 && idx->dtype != DV_I64)
         dv_panic("%s: indices must be i32 or i64, got %s %s", op, dv_dtype_name(idx->dtype), dv_shape_str(idx, NULL, 0));
-    dv_require_cpu(op, idx);
-    dv_tensor *c = dv_cast(idx, DV_I64);
+    /* checked on the host: a device index is copied back (the ops upload the checked i64 copy) */
+    dv_tensor *h = idx->device.type == DV_CPU ? dv_retain(idx) : dv_tensor_to(idx, DV_DEVICE_CPU);
+    dv_tensor *c = dv_cast(h, DV_I64);
+    dv_release(h);
     dv_tensor *cc = dv_contiguous(c);
     dv_release(c);
     return cc;
@@ -46,6 +49,14 @@ static void check_range(const char *op, const char *what, const int64_t *ids, in
         if (ids[i] < 0 || ids[i] >= limit)
             dv_panic("%s: %s %lld at position %lld is out of range [0, %lld) for %s", op, what, (long long)ids[i],
                      (long long)i, (long long)limit, of);
+}
+
+/* the checked host ids *ii moved to the device of x when x is on a GPU (replaces *ii) */
+static void ids_to(dv_tensor **ii, const dv_tensor *x) {
+    if (x->device.type == DV_CPU) return;
+    dv_tensor *d = dv_tensor_to(*ii, x->device);
+    dv_release(*ii);
+    *ii = d;
 }
 
 static dv_tensor *contiguous_nograd(dv_tensor *x) {
@@ -112,15 +123,15 @@ static void index_add_rows(dv_dtype dt, int64_t outer, int64_t k, int64_t n, int
 static void embedding_backward(dv_node *n, dv_tensor *gout) {
     const dv_tensor *w = n->in[0], *ids = n->saved[0];
     dv_tensor *g = grad_f(gout);
-    dv_tensor *gw = dv_zeros(g->dtype, w->shape, 2);
-    index_add_rows(g->dtype, 1, dv_numel(ids), w->shape[0], w->shape[1], dv_data(ids), dv_data(g), dv_data(gw));
+    dv_tensor *gw = dv_zeros_on(g->dtype, w->shape, 2, w->device);
+    if (dv_backend_of(w) == DV_BACKEND_CUDA) dv_cuda_index_add_rows(1, dv_numel(ids), w->shape[0], w->shape[1], ids, g, gw);
+    else index_add_rows(g->dtype, 1, dv_numel(ids), w->shape[0], w->shape[1], dv_data(ids), dv_data(g), dv_data(gw));
     dv_release(g);
     dv_ag_give(n, 0, gw);
 }
 
 dv_tensor *dv_embedding(dv_tensor *weight, dv_tensor *ids) {
     const char *op = "embedding";
-    dv_require_cpu(op, weight);
     if (weight->ndim != 2 || !dv_dtype_is_float(weight->dtype))
         dv_panic("embedding: weight must be a (V, C) float table, got %s %s", dv_dtype_name(weight->dtype), dv_shape_str(weight, NULL, 0));
     if (ids->ndim >= DV_MAX_DIMS) dv_panic("embedding: ids %s have too many dims", dv_shape_str(ids, NULL, 0));
@@ -133,9 +144,11 @@ dv_tensor *dv_embedding(dv_tensor *weight, dv_tensor *ids) {
     int64_t sh[DV_MAX_DIMS];
     for (int d = 0; d < ids->ndim; d++) sh[d] = ids->shape[d];
     sh[ids->ndim] = C;
-    dv_tensor *y = dv_empty(weight->dtype, sh, ids->ndim + 1);
+    dv_tensor *y = dv_empty_on(weight->dtype, sh, ids->ndim + 1, weight->device);
     dv_tensor *wc = contiguous_nograd(weight);
-    take_rows(dv_dtype_size(weight->dtype), 1, dv_numel(ii), V, C, dv_data(ii), dv_data(wc), dv_data(y));
+    ids_to(&ii, weight);
+    if (dv_backend_of(weight) == DV_BACKEND_CUDA) dv_cuda_take_rows(1, dv_numel(ii), V, C, ii, wc, y);
+    else take_rows(dv_dtype_size(weight->dtype), 1, dv_numel(ii), V, C, dv_data(ii), dv_data(wc), dv_data(y));
     dv_release(wc);
     if (dv_ag_wanted(1, &weight)) {
         dv_node *n = dv_ag_record(y, op, embedding_backward, 1, &weight);
@@ -152,15 +165,15 @@ static void index_select_backward(dv_node *n, dv_tensor *gout) {
     int64_t outer, len, inner;
     split_dims(x, (int)n->iarg[0], &outer, &len, &inner);
     dv_tensor *g = grad_f(gout);
-    dv_tensor *gx = dv_zeros(g->dtype, x->shape, x->ndim);
-    index_add_rows(g->dtype, outer, dv_numel(ii), len, inner, dv_data(ii), dv_data(g), dv_data(gx));
+    dv_tensor *gx = dv_zeros_on(g->dtype, x->shape, x->ndim, x->device);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_index_add_rows(outer, dv_numel(ii), len, inner, ii, g, gx);
+    else index_add_rows(g->dtype, outer, dv_numel(ii), len, inner, dv_data(ii), dv_data(g), dv_data(gx));
     dv_release(g);
     dv_ag_give(n, 0, gx);
 }
 
 dv_tensor *dv_index_select(dv_tensor *x, int dim, dv_tensor *index) {
     const char *op = "index_select";
-    dv_require_cpu(op, x);
     if (x->ndim == 0) dv_panic("index_select: x must have at least one dim");
     int d = dv_dim(x, dim);
     if (index->ndim > 1) dv_panic("index_select: index must be 1-D, got %s", dv_shape_str(index, NULL, 0));
@@ -173,9 +186,11 @@ dv_tensor *dv_index_select(dv_tensor *x, int dim, dv_tensor *index) {
 
     int64_t sh[DV_MAX_DIMS];
     for (int j = 0; j < x->ndim; j++) sh[j] = j == d ? k : x->shape[j];
-    dv_tensor *y = dv_empty(x->dtype, sh, x->ndim);
+    dv_tensor *y = dv_empty_on(x->dtype, sh, x->ndim, x->device);
     dv_tensor *xc = contiguous_nograd(x);
-    take_rows(dv_dtype_size(x->dtype), outer, k, len, inner, dv_data(ii), dv_data(xc), dv_data(y));
+    ids_to(&ii, x);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_take_rows(outer, k, len, inner, ii, xc, y);
+    else take_rows(dv_dtype_size(x->dtype), outer, k, len, inner, dv_data(ii), dv_data(xc), dv_data(y));
     dv_release(xc);
     if (dv_ag_wanted(1, &x)) {
         dv_node *n = dv_ag_record(y, op, index_select_backward, 1, &x);
@@ -203,9 +218,10 @@ static void gather_backward(dv_node *n, dv_tensor *gout) {
     const dv_tensor *x = n->in[0], *ii = n->saved[0];
     int dim = (int)n->iarg[0];
     dv_tensor *g = grad_f(gout);
-    dv_tensor *gx = dv_zeros(g->dtype, x->shape, x->ndim);
+    dv_tensor *gx = dv_zeros_on(g->dtype, x->shape, x->ndim, x->device);
     const int64_t *id = dv_data(ii);
-    int64_t m = dv_numel(ii);
+    int64_t m = dv_backend_of(x) == DV_BACKEND_CUDA ? 0 : dv_numel(ii); /* CUDA: the kernel below */
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_scatter_add(dim, ii, g, gx);
     /* scatter_add: serial, since several positions may hit one element */
     for (int64_t i = 0; i < m; i++) {
         int64_t off = gather_offset(x->ndim, ii->shape, dim, gx->stride, i, id[i]);
@@ -218,7 +234,6 @@ static void gather_backward(dv_node *n, dv_tensor *gout) {
 
 dv_tensor *dv_gather(dv_tensor *x, int dim, dv_tensor *index) {
     const char *op = "gather";
-    dv_require_cpu(op, x);
     if (x->ndim == 0) dv_panic("gather: x must have at least one dim");
     int d = dv_dim(x, dim);
     if (index->ndim != x->ndim)
@@ -232,12 +247,14 @@ dv_tensor *dv_gather(dv_tensor *x, int dim, dv_tensor *index) {
     snprintf(of, sizeof of, "dim %d of x %s", d, dv_shape_str(x, NULL, 0));
     check_range(op, "index", dv_data(ii), dv_numel(ii), x->shape[d], of);
 
-    dv_tensor *y = dv_empty(x->dtype, index->shape, index->ndim);
+    dv_tensor *y = dv_empty_on(x->dtype, index->shape, index->ndim, x->device);
+    ids_to(&ii, x);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_gather(d, ii, x, y);
     const size_t es = dv_dtype_size(x->dtype);
     const char *src = dv_data(x); /* read through x's own strides: no copy */
     char *dst = dv_data(y);
     const int64_t *id = dv_data(ii);
-    int64_t m = dv_numel(ii);
+    int64_t m = dv_backend_of(x) == DV_BACKEND_CUDA ? 0 : dv_numel(ii); /* CUDA: done above */
     #pragma omp parallel for schedule(static) if (m > (1 << 16))
     for (int64_t i = 0; i < m; i++)
         memcpy(dst + (size_t)i * es, src + (size_t)gather_offset(x->ndim, ii->shape, d, x->stride, i, id[i]) * es, es);

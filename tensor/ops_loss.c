@@ -14,6 +14,7 @@
  * cross-entropy whose targets are all ignored.
  */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/norm.h"
@@ -22,7 +23,7 @@ static void check_pair(const char *op, const dv_tensor *a, const dv_tensor *b) {
     dv_check_float(op, a);
     dv_check_float(op, b);
     dv_check_same_device(op, a, b);
-    dv_require_cpu(op, a);
+    dv_require_kernel(op, a);
     dv_check_same_shape(op, a, b);
     if (a->dtype != b->dtype)
         dv_panic("%s: dtypes differ (%s vs %s); cast one", op, dv_dtype_name(a->dtype), dv_dtype_name(b->dtype));
@@ -60,10 +61,12 @@ dv_tensor *dv_l1_loss(dv_tensor *pred, dv_tensor *target) {
 static void bce_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *x = n->saved[0], *t = n->saved[1];
     int64_t m = dv_numel(x);
-    double scale = dv_item(g) / (double)m;
     dv_tensor *gx = dv_ag_input_wants(n, 0) ? dv_empty_like(x) : NULL;
     dv_tensor *gt = dv_ag_input_wants(n, 1) ? dv_empty_like(t) : NULL;
-    if (x->dtype == DV_F64)
+    double scale = dv_backend_of(x) == DV_BACKEND_CUDA ? 0 : dv_item(g) / (double)m; /* CUDA reads g on the device */
+    if (dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_bce_logits_bwd(x, t, g, gx, gt);
+    else if (x->dtype == DV_F64)
         dv_bce_logits_bwd_f64_portable(m, dv_data(x), dv_data(t), scale, gx ? dv_data(gx) : NULL, gt ? dv_data(gt) : NULL);
     else
         dv_bce_logits_bwd_f32_portable(m, dv_data(x), dv_data(t), scale, gx ? dv_data(gx) : NULL, gt ? dv_data(gt) : NULL);
@@ -76,9 +79,14 @@ dv_tensor *dv_bce_with_logits(dv_tensor *logits, dv_tensor *target) {
     check_pair(op, logits, target);
     dv_tensor *xc = contiguous_no_grad(logits), *tc = contiguous_no_grad(target);
     int64_t m = dv_numel(xc);
-    double s = xc->dtype == DV_F64 ? dv_bce_logits_sum_f64_portable(m, dv_data(xc), dv_data(tc))
-                                   : dv_bce_logits_sum_f32_portable(m, dv_data(xc), dv_data(tc));
-    dv_tensor *y = dv_scalar(logits->dtype, s / (double)m);
+    dv_tensor *y;
+    if (dv_backend_of(xc) == DV_BACKEND_CUDA) {
+        y = dv_cuda_bce_logits(xc, tc);
+    } else {
+        double s = xc->dtype == DV_F64 ? dv_bce_logits_sum_f64_portable(m, dv_data(xc), dv_data(tc))
+                                       : dv_bce_logits_sum_f32_portable(m, dv_data(xc), dv_data(tc));
+        y = dv_scalar(logits->dtype, s / (double)m);
+    }
     if (dv_ag_wanted(2, (dv_tensor *[]){logits, target})) {
         dv_node *n = dv_ag_record(y, op, bce_backward, 2, (dv_tensor *[]){logits, target});
         dv_node_save(n, xc);
@@ -95,9 +103,11 @@ dv_tensor *dv_bce_with_logits(dv_tensor *logits, dv_tensor *target) {
 static void cross_entropy_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *x = n->saved[0], *tgt = n->saved[1], *lse = n->saved[2];
     int64_t rows = x->shape[0], c = x->shape[1], ignore = n->iarg[0], count = n->iarg[1];
-    double scale = dv_item(g) / (double)count;
     dv_tensor *gx = dv_empty_like(x);
-    if (x->dtype == DV_F64)
+    double scale = dv_backend_of(x) == DV_BACKEND_CUDA ? 0 : dv_item(g) / (double)count; /* CUDA reads g on the device */
+    if (dv_backend_of(x) == DV_BACKEND_CUDA)
+        dv_cuda_cross_entropy_bwd(rows, c, x, tgt, ignore, lse, g, count, gx);
+    else if (x->dtype == DV_F64)
         dv_cross_entropy_bwd_f64_portable(rows, c, dv_data(x), dv_data(tgt), ignore, dv_data(lse), scale, dv_data(gx));
 #ifndef DV_NO_AVX512
     else if (dv_backend_of(x) == DV_BACKEND_AVX512)
@@ -111,7 +121,7 @@ static void cross_entropy_backward(dv_node *n, dv_tensor *g) {
 dv_tensor *dv_cross_entropy(dv_tensor *logits, dv_tensor *target, int64_t ignore_index) {
     const char *op = "cross_entropy";
     dv_check_float(op, logits);
-    dv_require_cpu(op, logits);
+    dv_require_kernel(op, logits);
     dv_check_same_device(op, logits, target);
     if (logits->ndim != 2 || target->ndim != 1 || target->shape[0] != logits->shape[0])
         dv_panic("%s: expected logits (N, C) and target (N), got %s and %s", op, dv_shape_str(logits, NULL, 0),
@@ -122,10 +132,10 @@ dv_tensor *dv_cross_entropy(dv_tensor *logits, dv_tensor *target, int64_t ignore
 
     /* targets as a contiguous i64 vector, each checked against the class count */
     dv_tensor *tgt = dv_empty(DV_I64, &rows, 1);
-    int64_t *pt = dv_data(tgt), st = target->stride[0];
+    dv_tensor *th = target->device.type == DV_CPU ? dv_retain(target) : dv_tensor_to(target, DV_DEVICE_CPU);
+    int64_t *pt = dv_data(tgt), st = th->stride[0];
     for (int64_t r = 0; r < rows; r++) {
-        int64_t t = target->dtype == DV_I32 ? ((const int32_t *)dv_data(target))[r * st]
-                                            : ((const int64_t *)dv_data(target))[r * st];
+        int64_t t = th->dtype == DV_I32 ? ((const int32_t *)dv_data(th))[r * st] : ((const int64_t *)dv_data(th))[r * st];
         if (t == ignore_index) { pt[r] = t; continue; }
         if (t < 0 || t >= c)
             dv_panic("%s: target[%lld] = %lld is not a class id in [0, %lld) (logits %s, ignore_index %lld)", op,
@@ -133,21 +143,29 @@ dv_tensor *dv_cross_entropy(dv_tensor *logits, dv_tensor *target, int64_t ignore
         pt[r] = t;
         count++;
     }
+    dv_release(th);
 
     dv_tensor *xc = contiguous_no_grad(logits);
-    dv_tensor *loss = dv_empty(logits->dtype, &rows, 1), *lse = dv_empty(DV_F64, &rows, 1);
-    if (xc->dtype == DV_F64)
-        dv_cross_entropy_fwd_f64_portable(rows, c, dv_data(xc), pt, ignore_index, dv_data(loss), dv_data(lse));
+    dv_tensor *loss = dv_empty(logits->dtype, &rows, 1), *lse = dv_empty_on(DV_F64, &rows, 1, logits->device), *y;
+    if (dv_backend_of(xc) == DV_BACKEND_CUDA) { /* the checked targets go to the device */
+        dv_tensor *td = dv_tensor_to(tgt, xc->device);
+        dv_release(tgt);
+        tgt = td;
+        y = dv_cuda_cross_entropy(rows, c, xc, tgt, ignore_index, count, lse);
+    } else {
+        if (xc->dtype == DV_F64)
+            dv_cross_entropy_fwd_f64_portable(rows, c, dv_data(xc), pt, ignore_index, dv_data(loss), dv_data(lse));
 #ifndef DV_NO_AVX512
-    else if (dv_backend_of(xc) == DV_BACKEND_AVX512)
-        dv_cross_entropy_fwd_f32_avx512(rows, c, dv_data(xc), pt, ignore_index, dv_data(loss), dv_data(lse));
+        else if (dv_backend_of(xc) == DV_BACKEND_AVX512)
+            dv_cross_entropy_fwd_f32_avx512(rows, c, dv_data(xc), pt, ignore_index, dv_data(loss), dv_data(lse));
 #endif
-    else
-        dv_cross_entropy_fwd_f32_portable(rows, c, dv_data(xc), pt, ignore_index, dv_data(loss), dv_data(lse));
-    double s = 0; /* ignored rows hold 0 */
-    if (xc->dtype == DV_F64) { const double *pl = dv_data(loss); for (int64_t r = 0; r < rows; r++) s += pl[r]; }
-    else { const float *pl = dv_data(loss); for (int64_t r = 0; r < rows; r++) s += pl[r]; }
-    dv_tensor *y = dv_scalar(logits->dtype, s / (double)count); /* no targets: 0 / 0 = NaN */
+        else
+            dv_cross_entropy_fwd_f32_portable(rows, c, dv_data(xc), pt, ignore_index, dv_data(loss), dv_data(lse));
+        double s = 0; /* ignored rows hold 0 */
+        if (xc->dtype == DV_F64) { const double *pl = dv_data(loss); for (int64_t r = 0; r < rows; r++) s += pl[r]; }
+        else { const float *pl = dv_data(loss); for (int64_t r = 0; r < rows; r++) s += pl[r]; }
+        y = dv_scalar(logits->dtype, s / (double)count); /* no targets: 0 / 0 = NaN */
+    }
 
     if (dv_ag_wanted(1, &logits)) {
         dv_node *n = dv_ag_record(y, op, cross_entropy_backward, 1, &logits);

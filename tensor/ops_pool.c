@@ -12,6 +12,7 @@
  * stride may be NULL (= kernel, torch's default), padding may be NULL (= 0).
  */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/pool.h"
@@ -28,7 +29,7 @@ static int64_t planes_of(const dv_tensor *x) {
 /* (..., H, W) input checks; returns the number of planes */
 static int64_t plane_count(const char *op, const dv_tensor *x) {
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     if (x->ndim != 3 && x->ndim != 4) dv_panic("%s: expected (B, C, H, W) or (C, H, W), got %s", op, dv_shape_str(x, NULL, 0));
     return planes_of(x);
 }
@@ -39,7 +40,7 @@ static dv_tensor *empty_out(const dv_tensor *x, int64_t oh, int64_t ow) {
     for (int d = 0; d < x->ndim; d++) sh[d] = x->shape[d];
     sh[x->ndim - 2] = oh;
     sh[x->ndim - 1] = ow;
-    return dv_empty(x->dtype, sh, x->ndim);
+    return dv_empty_on(x->dtype, sh, x->ndim, x->device);
 }
 
 static dv_tensor *contiguous_nograd(dv_tensor *x) {
@@ -89,8 +90,9 @@ static void max_pool2d_backward(dv_node *n, dv_tensor *gout) {
     dv_pool2d_geom g = geom_from_node(n);
     int64_t P = planes_of(x);
     dv_tensor *gy = dv_contiguous(gout), *idx = n->saved[0];
-    dv_tensor *gx = dv_empty(x->dtype, x->shape, x->ndim);
-    if (x->dtype == DV_F64) dv_max_pool2d_backward_f64_portable(&g, P, dv_data(gy), dv_data(idx), dv_data(gx));
+    dv_tensor *gx = dv_empty_like(x);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_max_pool2d_bwd(&g, P, gy, idx, gx);
+    else if (x->dtype == DV_F64) dv_max_pool2d_backward_f64_portable(&g, P, dv_data(gy), dv_data(idx), dv_data(gx));
     else dv_max_pool2d_backward_f32_portable(&g, P, dv_data(gy), dv_data(idx), dv_data(gx));
     dv_release(gy);
     dv_ag_give(n, 0, gx);
@@ -101,8 +103,9 @@ dv_tensor *dv_max_pool2d(dv_tensor *x, const int kernel[2], const int stride[2],
     dv_pool2d_geom g = pool_geom("max_pool2d", x, kernel, stride, padding);
     dv_tensor *xc = contiguous_nograd(x);
     dv_tensor *y = empty_out(x, g.OH, g.OW);
-    dv_tensor *idx = dv_empty(DV_I32, y->shape, y->ndim);
-    if (x->dtype == DV_F64) dv_max_pool2d_f64_portable(&g, P, dv_data(xc), dv_data(y), dv_data(idx));
+    dv_tensor *idx = dv_empty_on(DV_I32, y->shape, y->ndim, x->device);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_max_pool2d(&g, P, xc, y, idx);
+    else if (x->dtype == DV_F64) dv_max_pool2d_f64_portable(&g, P, dv_data(xc), dv_data(y), dv_data(idx));
     else dv_max_pool2d_f32_portable(&g, P, dv_data(xc), dv_data(y), dv_data(idx));
     if (dv_ag_wanted(1, &x)) {
         dv_node *n = dv_ag_record(y, "max_pool2d", max_pool2d_backward, 1, &x);
@@ -121,8 +124,9 @@ static void avg_pool2d_backward(dv_node *n, dv_tensor *gout) {
     dv_pool2d_geom g = geom_from_node(n);
     int64_t P = planes_of(x);
     dv_tensor *gy = dv_contiguous(gout);
-    dv_tensor *gx = dv_empty(x->dtype, x->shape, x->ndim);
-    if (x->dtype == DV_F64) dv_avg_pool2d_backward_f64_portable(&g, P, dv_data(gy), dv_data(gx));
+    dv_tensor *gx = dv_empty_like(x);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_avg_pool2d_bwd(&g, P, gy, gx);
+    else if (x->dtype == DV_F64) dv_avg_pool2d_backward_f64_portable(&g, P, dv_data(gy), dv_data(gx));
     else dv_avg_pool2d_backward_f32_portable(&g, P, dv_data(gy), dv_data(gx));
     dv_release(gy);
     dv_ag_give(n, 0, gx);
@@ -133,7 +137,8 @@ dv_tensor *dv_avg_pool2d(dv_tensor *x, const int kernel[2], const int stride[2],
     dv_pool2d_geom g = pool_geom("avg_pool2d", x, kernel, stride, padding);
     dv_tensor *xc = contiguous_nograd(x);
     dv_tensor *y = empty_out(x, g.OH, g.OW);
-    if (x->dtype == DV_F64) dv_avg_pool2d_f64_portable(&g, P, dv_data(xc), dv_data(y));
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_avg_pool2d(&g, P, xc, y);
+    else if (x->dtype == DV_F64) dv_avg_pool2d_f64_portable(&g, P, dv_data(xc), dv_data(y));
     else dv_avg_pool2d_f32_portable(&g, P, dv_data(xc), dv_data(y));
     if (dv_ag_wanted(1, &x)) {
         dv_node *n = dv_ag_record(y, "avg_pool2d", avg_pool2d_backward, 1, &x);
@@ -150,9 +155,10 @@ static void adaptive_avg_pool2d_backward(dv_node *n, dv_tensor *gout) {
     int nd = x->ndim;
     int64_t P = planes_of(x);
     dv_tensor *gy = dv_contiguous(gout);
-    dv_tensor *gx = dv_empty(x->dtype, x->shape, nd);
+    dv_tensor *gx = dv_empty_like(x);
     int64_t H = x->shape[nd - 2], W = x->shape[nd - 1], OH = n->out_shape[nd - 2], OW = n->out_shape[nd - 1];
-    if (x->dtype == DV_F64) dv_adaptive_avg_pool2d_backward_f64_portable(P, H, W, OH, OW, dv_data(gy), dv_data(gx));
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_adaptive_avg_pool2d_bwd(P, H, W, OH, OW, gy, gx);
+    else if (x->dtype == DV_F64) dv_adaptive_avg_pool2d_backward_f64_portable(P, H, W, OH, OW, dv_data(gy), dv_data(gx));
     else dv_adaptive_avg_pool2d_backward_f32_portable(P, H, W, OH, OW, dv_data(gy), dv_data(gx));
     dv_release(gy);
     dv_ag_give(n, 0, gx);
@@ -167,7 +173,8 @@ dv_tensor *dv_adaptive_avg_pool2d(dv_tensor *x, int64_t out_h, int64_t out_w) {
                  (long long)out_h, (long long)out_w);
     dv_tensor *xc = contiguous_nograd(x);
     dv_tensor *y = empty_out(x, out_h, out_w);
-    if (x->dtype == DV_F64) dv_adaptive_avg_pool2d_f64_portable(P, H, W, out_h, out_w, dv_data(xc), dv_data(y));
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_adaptive_avg_pool2d(P, H, W, out_h, out_w, xc, y);
+    else if (x->dtype == DV_F64) dv_adaptive_avg_pool2d_f64_portable(P, H, W, out_h, out_w, dv_data(xc), dv_data(y));
     else dv_adaptive_avg_pool2d_f32_portable(P, H, W, out_h, out_w, dv_data(xc), dv_data(y));
     if (dv_ag_wanted(1, &x)) dv_ag_record(y, "adaptive_avg_pool2d", adaptive_avg_pool2d_backward, 1, &x);
     dv_release(xc);

@@ -23,6 +23,7 @@
 #include "kernels/bias_act.h"
 #include "kernels/diffusion.h"
 #include "kernels/elementwise.h"
+#include "kernels/pool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -173,6 +174,60 @@ int dv_cu_gated_residual_f32(int64_t B, int64_t T, int64_t C, const float *x, co
 int dv_cu_diffusion_step_f32(int64_t n, const float *model_output, const float *sample,
                              const float *noise, float *out, float *pred_x0,
                              const dv_diffusion_coef *c, dv_cu_stream stream);
+
+/* ---- indexing (index.cu): tensor/ops_index.c's selections, idx i64 on the device, in range - */
+/* dst (outer, k, inner)[o][j][c] = src (outer, n, inner)[o][idx[j]][c], elements of esize
+ * (1, 2, 4, 8) bytes: embedding (outer 1) and index_select */
+int dv_cu_take_rows(int esize, int64_t outer, int64_t k, int64_t n, int64_t inner, const int64_t *idx,
+                    const void *src, void *dst, dv_cu_stream stream);
+/* the adjoint: dst (outer, n, inner)[o][idx[j]][c] += src[o][j][c] (atomic adds: repeated ids
+ * sum up, in an order that varies run to run) */
+int dv_cu_index_add_rows_f32(int64_t outer, int64_t k, int64_t n, int64_t inner, const int64_t *idx,
+                             const float *src, float *dst, dv_cu_stream stream);
+/* y (contiguous, the index's shape ishape, ndim <= 8)[i] = x[offset of i with the index value
+ * along dim] read through x's strides (elements); and the scatter-add adjoint into x */
+int dv_cu_gather(int esize, int ndim, const int64_t *ishape, int dim, const int64_t *xstride,
+                 const int64_t *idx, const void *x, void *y, dv_cu_stream stream);
+int dv_cu_scatter_add_f32(int ndim, const int64_t *ishape, int dim, const int64_t *xstride,
+                          const int64_t *idx, const float *src, float *x, dv_cu_stream stream);
+
+/* ---- losses (loss.cu): tensor/ops_loss.c's fused losses, f32 ------------------------------ */
+/* y (one f32 on the device) = mul * sum of the terms; work: dv_cu_loss_work_bytes */
+size_t dv_cu_loss_work_bytes(void);
+int dv_cu_bce_logits_f32(int64_t n, const float *x, const float *t, double mul, float *y, void *work,
+                         dv_cu_stream stream);
+/* gx = s (sigmoid(x) - t), gt = -s x with s = gscale[0] * mul (gscale on the device) */
+int dv_cu_bce_logits_bwd_f32(int64_t n, const float *x, const float *t, const float *gscale,
+                             double mul, float *gx, float *gt, dv_cu_stream stream);
+/* loss (rows) and lse (rows, double) as kernels/norm.h's cross_entropy_fwd; y = mul * sum(loss) */
+int dv_cu_cross_entropy_f32(int64_t rows, int64_t n, const float *x, const int64_t *target,
+                            int64_t ignore, double mul, float *loss, double *lse, float *y, void *work,
+                            dv_cu_stream stream);
+int dv_cu_cross_entropy_bwd_f32(int64_t rows, int64_t n, const float *x, const int64_t *target,
+                                int64_t ignore, const double *lse, const float *gscale, double mul,
+                                float *gx, dv_cu_stream stream);
+
+/* ---- pooling (pool.cu) and resizing (resize.cu): kernels/pool.h, kernels/resize.h, f32 ---- */
+/* the backward kernels overwrite gx (one thread per input element gathers its outputs) */
+int dv_cu_max_pool2d_f32(const dv_pool2d_geom *g, int64_t P, const float *x, float *y, int32_t *idx,
+                         dv_cu_stream stream);
+int dv_cu_max_pool2d_bwd_f32(const dv_pool2d_geom *g, int64_t P, const float *gy, const int32_t *idx,
+                             float *gx, dv_cu_stream stream);
+int dv_cu_avg_pool2d_f32(const dv_pool2d_geom *g, int64_t P, const float *x, float *y, dv_cu_stream stream);
+int dv_cu_avg_pool2d_bwd_f32(const dv_pool2d_geom *g, int64_t P, const float *gy, float *gx,
+                             dv_cu_stream stream);
+int dv_cu_adaptive_avg_pool2d_f32(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                  const float *x, float *y, dv_cu_stream stream);
+int dv_cu_adaptive_avg_pool2d_bwd_f32(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                      const float *gy, float *gx, dv_cu_stream stream);
+int dv_cu_resize_bilinear_f32(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                              int align_corners, const float *x, float *y, dv_cu_stream stream);
+int dv_cu_resize_bilinear_bwd_f32(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                  int align_corners, const float *gy, float *gx, dv_cu_stream stream);
+int dv_cu_resize_nearest_f32(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, const float *x,
+                             float *y, dv_cu_stream stream);
+int dv_cu_resize_nearest_bwd_f32(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                 const float *gy, float *gx, dv_cu_stream stream);
 
 #ifdef __cplusplus
 }

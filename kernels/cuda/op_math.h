@@ -1,0 +1,122 @@
+/* kernels/cuda/op_math.h — the index arithmetic of the CUDA tensor-op kernels (index.cu,
+ * pool.cu, resize.cu): where a gathered element lives, which pooling windows and which
+ * resize taps cover an input element (the backward kernels gather over those instead of
+ * scattering with atomics, so they are deterministic and add in the CPU kernels' order).
+ *
+ * DV_HD functions (kernels/cuda/common.h): tests/test_cuda_host_ops.c compiles them for the
+ * host and checks them against the portable kernels and brute force inside `make test`,
+ * without a GPU. The formulas are kernels/pool.c's, kernels/resize.c's and
+ * tensor/ops_index.c's. Plain C11 under gcc.
+ */
+#ifndef DV_KERNELS_CUDA_OP_MATH_H
+#define DV_KERNELS_CUDA_OP_MATH_H
+
+#include <stdint.h>
+
+#include "kernels/cuda/common.h"
+
+/* ---- gather (tensor/ops_index.c) ------------------------------------------------------- */
+/* the element offset in x (strides xs, elements) that position i of an index of shape ish
+ * (row-major, ndim dims) reads when the index value there is id, gathering along dim */
+DV_HD int64_t dv_cu_gather_offset(int ndim, const int64_t *ish, int dim, const int64_t *xs, int64_t i, int64_t id) {
+    int64_t off = id * xs[dim];
+    for (int d = ndim - 1; d >= 0; d--) {
+        int64_t c = i % ish[d];
+        i /= ish[d];
+        if (d != dim) off += c * xs[d];
+    }
+    return off;
+}
+
+/* ---- pooling (kernels/pool.h) ---------------------------------------------------------- */
+/* input rows [*lo, *hi) of the window of output o (stride s, padding p, kernel k), clipped to
+ * the real input [0, n) */
+DV_HD void dv_cu_pool_window(int64_t o, int s, int p, int k, int64_t n, int64_t *lo, int64_t *hi) {
+    int64_t a = o * s - p, b = a + k;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > n ? n : b;
+}
+
+/* the outputs [*o0, *o1) (of O) whose window holds input i (0 <= i < n, p >= 0): those with
+ * o s - p <= i < o s - p + k, i.e. (i + p - k) / s < o <= (i + p) / s. Empty when *o0 >= *o1. */
+DV_HD void dv_cu_pool_outputs_of(int64_t i, int s, int p, int k, int64_t O, int64_t *o0, int64_t *o1) {
+    int64_t a = i + p - k, hi = (i + p) / s + 1;
+    *o0 = a < 0 ? 0 : a / s + 1;
+    *o1 = hi < O ? hi : O;
+}
+
+/* count_include_pad divisor of output (oh, ow): the window clipped to the padded input */
+DV_HD int64_t dv_cu_pool_avg_divisor(int64_t oh, int64_t ow, int64_t H, int64_t W, int kh, int kw, int sh, int sw,
+                                     int ph, int pw) {
+    int64_t hs = oh * sh - ph, ws = ow * sw - pw;
+    int64_t he = hs + kh < H + ph ? hs + kh : H + ph;
+    int64_t we = ws + kw < W + pw ? ws + kw : W + pw;
+    return (he - hs) * (we - ws);
+}
+
+/* adaptive windows: [floor(i n / out), ceil((i + 1) n / out)) */
+DV_HD int64_t dv_cu_adaptive_start(int64_t i, int64_t n, int64_t out) { return i * n / out; }
+DV_HD int64_t dv_cu_adaptive_end(int64_t i, int64_t n, int64_t out) { return ((i + 1) * n + out - 1) / out; }
+
+/* a superset [*o0, *o1) of the adaptive outputs (of out) whose window holds input i (of n):
+ * start(o) <= i needs o < (i + 1) out / n, end(o) > i needs o > i out / n - 1. The caller
+ * tests membership exactly. */
+DV_HD void dv_cu_adaptive_outputs_of(int64_t i, int64_t n, int64_t out, int64_t *o0, int64_t *o1) {
+    int64_t lo = i * out / n - 1, hi = ((i + 1) * out + n - 1) / n + 1;
+    *o0 = lo < 0 ? 0 : lo;
+    *o1 = hi < out ? hi : out;
+}
+
+/* ---- resize (kernels/resize.h), f32 as the CPU f32 kernel computes it ------------------ */
+/* the two taps and weights of output coordinate o along an axis of in -> out */
+DV_HD void dv_cu_linear_tap(int64_t o, int64_t in, int64_t out, int align_corners, int64_t *i0, int64_t *i1,
+                            float *l0, float *l1) {
+    float scale = align_corners ? (out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f) : (float)in / (float)out;
+    float src = align_corners ? scale * (float)o : scale * ((float)o + 0.5f) - 0.5f;
+    if (src < 0) src = 0;
+    int64_t a = (int64_t)src;
+    if (a > in - 1) a = in - 1;
+    float f = src - (float)a;
+    if (f < 0) f = 0;
+    if (f > 1) f = 1;
+    *i0 = a;
+    *i1 = a < in - 1 ? a + 1 : a;
+    *l1 = f;
+    *l0 = 1.0f - f;
+}
+
+/* the first output o in [0, out) whose first tap is >= i (out when none): the taps are
+ * nondecreasing in o, so a binary search */
+DV_HD int64_t dv_cu_linear_first(int64_t i, int64_t in, int64_t out, int align_corners) {
+    int64_t lo = 0, hi = out;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2, a, b;
+        float w0, w1;
+        dv_cu_linear_tap(mid, in, out, align_corners, &a, &b, &w0, &w1);
+        if (a >= i) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
+/* PyTorch 'nearest' (kernels/resize.c nearest_src) */
+DV_HD int64_t dv_cu_nearest_src(int64_t o, int64_t in, int64_t out) {
+    if (out == in) return o;
+    if (out == 2 * in) return o >> 1;
+    float scale = (float)in / (float)out;
+    int64_t s = (int64_t)floorf((float)o * scale);
+    return s < in - 1 ? s : in - 1;
+}
+
+/* the first output o in [0, out) with nearest_src(o) >= i (out when none); nondecreasing */
+DV_HD int64_t dv_cu_nearest_first(int64_t i, int64_t in, int64_t out) {
+    int64_t lo = 0, hi = out;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (dv_cu_nearest_src(mid, in, out) >= i) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
+#endif

@@ -1,0 +1,190 @@
+/* tests/test_cuda_host_ops.c — the index arithmetic of the CUDA tensor-op kernels
+ * (kernels/cuda/op_math.h) compiled for the host and checked inside `make test`, without a
+ * GPU: each test replays, on the host, the loop a GPU kernel runs per element (gather
+ * offsets; the window / tap inversions the pooling and resize backward kernels gather
+ * through) and compares with the portable CPU kernels. What it cannot check — the kernels'
+ * grids and launch code — is tests/cuda/test_cuda_tensor_ops2.c (build/test-cuda). */
+#include "kernels/cuda/op_math.h"
+#include "kernels/pool.h"
+#include "kernels/resize.h"
+#include "tensor/ops.h"
+#include "tests/test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fill(float *p, int64_t n, uint64_t seed) {
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < n; i++) {
+        z ^= z << 13, z ^= z >> 7, z ^= z << 17;
+        p[i] = (float)(z >> 40) / 16777216.0f * 2.0f - 1.0f;
+    }
+}
+
+static int count_diff(const float *a, const float *b, int64_t n, float tol) {
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += !(fabsf(a[i] - b[i]) <= tol * fmaxf(1.0f, fabsf(b[i])));
+    return bad;
+}
+
+/* gather through a transposed (non-contiguous) x, every dim, against dv_gather */
+TEST(cuda_host_gather_offset_matches_gather) {
+    dv_rng r = dv_rng_new(1);
+    dv_tensor *x0 = dv_randn(&r, DV_F32, DV_SHAPE(5, 6, 7)), *x = dv_transpose(x0, 0, 2); /* (7, 6, 5) */
+    for (int dim = 0; dim < 3; dim++) {
+        int64_t ish[3] = {4, 3, 5};
+        ish[dim] = 9;
+        dv_tensor *idx = dv_randint(&r, DV_I64, 0, x->shape[dim], ish, 3);
+        dv_tensor *y = dv_gather(x, dim, idx);
+        const int64_t *id = dv_data(idx);
+        const float *xp = dv_data(x), *yp = dv_data(y);
+        int bad = 0;
+        for (int64_t i = 0; i < dv_numel(idx); i++)
+            bad += xp[dv_cu_gather_offset(3, ish, dim, x->stride, i, id[i])] != yp[i];
+        CHECK_MSG(bad == 0, "gather dim %d: %d elements differ", dim, bad);
+        dv_release(idx), dv_release(y);
+    }
+    dv_release(x), dv_release(x0);
+}
+
+/* the pooling backward kernels' gather (outputs of an input element through
+ * dv_cu_pool_outputs_of / dv_cu_adaptive_outputs_of, ascending) against the CPU's scatter */
+TEST(cuda_host_pool_backward_gather_matches_portable) {
+    const int geoms[][6] = {{3, 3, 2, 2, 1, 1}, {2, 2, 2, 2, 0, 0}, {3, 2, 1, 3, 1, 0}, {5, 4, 3, 2, 2, 2}};
+    const int64_t P = 3, H = 11, W = 9;
+    float *x = malloc(P * H * W * 4), *gx = malloc(P * H * W * 4), *mine = malloc(P * H * W * 4);
+    fill(x, P * H * W, 7);
+    for (int gi = 0; gi < 4; gi++) {
+        const int *k = geoms[gi];
+        dv_pool2d_geom g = {.H = H, .W = W, .kh = k[0], .kw = k[1], .sh = k[2], .sw = k[3], .ph = k[4], .pw = k[5]};
+        g.OH = (H + 2 * g.ph - g.kh) / g.sh + 1, g.OW = (W + 2 * g.pw - g.kw) / g.sw + 1;
+        int64_t out = g.OH * g.OW;
+        float *y = malloc(P * out * 4), *gy = malloc(P * out * 4);
+        int32_t *idx = malloc(P * out * 4);
+        fill(gy, P * out, 8 + gi);
+        dv_max_pool2d_f32_portable(&g, P, x, y, idx);
+        for (int avg = 0; avg < 2; avg++) {
+            if (avg) dv_avg_pool2d_backward_f32_portable(&g, P, gy, gx);
+            else dv_max_pool2d_backward_f32_portable(&g, P, gy, idx, gx);
+            for (int64_t e = 0; e < P * H * W; e++) {
+                int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H), o0h, o1h, o0w, o1w;
+                dv_cu_pool_outputs_of(ih, g.sh, g.ph, g.kh, g.OH, &o0h, &o1h);
+                dv_cu_pool_outputs_of(iw, g.sw, g.pw, g.kw, g.OW, &o0w, &o1w);
+                float s = 0;
+                for (int64_t oh = o0h; oh < o1h; oh++)
+                    for (int64_t ow = o0w; ow < o1w; ow++) {
+                        int64_t o = p * out + oh * g.OW + ow;
+                        if (avg) s += gy[o] / (float)dv_cu_pool_avg_divisor(oh, ow, H, W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+                        else if (idx[o] == ih * W + iw) s += gy[o];
+                    }
+                mine[e] = s;
+            }
+            int bad = count_diff(mine, gx, P * H * W, 0.0f);
+            CHECK_MSG(bad == 0, "%s pool backward, geometry %d: %d elements differ", avg ? "avg" : "max", gi, bad);
+        }
+        free(y), free(gy), free(idx);
+    }
+    /* adaptive: shrinking, growing and odd ratios */
+    const int64_t outs[][2] = {{1, 1}, {4, 3}, {7, 7}, {22, 13}};
+    for (int oi = 0; oi < 4; oi++) {
+        int64_t OH = outs[oi][0], OW = outs[oi][1];
+        float *gy = malloc(P * OH * OW * 4);
+        fill(gy, P * OH * OW, 20 + oi);
+        dv_adaptive_avg_pool2d_backward_f32_portable(P, H, W, OH, OW, gy, gx);
+        for (int64_t e = 0; e < P * H * W; e++) {
+            int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H), o0h, o1h, o0w, o1w;
+            dv_cu_adaptive_outputs_of(ih, H, OH, &o0h, &o1h);
+            dv_cu_adaptive_outputs_of(iw, W, OW, &o0w, &o1w);
+            float s = 0;
+            for (int64_t oh = o0h; oh < o1h; oh++) {
+                int64_t h0 = dv_cu_adaptive_start(oh, H, OH), h1 = dv_cu_adaptive_end(oh, H, OH);
+                if (ih < h0 || ih >= h1) continue;
+                for (int64_t ow = o0w; ow < o1w; ow++) {
+                    int64_t w0 = dv_cu_adaptive_start(ow, W, OW), w1 = dv_cu_adaptive_end(ow, W, OW);
+                    if (iw < w0 || iw >= w1) continue;
+                    s += gy[(p * OH + oh) * OW + ow] / (float)((h1 - h0) * (w1 - w0));
+                }
+            }
+            mine[e] = s;
+        }
+        int bad = count_diff(mine, gx, P * H * W, 0.0f);
+        CHECK_MSG(bad == 0, "adaptive pool backward to (%lld, %lld): %d elements differ", (long long)OH, (long long)OW, bad);
+        free(gy);
+    }
+    free(x), free(gx), free(mine);
+}
+
+/* the resize kernels' per-element taps (forward) and their inversion by binary search
+ * (backward), both modes, up and down, against the portable f32 kernels */
+TEST(cuda_host_resize_taps_match_portable) {
+    const int64_t P = 2, H = 7, W = 10;
+    const int64_t outs[][2] = {{14, 20}, {3, 4}, {7, 10}, {1, 1}, {9, 31}};
+    float *x = malloc(P * H * W * 4), *gx = malloc(P * H * W * 4), *mine = malloc(P * H * W * 4);
+    fill(x, P * H * W, 3);
+    for (int oi = 0; oi < 5; oi++) {
+        int64_t OH = outs[oi][0], OW = outs[oi][1], no = P * OH * OW;
+        float *y = malloc(no * 4), *gy = malloc(no * 4), *my = malloc(no * 4);
+        fill(gy, no, 40 + oi);
+        for (int mode = 0; mode < 3; mode++) { /* bilinear align 0 / 1, nearest */
+            int align = mode == 1;
+            if (mode < 2) {
+                dv_resize_bilinear_f32_portable(P, H, W, OH, OW, align, x, y);
+                dv_resize_bilinear_backward_f32_portable(P, H, W, OH, OW, align, gy, gx);
+            } else {
+                dv_resize_nearest_f32_portable(P, H, W, OH, OW, x, y);
+                dv_resize_nearest_backward_f32_portable(P, H, W, OH, OW, gy, gx);
+            }
+            for (int64_t e = 0; e < no; e++) {
+                int64_t ow = e % OW, oh = (e / OW) % OH, p = e / (OW * OH);
+                if (mode < 2) {
+                    int64_t h0, h1, c0, c1;
+                    float a0, a1, b0, b1;
+                    dv_cu_linear_tap(oh, H, OH, align, &h0, &h1, &a0, &a1);
+                    dv_cu_linear_tap(ow, W, OW, align, &c0, &c1, &b0, &b1);
+                    const float *r0 = x + (p * H + h0) * W, *r1 = x + (p * H + h1) * W;
+                    my[e] = a0 * (b0 * r0[c0] + b1 * r0[c1]) + a1 * (b0 * r1[c0] + b1 * r1[c1]);
+                } else {
+                    my[e] = x[(p * H + dv_cu_nearest_src(oh, H, OH)) * W + dv_cu_nearest_src(ow, W, OW)];
+                }
+            }
+            for (int64_t e = 0; e < P * H * W; e++) {
+                int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H);
+                float s = 0;
+                if (mode < 2) {
+                    int64_t oh0 = dv_cu_linear_first(ih - 1, H, OH, align), oh1 = dv_cu_linear_first(ih + 1, H, OH, align);
+                    int64_t ow0 = dv_cu_linear_first(iw - 1, W, OW, align), ow1 = dv_cu_linear_first(iw + 1, W, OW, align);
+                    for (int64_t oh = oh0; oh < oh1; oh++) {
+                        int64_t h0, h1;
+                        float a0, a1;
+                        dv_cu_linear_tap(oh, H, OH, align, &h0, &h1, &a0, &a1);
+                        for (int64_t ow = ow0; ow < ow1; ow++) {
+                            int64_t c0, c1;
+                            float b0, b1, g = gy[(p * OH + oh) * OW + ow];
+                            dv_cu_linear_tap(ow, W, OW, align, &c0, &c1, &b0, &b1);
+                            if (h0 == ih) {
+                                if (c0 == iw) s += a0 * b0 * g;
+                                if (c1 == iw) s += a0 * b1 * g;
+                            }
+                            if (h1 == ih) {
+                                if (c0 == iw) s += a1 * b0 * g;
+                                if (c1 == iw) s += a1 * b1 * g;
+                            }
+                        }
+                    }
+                } else {
+                    int64_t oh0 = dv_cu_nearest_first(ih, H, OH), oh1 = dv_cu_nearest_first(ih + 1, H, OH);
+                    int64_t ow0 = dv_cu_nearest_first(iw, W, OW), ow1 = dv_cu_nearest_first(iw + 1, W, OW);
+                    for (int64_t oh = oh0; oh < oh1; oh++)
+                        for (int64_t ow = ow0; ow < ow1; ow++) s += gy[(p * OH + oh) * OW + ow];
+                }
+                mine[e] = s;
+            }
+            int bf = count_diff(my, y, no, 1e-6f), bb = count_diff(mine, gx, P * H * W, 1e-6f);
+            CHECK_MSG(bf == 0 && bb == 0, "resize mode %d to (%lld, %lld): %d outputs, %d input gradients differ", mode,
+                      (long long)OH, (long long)OW, bf, bb);
+        }
+        free(y), free(gy), free(my);
+    }
+    free(x), free(gx), free(mine);
+}
