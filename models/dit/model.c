@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "nn/attention.h"
 #include "nn/bias_act.h"
@@ -436,15 +437,14 @@ void dv_dit_cond_free(dv_dit_cond *c) {
 }
 
 /* ---- the denoiser ------------------------------------------------------------------------- */
-/* one DiT block: x (B, k, C), sc = silu(c) (B, C), cross-attention keys/values (B, H, N, D),
- * kpm (B, N) or NULL -> (B, k, C) */
-static dv_tensor *block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *sc, dv_tensor *ck,
+/* one DiT block: x (B, k, C), mod (B, 6C) = adaLN(silu(c)) (any row stride), cross-attention
+ * keys/values (B, H, N, D), kpm (B, N) or NULL -> (B, k, C) */
+static dv_tensor *block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *mod, dv_tensor *ck,
                                 dv_tensor *cv, dv_tensor *kpm) {
     const dv_dit_config *c = &m->cfg;
     const dv_dit_block *b = &m->blocks[i];
     dv_pool pool = {0};
     int64_t B = x->shape[0], K = x->shape[1], C = c->hidden, H = c->heads, D = C / H;
-    dv_tensor *mod = dv_pool_add(&pool, dv_nn_linear_forward(&b->ada, sc)); /* (B, 6C) */
     dv_tensor *ms[6];
     for (int j = 0; j < 6; j++) ms[j] = dv_pool_add(&pool, dv_slice(mod, 1, j * C, (j + 1) * C, 1));
 
@@ -500,7 +500,82 @@ dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor 
     k = dv_pool_add(&pool, dv_transpose(dv_pool_add(&pool, dv_view(k, DV_SHAPE(B, N, H, D))), 1, 2));
     v = dv_pool_add(&pool, dv_transpose(dv_pool_add(&pool, dv_view(v, DV_SHAPE(B, N, H, D))), 1, 2));
     dv_tensor *sc = dv_pool_add(&pool, dv_silu(c));
-    dv_tensor *out = block_forward(m, i, x, sc, k, v, NULL);
+    dv_tensor *mod = dv_pool_add(&pool, dv_nn_linear_forward(&b->ada, sc));  /* (B, 6C) */
+    dv_tensor *out = block_forward(m, i, x, mod, k, v, NULL);
+    dv_pool_release(&pool);
+    return out;
+}
+
+/* The adaLN input of R denoiser rows: silu(c), c = g * keep + t_embedder(t), with g (R, C), t (R)
+ * i64 and drop (R) bool or NULL (keep = !drop) -> (R, C) */
+static dv_tensor *cond_silu(dv_dit *m, dv_tensor *g, dv_tensor *t, dv_tensor *drop) {
+    dv_pool pool = {0};
+    int64_t R = g->shape[0];
+    dv_timestep_opts to = dv_timestep_opts_dit();   /* [cos | sin], f32 angles as torch */
+    dv_tensor *tf = dv_pool_add(&pool, dv_timestep_embedding(t, FREQ_DIM, &to, m->dt));
+    dv_tensor *te = dv_pool_add(&pool, dv_linear_act(tf, m->t_fc1.weight, m->t_fc1.bias, DV_BIAS_ACT_SILU));
+    te = dv_pool_add(&pool, dv_nn_linear_forward(&m->t_fc2, te));
+    bool any = false;
+    for (int64_t r = 0; drop && r < R; r++) any |= dv_flat_get(drop, r) != 0;
+    if (any) {
+        dv_tensor *keep = dv_pool_add(&pool, dv_empty(m->dt, DV_SHAPE(R, 1)));
+        for (int64_t r = 0; r < R; r++) dv_flat_set(keep, r, dv_flat_get(drop, r) != 0 ? 0.0 : 1.0);
+        g = dv_pool_add(&pool, dv_mul(g, keep));
+    }
+    dv_tensor *cg = dv_pool_add(&pool, dv_add(g, te));
+    dv_tensor *sc = dv_silu(cg);
+    dv_pool_release(&pool);
+    return sc;
+}
+
+/* the cross-attention key padding mask (B, N) bool that hides the generalist's latent tokens
+ * from the rows dropped for CFG; NULL when nothing is hidden */
+static dv_tensor *latent_mask(const dv_dit *m, const dv_dit_cond *cd, dv_tensor *drop) {
+    if (!drop || !m->cfg.drop_latent_tokens || cd->n_tok <= cd->n_obs) return NULL;
+    int64_t B = cd->B;
+    bool any = false;
+    for (int64_t b = 0; b < B; b++) any |= dv_flat_get(drop, b) != 0;
+    if (!any) return NULL;
+    dv_tensor *kpm = dv_empty(DV_BOOL, DV_SHAPE(B, cd->n_tok));
+    bool *kp = dv_data(kpm);
+    for (int64_t b = 0; b < B; b++) {
+        bool keep = dv_flat_get(drop, b) == 0;
+        for (int64_t j = 0; j < cd->n_tok; j++) kp[b * cd->n_tok + j] = j < cd->n_obs || keep;
+    }
+    return kpm;
+}
+
+/* the adaLN rows of every block for sc (R, C): mods[i] (R, 6C), mods[layers] the final layer's
+ * (R, 2C); NULL-terminated */
+static dv_tensor **modulations(dv_dit *m, dv_tensor *sc) {
+    int L = m->cfg.layers;
+    dv_tensor **mods = calloc(L + 2, sizeof *mods);
+    for (int i = 0; i < L; i++) mods[i] = dv_nn_linear_forward(&m->blocks[i].ada, sc);
+    mods[L] = dv_nn_linear_forward(&m->final_ada, sc);
+    return mods;
+}
+
+static void mods_free(dv_tensor **mods) {
+    for (int i = 0; mods && mods[i]; i++) dv_release(mods[i]);
+    free(mods);
+}
+
+/* the denoiser after its adaLN rows: x_t (B, k, A) -> (B, k, A) */
+static dv_tensor *denoise_tokens(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t,
+                                 dv_tensor *const *mods, dv_tensor *kpm) {
+    const dv_dit_config *c = &m->cfg;
+    dv_pool pool = {0};
+    int64_t C = c->hidden;
+    /* tokens: [gen_actions, x_t] -> (B, k, C) */
+    dv_tensor *xin = dv_pool_add(&pool, dv_concat((dv_tensor *[]){cd->gen_actions, x_t}, 2, 2));
+    dv_tensor *x = dv_pool_add(&pool, dv_nn_linear_forward(&m->x_embedder, xin));
+    for (int i = 0; i < c->layers; i++)
+        x = dv_pool_add(&pool, block_forward(m, i, x, mods[i], cd->k[i], cd->v[i], kpm));
+    dv_tensor *fm = mods[c->layers];                                       /* (B, 2C) */
+    dv_tensor *shift = dv_pool_add(&pool, dv_slice(fm, 1, 0, C, 1));
+    dv_tensor *scale = dv_pool_add(&pool, dv_slice(fm, 1, C, 2 * C, 1));
+    dv_tensor *h = dv_pool_add(&pool, dv_layer_norm_modulate(x, shift, scale, 1e-6));
+    dv_tensor *out = dv_nn_linear_forward(&m->final_linear, h);          /* (B, k, A) */
     dv_pool_release(&pool);
     return out;
 }
@@ -508,53 +583,16 @@ dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor 
 dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_tensor *t,
                           dv_tensor *drop) {
     const dv_dit_config *c = &m->cfg;
-    dv_pool pool = {0};
-    int64_t B = x_t->shape[0], K = c->chunk, C = c->hidden;
-    DV_ASSERT(B == cd->B && x_t->ndim == 3 && x_t->shape[1] == K && x_t->shape[2] == c->action_dim,
+    int64_t B = x_t->shape[0];
+    DV_ASSERT(B == cd->B && x_t->ndim == 3 && x_t->shape[1] == c->chunk && x_t->shape[2] == c->action_dim,
               "dv_dit_denoise: x_t %s, conditioning batch %lld, want (B, %d, %d)",
               dv_shape_str(x_t, NULL, 0), (long long)cd->B, c->chunk, c->action_dim);
-
-    /* tokens: [gen_actions, x_t] -> (B, k, C) */
-    dv_tensor *xin = dv_pool_add(&pool, dv_concat((dv_tensor *[]){cd->gen_actions, x_t}, 2, 2));
-    dv_tensor *x = dv_pool_add(&pool, dv_nn_linear_forward(&m->x_embedder, xin));
-
-    /* global condition (B, C) */
-    dv_timestep_opts to = dv_timestep_opts_dit();   /* [cos | sin], f32 angles as torch */
-    dv_tensor *tf = dv_pool_add(&pool, dv_timestep_embedding(t, FREQ_DIM, &to, m->dt));
-    dv_tensor *te = dv_pool_add(&pool, dv_linear_act(tf, m->t_fc1.weight, m->t_fc1.bias, DV_BIAS_ACT_SILU));
-    te = dv_pool_add(&pool, dv_nn_linear_forward(&m->t_fc2, te));
-    dv_tensor *g = cd->g;
-    dv_tensor *kpm = NULL;
-    if (drop) {
-        dv_tensor *keep = dv_pool_add(&pool, dv_empty(m->dt, DV_SHAPE(B, 1)));
-        bool any = false;
-        for (int64_t b = 0; b < B; b++) {
-            bool d = dv_flat_get(drop, b) != 0;
-            any |= d;
-            dv_flat_set(keep, b, d ? 0.0 : 1.0);
-        }
-        if (any) {
-            g = dv_pool_add(&pool, dv_mul(g, keep));
-            if (c->drop_latent_tokens && cd->n_tok > cd->n_obs) {
-                kpm = dv_pool_add(&pool, dv_empty(DV_BOOL, DV_SHAPE(B, cd->n_tok)));
-                bool *kp = dv_data(kpm);
-                for (int64_t b = 0; b < B; b++)
-                    for (int64_t j = 0; j < cd->n_tok; j++)
-                        kp[b * cd->n_tok + j] = j < cd->n_obs || dv_flat_get(keep, b) != 0;
-            }
-        }
-    }
-    dv_tensor *cg = dv_pool_add(&pool, dv_add(g, te));
-    dv_tensor *sc = dv_pool_add(&pool, dv_silu(cg));                      /* silu(c), (B, C) */
-
-    for (int i = 0; i < c->layers; i++)
-        x = dv_pool_add(&pool, block_forward(m, i, x, sc, cd->k[i], cd->v[i], kpm));
-    dv_tensor *fm = dv_pool_add(&pool, dv_nn_linear_forward(&m->final_ada, sc));  /* (B, 2C) */
-    dv_tensor *shift = dv_pool_add(&pool, dv_slice(fm, 1, 0, C, 1));
-    dv_tensor *scale = dv_pool_add(&pool, dv_slice(fm, 1, C, 2 * C, 1));
-    dv_tensor *h = dv_pool_add(&pool, dv_layer_norm_modulate(x, shift, scale, 1e-6));
-    dv_tensor *out = dv_nn_linear_forward(&m->final_linear, h);          /* (B, k, A) */
-    dv_pool_release(&pool);
+    dv_tensor *sc = cond_silu(m, cd->g, t, drop);                          /* (B, C) */
+    dv_tensor **mods = modulations(m, sc);
+    dv_tensor *kpm = latent_mask(m, cd, drop);
+    dv_tensor *out = denoise_tokens(m, cd, x_t, mods, kpm);
+    mods_free(mods);
+    dv_release(sc), dv_release(kpm);
     return out;
 }
 
@@ -611,24 +649,6 @@ dv_dit_cond *dv_dit_cond_repeat2(const dv_dit_cond *c) {
     return d;
 }
 
-dv_tensor *dv_dit_guided(dv_dit *m, const dv_dit_cond *c2, dv_tensor *x_t, int64_t t) {
-    int64_t B = x_t->shape[0];
-    DV_ASSERT(c2->B == 2 * B, "dv_dit_guided: conditioning batch %lld, x_t batch %lld",
-              (long long)c2->B, (long long)B);
-    dv_tensor *xx = dv_concat((dv_tensor *[]){x_t, x_t}, 2, 0);
-    dv_tensor *tt = dv_full(DV_I64, DV_SHAPE(2 * B), (double)t);
-    dv_tensor *drop = dv_empty(DV_BOOL, DV_SHAPE(2 * B));
-    bool *d = dv_data(drop);
-    for (int64_t b = 0; b < 2 * B; b++) d[b] = b >= B;   /* [conditional; unconditional] */
-    dv_tensor *o = dv_dit_denoise(m, c2, xx, tt, drop);
-    dv_tensor *oc = dv_slice(o, 0, 0, B, 1), *ou = dv_slice(o, 0, B, 2 * B, 1);
-    dv_tensor *diff = dv_sub(oc, ou), *sd = dv_scale(diff, m->cfg.cfg_scale);
-    dv_tensor *out = dv_add(ou, sd);
-    dv_release(xx), dv_release(tt), dv_release(drop), dv_release(o), dv_release(oc);
-    dv_release(ou), dv_release(diff), dv_release(sd);
-    return out;
-}
-
 dv_tensor *dv_dit_sample(dv_dit *m, const dv_dit_inputs *in, dv_tensor *noise, dv_rng *rng) {
     const dv_dit_config *c = &m->cfg;
     dv_tensor *x, *y;
@@ -643,36 +663,81 @@ dv_tensor *dv_dit_sample(dv_dit *m, const dv_dit_inputs *in, dv_tensor *noise, d
     return y;
 }
 
+/* One thread or all for the steps. A step works on (2)B x k action tokens — 16 rows at batch 1 —
+ * through ~20 ops per block, each a few microseconds of work. Sharing them out pays while an
+ * OpenMP region costs a microsecond or two (threads spin between regions: libgomp's default;
+ * measured 9.5 ms for the 5 guided steps of the paper preset on 2 threads, 17 ms on one); with
+ * OMP_WAIT_POLICY=passive each region wakes sleeping threads, tens of microseconds on a VM, and
+ * one thread is faster (16 ms, 20 ms on 2). */
+static bool steps_on_one_thread(int64_t rows) {
+    const char *p = getenv("OMP_WAIT_POLICY");
+    return rows <= 64 && p && !strcasecmp(p, "passive");
+}
+
 dv_tensor *dv_dit_sample_cond(dv_dit *m, const dv_dit_cond *cd, dv_tensor *noise) {
     const dv_dit_config *c = &m->cfg;
+    dv_ddim *s = m->ddim;
     dv_tensor *x = dv_retain(noise);
     DV_NO_GRAD_BEGIN
-    int64_t B = noise->shape[0];
-    bool cfg = c->cfg_scale != 1.0f;
-    dv_dit_cond *c2 = cfg ? dv_dit_cond_repeat2(cd) : NULL;
-    dv_ddim *s = m->ddim;
-    /* A step works on (2)B x k action tokens only: at a small batch its ops are far too small
-     * to pay for an OpenMP parallel region each (~40 per block), so the steps run on one
-     * thread; the encoders above used them all. */
+    dv_pool pool = {0};
+    int64_t B = noise->shape[0], S = s->num_timesteps;
+    DV_ASSERT(B == cd->B, "dv_dit_sample_cond: noise %s, conditioning batch %lld",
+              dv_shape_str(noise, NULL, 0), (long long)cd->B);
+    bool guided = c->cfg_scale != 1.0f;
+    /* rows of one model call: [conditional; unconditional] under CFG */
+    dv_dit_cond *c2 = guided ? dv_dit_cond_repeat2(cd) : NULL;
+    const dv_dit_cond *cc = guided ? c2 : cd;
+    int64_t R = cc->B;
+    dv_tensor *drop = NULL;
+    if (guided) {
+        drop = dv_pool_add(&pool, dv_empty(DV_BOOL, DV_SHAPE(R)));
+        for (int64_t r = 0; r < R; r++) ((bool *)dv_data(drop))[r] = r >= B;
+    }
+    /* the adaLN rows of all S steps at once: they depend on t and the conditioning only, so one
+     * (S x R)-row product per block reads its weights once per chunk instead of once per step */
+    dv_tensor *t_all = dv_pool_add(&pool, dv_empty(DV_I64, DV_SHAPE(S * R)));
+    dv_tensor *d_all = drop ? dv_pool_add(&pool, dv_empty(DV_BOOL, DV_SHAPE(S * R))) : NULL;
+    dv_tensor **gs = malloc(S * sizeof *gs);
+    for (int64_t i = 0; i < S; i++) {
+        gs[i] = cc->g;
+        for (int64_t r = 0; r < R; r++) {
+            ((int64_t *)dv_data(t_all))[i * R + r] = s->timesteps[i];
+            if (d_all) ((bool *)dv_data(d_all))[i * R + r] = r >= B;
+        }
+    }
+    dv_tensor *g_all = dv_pool_add(&pool, dv_concat(gs, (int)S, 0));      /* (S R, C) */
+    free(gs);
+    dv_tensor *sc = dv_pool_add(&pool, cond_silu(m, g_all, t_all, d_all));
+    dv_tensor **mods = modulations(m, sc);
+    dv_tensor *kpm = dv_pool_add(&pool, latent_mask(m, cc, drop));
+    dv_tensor **step_mods = calloc(c->layers + 2, sizeof *step_mods);
+
     int threads = omp_get_max_threads();
-    bool serial = (cfg ? 2 : 1) * B * c->chunk <= 64;
-    if (serial) omp_set_num_threads(1);
-    for (int64_t i = 0; i < s->num_timesteps; i++) {
+    bool one = steps_on_one_thread(R * c->chunk);
+    if (one) omp_set_num_threads(1);
+    for (int64_t i = 0; i < S; i++) {
         int64_t t = s->timesteps[i];
-        dv_tensor *out;
-        if (cfg) {
-            out = dv_dit_guided(m, c2, x, t);
+        for (int l = 0; l <= c->layers; l++) step_mods[l] = dv_slice(mods[l], 0, i * R, (i + 1) * R, 1);
+        dv_tensor *xx = guided ? dv_concat((dv_tensor *[]){x, x}, 2, 0) : dv_retain(x);
+        dv_tensor *o = denoise_tokens(m, cc, xx, step_mods, kpm), *out;
+        if (guided) { /* uncond + scale * (cond - uncond) */
+            dv_tensor *oc = dv_slice(o, 0, 0, B, 1), *ou = dv_slice(o, 0, B, 2 * B, 1);
+            dv_tensor *diff = dv_sub(oc, ou), *sd = dv_scale(diff, c->cfg_scale);
+            out = dv_add(ou, sd);
+            dv_release(oc), dv_release(ou), dv_release(diff), dv_release(sd);
         } else {
-            dv_tensor *tt = dv_full(DV_I64, DV_SHAPE(B), (double)t);
-            out = dv_dit_denoise(m, cd, x, tt, NULL);
-            dv_release(tt);
+            out = dv_retain(o);
         }
         dv_tensor *next = dv_ddim_step(s, out, t, x, 0.0, NULL);
-        dv_release(out), dv_release(x);
+        for (int l = 0; l <= c->layers; l++) dv_release(step_mods[l]);
+        dv_release(xx), dv_release(o), dv_release(out), dv_release(x);
         x = next;
     }
-    if (serial) omp_set_num_threads(threads);
+    if (one) omp_set_num_threads(threads);
+    free(step_mods);
+    mods_free(mods);
     dv_dit_cond_free(c2);
+    dv_pool_release(&pool);
     DV_NO_GRAD_END
     return x;
 }

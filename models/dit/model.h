@@ -131,8 +131,5 @@ dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor 
 dv_tensor *dv_dit_sample_cond(dv_dit *m, const dv_dit_cond *cd, dv_tensor *noise);
 /* [c; c]: the conditioning of a batch twice over (the CFG pair) */
 dv_dit_cond *dv_dit_cond_repeat2(const dv_dit_cond *c);
-/* the guided model output for x_t (B, k, A) at one t: uncond + s (cond - uncond), with c2 the
- * doubled conditioning; one batched pass of 2B */
-dv_tensor *dv_dit_guided(dv_dit *m, const dv_dit_cond *c2, dv_tensor *x_t, int64_t t);
 
 #endif
