@@ -10,7 +10,12 @@
  * The peer is bench/dit_torch.py (torch 1.13 from /usr/bin/python3, float32, the same number of
  * threads), which builds the same network from tests/reference/gen_dit.py and times the same
  * two jobs; its peak is the process's maximum RSS (everything, including the weights), so the
- * two memory figures are not like for like. Without /usr/bin/python3 or torch only our figures
+ * two memory figures are not like for like. Each side runs in its fastest thread setting on
+ * this machine: ours with libgomp's default (threads spin between parallel regions), torch with
+ * OMP_WAIT_POLICY=passive — Debian's torch sends its matrix products to OpenBLAS's own pthreads
+ * beside its OpenMP threads, and with both spinning on 2 cores its chunk took 0.6-0.85 s
+ * instead of 0.23-0.30 s. An OMP_WAIT_POLICY set by the caller (active or passive) applies to
+ * both. Without /usr/bin/python3 or torch only our figures
  * are printed, with a note. Weights are random in both (speed does not depend on them).
  * --infer-only skips the training step (both sides).
  * Not here: CUDA, the released preset's checkpoint (random weights of its shape: --preset).
@@ -24,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 typedef struct {
@@ -87,10 +93,14 @@ static int run_torch(const char *preset, int64_t B, int threads, bool train, dou
         printf("  (PyTorch peer skipped: run from the repository root, bench/dit_torch.py not found)\n");
         return -1;
     }
+    const char *wp = getenv("OMP_WAIT_POLICY");
+    wp = wp && !strcasecmp(wp, "active") ? "active" : "passive";
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=%d /usr/bin/python3 bench/dit_torch.py --preset %s --batch %lld "
-             "--threads %d --train-reps %d 2>&1", threads, preset, (long long)B, threads, train ? 2 : 0);
+             "OMP_NUM_THREADS=%d OMP_WAIT_POLICY=%s /usr/bin/python3 bench/dit_torch.py --preset %s "
+             "--batch %lld --threads %d --infer-reps 15 --train-reps %d 2>&1",
+             threads, wp, preset,
+             (long long)B, threads, train ? 2 : 0);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     char line[512];
@@ -128,8 +138,9 @@ int dv_bench_dit(int argc, char **argv) {
     if (strcmp(preset, "paper")) torch = false;  /* the peer builds the paper network only */
     dv_rng rng = dv_rng_new(0);
     dv_dit *m = dv_dit_new(&cfg, &rng);
-    printf("bench dit: preset %s, %d threads, f32, random weights (machine shared with other jobs: "
-           "figures are noisy)\n", preset, threads);
+    const char *wp = getenv("OMP_WAIT_POLICY");
+    printf("bench dit: preset %s, %d threads, f32, random weights, OMP_WAIT_POLICY %s (torch: %s)\n",
+           preset, threads, wp ? wp : "unset", wp && !strcasecmp(wp, "active") ? "active" : "passive");
     dv_dit_print_summary(m, stdout);
 
     /* inference: batch 1 */
