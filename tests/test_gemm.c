@@ -178,9 +178,11 @@ static void compare(const char *what, int ta, int tb, const problem *p, int64_t 
 static void run_variant(const variant *v, int ta, int tb, const problem *p, const layout *l) {
     int64_t M = p->M, N = p->N, K = p->K;
     int64_t na = (ta ? K : M) * l->lda, nb = (tb ? N : K) * l->ldb, nc = M * l->ldc;
-    float *A = malloc(sizeof(float) * (size_t)(na + 1)), *C = malloc(sizeof(float) * (size_t)(nc + 1));
+    /* C gets one more row of sentinels: a kernel that stores past row M fails the check */
+    float *A = malloc(sizeof(float) * (size_t)(na + 1)), *C = malloc(sizeof(float) * (size_t)(nc + l->ldc));
     for (int64_t i = 0; i < na; i++) A[i] = (float)l->A[i];
     for (int64_t i = 0; i < nc; i++) C[i] = (float)l->C[i];
+    for (int64_t i = nc; i < nc + l->ldc; i++) C[i] = SENTINEL;
     if (v->f32) {
         float *B = malloc(sizeof(float) * (size_t)(nb + 1));
         for (int64_t i = 0; i < nb; i++) B[i] = (float)l->B[i];
@@ -206,6 +208,10 @@ static void run_variant(const variant *v, int ta, int tb, const problem *p, cons
     double *Cd = malloc(sizeof(double) * (size_t)(nc + 1));
     for (int64_t i = 0; i < nc; i++) Cd[i] = C[i];
     compare(v->name, ta, tb, p, l->ldc, Cd, FLT_EPSILON);
+    int64_t past = 0;
+    for (int64_t i = nc; i < nc + l->ldc; i++) past += C[i] != SENTINEL;
+    CHECK_MSG(past == 0, "%s ta=%d tb=%d M=%lld N=%lld K=%lld: %lld stores past row M", v->name, ta,
+              tb, (long long)M, (long long)N, (long long)K, (long long)past);
     free(A), free(C), free(Cd);
 }
 
@@ -250,7 +256,8 @@ static void check_shape_bias(int64_t M, int64_t N, int64_t K, double alpha, doub
 }
 
 /* Odd sizes around every tile and block edge: MR 6/14, NR 8/32, the small-M paths and their
- * thresholds (stream: tb = 0, M <= 16, K blocks of 256; dot: tb = 1, M <= 32 depending on K),
+ * thresholds (stream: tb = 0, M <= 16, K blocks of 256; dot: tb = 1, M <= 12 or M <= 32 by K;
+ * broadcast: tb = 1, f32, 12 < M <= 32, one or two vectors of rows, tiles of 8 rows of W),
  * K around 16-wide strips. */
 TEST(gemm_small_shapes) {
     static const int64_t shapes[][3] = {
@@ -258,6 +265,7 @@ TEST(gemm_small_shapes) {
         {4, 17, 130}, {5, 16, 15},  {7, 48, 47},   {8, 33, 65},   {9, 130, 17},  {14, 32, 64},
         {15, 47, 33}, {16, 1, 130}, {17, 33, 65},  {33, 65, 17},  {65, 130, 33}, {130, 17, 65},
         {29, 7, 3},   {1, 130, 300}, {13, 300, 1},  {13, 40, 130}, {12, 70, 601}, {24, 20, 1030},
+        {32, 70, 40}, {31, 9, 257},  {16, 8, 16},   {33, 17, 31},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         double alpha = s % 3 == 0 ? 1.0 : s % 3 == 1 ? -0.75 : 2.5;
@@ -290,6 +298,7 @@ TEST(gemm_three_threads) {
     omp_set_num_threads(3);
     check_shape(100, 90, 200, 1.0, 0.5);
     check_shape(5, 600, 200, 1.0, 0.0);
+    check_shape(20, 600, 200, -1.0, 0.5);
     omp_set_num_threads(saved);
 }
 
