@@ -798,6 +798,89 @@ void dv_cuda_resize_bwd(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t 
         dv_cuda_check(dv_cu_resize_nearest_bwd_f32(P, H, W, OH, OW, dp(gy), dp(gx), st(gy)), "resize_nearest backward (cuda)");
 }
 
+/* ---- convolution: im2col (kernels/cuda/conv.cu) + the f32 GEMM (kernels/cuda/sgemm.cu) ----- */
+/* per (image, group) item, as tensor/ops_conv.c does on the CPU; one column buffer, reused
+ * in stream order */
+static bool conv_direct(const dv_conv2d_geom *g) {
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+void dv_cuda_conv2d(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
+                    const dv_tensor *w, const dv_tensor *bias, dv_tensor *y) {
+    require_f32("conv2d", x);
+    int dev = x->device.index;
+    void *s = st(x);
+    const int64_t Og = Cout / G, K = g->C * g->kh * g->kw, N = g->OH * g->OW, HW = g->H * g->W;
+    const bool direct = conv_direct(g);
+    const float *X = dp(x), *Wt = dp(w);
+    float *Y = dp(y);
+    if (B * Cout * N == 0) return;
+    if (bias) dv_cuda_check(dv_cu_bias_fill_f32(B, Cout, N, dp(bias), Y, s), "conv2d (cuda): bias");
+    int64_t cb = direct ? 0 : K * N * 4;
+    float *col = cb ? dv_cuda_alloc(dev, cb) : NULL;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t gi = 0; gi < G; gi++) {
+            const float *xg = X + (b * Cin + gi * g->C) * HW;
+            if (!direct && col) {
+                dv_cuda_check(dv_cu_im2col_f32(g, xg, col, s), "conv2d (cuda): im2col");
+                xg = col;
+            }
+            dv_cuda_check(dv_cu_gemm_f32(0, 0, Og, N, K, 1.0f, Wt + gi * Og * K, K, xg, N, bias ? 1.0f : 0.0f,
+                                         Y + (b * Cout + gi * Og) * N, N, s),
+                          "conv2d (cuda): gemm");
+        }
+    if (col) dv_cuda_free(dev, col, cb);
+}
+
+void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
+                        const dv_tensor *w, const dv_tensor *gy, dv_tensor *dx, dv_tensor *dw, dv_tensor *db) {
+    require_f32("conv2d backward", gy);
+    int dev = gy->device.index;
+    void *s = st(gy);
+    const int64_t Og = Cout / G, K = g->C * g->kh * g->kw, N = g->OH * g->OW, HW = g->H * g->W;
+    const bool direct = conv_direct(g);
+    const float *GY = dp(gy);
+    if (db) { /* sum over the plane, then over the batch: two deterministic reductions */
+        if (B * Cout == 0) dv_cuda_fill_tensor_(db, 0.0);
+        else {
+            float *tmp = dv_cuda_alloc(dev, B * Cout * 4);
+            dv_cuda_check(dv_cu_reduce_f32(DV_CU_REDUCE_SUM, B * Cout, N, 1, GY, tmp, s), "conv2d backward (cuda): dbias");
+            dv_cuda_check(dv_cu_reduce_f32(DV_CU_REDUCE_SUM, 1, B, Cout, tmp, dp(db), s), "conv2d backward (cuda): dbias");
+            dv_cuda_free(dev, tmp, B * Cout * 4);
+        }
+    }
+    int64_t cb = direct ? 0 : K * N * 4;
+    float *col = cb ? dv_cuda_alloc(dev, cb) : NULL;
+    if (dw) {
+        if (B == 0 || N == 0) dv_cuda_fill_tensor_(dw, 0.0);
+        else
+            for (int64_t gi = 0; gi < G; gi++)
+                for (int64_t b = 0; b < B; b++) {
+                    const float *xg = (const float *)dp(x) + (b * Cin + gi * g->C) * HW;
+                    if (!direct && col) {
+                        dv_cuda_check(dv_cu_im2col_f32(g, xg, col, s), "conv2d backward (cuda): im2col");
+                        xg = col;
+                    }
+                    dv_cuda_check(dv_cu_gemm_f32(0, 1, Og, K, N, 1.0f, GY + (b * Cout + gi * Og) * N, N, xg, N,
+                                                 b == 0 ? 0.0f : 1.0f, (float *)dp(dw) + gi * Og * K, K, s),
+                                  "conv2d backward (cuda): dW gemm");
+                }
+    }
+    if (dx) {
+        if (!direct || N == 0) dv_cuda_fill_tensor_(dx, 0.0);
+        if (N > 0)
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t gi = 0; gi < G; gi++) {
+                    float *dxg = (float *)dp(dx) + (b * Cin + gi * g->C) * HW;
+                    dv_cuda_check(dv_cu_gemm_f32(1, 0, K, N, Og, 1.0f, (const float *)dp(w) + gi * Og * K, K,
+                                                 GY + (b * Cout + gi * Og) * N, N, 0.0f, direct ? dxg : col, N, s),
+                                  "conv2d backward (cuda): dx gemm");
+                    if (!direct && col) dv_cuda_check(dv_cu_col2im_f32(g, col, dxg, s), "conv2d backward (cuda): col2im");
+                }
+    }
+    if (col) dv_cuda_free(dev, col, cb);
+}
+
 #else /* ---- built without CUDA ---------------------------------------------------------- */
 
 static const char k_no_cuda[] = "CUDA unavailable: this build has no CUDA (nvcc was not found, or CUDA=0)";
@@ -1013,6 +1096,15 @@ void dv_cuda_resize(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, 
 void dv_cuda_resize_bwd(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
                         const dv_tensor *gy, dv_tensor *gx) {
     NO_CUDA_OP("resize backward");
+}
+
+void dv_cuda_conv2d(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
+                    const dv_tensor *w, const dv_tensor *bias, dv_tensor *y) {
+    NO_CUDA_OP("conv2d");
+}
+void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
+                        const dv_tensor *w, const dv_tensor *gy, dv_tensor *dx, dv_tensor *dw, dv_tensor *db) {
+    NO_CUDA_OP("conv2d backward");
 }
 #endif
 

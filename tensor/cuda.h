@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "kernels/attention.h"
+#include "kernels/conv.h"
 #include "kernels/diffusion.h"
 #include "kernels/pool.h"
 #include "tensor/tensor.h"
@@ -209,5 +210,14 @@ void dv_cuda_resize(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, 
                     const dv_tensor *x, dv_tensor *y);
 void dv_cuda_resize_bwd(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
                         const dv_tensor *gy, dv_tensor *gx);
+
+/* tensor/ops_conv.c on CUDA tensors: im2col + the f32 GEMM per (image, group), g the
+ * per-group geometry (C = Cin / G); x (B, Cin, H, W), w (Cout, Cin / G, kh, kw), y, gy
+ * (B, Cout, OH, OW), all contiguous f32 on one device. The backward computes what is non-NULL
+ * (dx, dw overwritten; db the sum of gy over b, OH, OW). */
+void dv_cuda_conv2d(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
+                    const dv_tensor *w, const dv_tensor *bias, dv_tensor *y);
+void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
+                        const dv_tensor *w, const dv_tensor *gy, dv_tensor *dx, dv_tensor *dw, dv_tensor *db);
 
 #endif

@@ -28,6 +28,7 @@
  * Not here: transposed / 1-D / 3-D convolution, padding modes other than zeros.
  */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/conv.h"
@@ -211,6 +212,17 @@ static void conv2d_backward(dv_node *n, dv_tensor *gout) {
     conv_plan p = make_plan(x, w, st, pd, dl, (int)n->iarg[6]);
     dv_tensor *gy = dv_contiguous(gout);
     conv_io io = {.gy = dv_data(gy)};
+    if (p.be == DV_BACKEND_CUDA) { /* tensor/cuda.c: the same items on the GPU */
+        dv_tensor *db = n->n_in == 3 && dv_ag_input_wants(n, 2) ? dv_empty_on(p.dt, DV_SHAPE(p.Cout), x->device) : NULL;
+        dv_tensor *dw = dv_ag_input_wants(n, 1) ? dv_empty_like(w) : NULL, *dx = dv_ag_input_wants(n, 0) ? dv_empty_like(x) : NULL;
+        dv_tensor *xc = dv_contiguous(n->in[0]), *wc = dv_contiguous(n->in[1]);
+        dv_cuda_conv2d_bwd(&p.g, p.B, p.Cin, p.Cout, p.G, xc, wc, gy, dx, dw, db);
+        dv_release(xc), dv_release(wc), dv_release(gy);
+        if (db) dv_ag_give(n, 2, db);
+        if (dw) dv_ag_give(n, 1, dw);
+        if (dx) dv_ag_give(n, 0, dx);
+        return;
+    }
 
     if (n->n_in == 3 && dv_ag_input_wants(n, 2)) { /* dbias[c] = sum over b and the plane of dy[b, c] */
         dv_tensor *db = dv_empty(p.dt, DV_SHAPE(p.Cout));
@@ -251,7 +263,7 @@ dv_tensor *dv_conv2d(dv_tensor *x, dv_tensor *w, dv_tensor *bias, const int stri
                      const int padding[2], const int dilation[2], int groups) {
     const char *op = "conv2d";
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     dv_check_same_device(op, x, w);
     if (x->ndim != 4) dv_panic("conv2d: x must be (B, Cin, H, W), got %s", dv_shape_str(x, NULL, 0));
     if (w->ndim != 4) dv_panic("conv2d: w must be (Cout, Cin/groups, kh, kw), got %s", dv_shape_str(w, NULL, 0));
@@ -292,9 +304,11 @@ dv_tensor *dv_conv2d(dv_tensor *x, dv_tensor *w, dv_tensor *bias, const int stri
     wc = dv_contiguous(w);
     if (bias) bc = dv_contiguous(bias);
     DV_NO_GRAD_END
-    dv_tensor *y = dv_empty(x->dtype, DV_SHAPE(p.B, Cout, p.g.OH, p.g.OW));
+    dv_tensor *y = dv_empty_on(x->dtype, DV_SHAPE(p.B, Cout, p.g.OH, p.g.OW), x->device);
     conv_io io = {.x = dv_data(xc), .w = dv_data(wc), .y = dv_data(y)};
-    if (bc) { /* y starts as the bias and the GEMMs add onto it */
+    if (p.be == DV_BACKEND_CUDA) {
+        dv_cuda_conv2d(&p.g, p.B, Cin, Cout, groups, xc, wc, bc, y);
+    } else if (bc) { /* y starts as the bias and the GEMMs add onto it */
         for (int64_t b = 0; b < p.B; b++)
             for (int64_t c = 0; c < Cout; c++) {
                 void *r = plane_at(&p, io.y, b, c, Cout, p.N);
@@ -306,7 +320,7 @@ dv_tensor *dv_conv2d(dv_tensor *x, dv_tensor *w, dv_tensor *bias, const int stri
             }
         io.beta = 1.0;
     }
-    run_items(&p, p.B * p.G, forward_item, &io);
+    if (p.be != DV_BACKEND_CUDA) run_items(&p, p.B * p.G, forward_item, &io);
     dv_release(xc);
     dv_release(wc);
     dv_release(bc);

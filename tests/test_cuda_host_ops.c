@@ -4,6 +4,7 @@
  * offsets; the window / tap inversions the pooling and resize backward kernels gather
  * through) and compares with the portable CPU kernels. What it cannot check — the kernels'
  * grids and launch code — is tests/cuda/test_cuda_tensor_ops2.c (build/test-cuda). */
+#include "kernels/conv.h"
 #include "kernels/cuda/op_math.h"
 #include "kernels/pool.h"
 #include "kernels/resize.h"
@@ -187,4 +188,28 @@ TEST(cuda_host_resize_taps_match_portable) {
         free(y), free(gy), free(my);
     }
     free(x), free(gx), free(mine);
+}
+
+/* im2col per element and col2im as a gather (the CUDA conv kernels' arithmetic) against the
+ * portable kernels: strides, padding, dilation, non-square kernels */
+TEST(cuda_host_im2col_col2im_match_portable) {
+    const int gs[][8] = {{3, 3, 1, 1, 1, 1, 1, 1}, {3, 2, 2, 3, 1, 0, 1, 1}, {3, 3, 2, 2, 2, 2, 2, 3}, {1, 5, 1, 2, 0, 2, 1, 1}};
+    for (int gi = 0; gi < 4; gi++) {
+        const int *k = gs[gi];
+        dv_conv2d_geom g = {.C = 3, .H = 11, .W = 9, .kh = k[0], .kw = k[1], .sh = k[2], .sw = k[3], .ph = k[4],
+                            .pw = k[5], .dh = k[6], .dw = k[7]};
+        g.OH = dv_conv2d_out_size(g.H, g.kh, g.sh, g.ph, g.dh), g.OW = dv_conv2d_out_size(g.W, g.kw, g.sw, g.pw, g.dw);
+        int64_t R = g.C * g.kh * g.kw, N = g.OH * g.OW, nx = g.C * g.H * g.W;
+        float *x = malloc(nx * 4), *col = malloc(R * N * 4), *gx = calloc((size_t)nx, 4), *c2 = malloc(R * N * 4);
+        fill(x, nx, 60 + gi), fill(c2, R * N, 70 + gi);
+        dv_im2col_f32_portable(&g, x, col);
+        int bad = 0;
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t n = 0; n < N; n++) bad += dv_cu_im2col_elem(&g, x, r, n) != col[r * N + n];
+        dv_col2im_f32_portable(&g, c2, gx);
+        for (int64_t e = 0; e < nx; e++)
+            bad += dv_cu_col2im_elem(&g, c2, e / (g.H * g.W), e / g.W % g.H, e % g.W) != gx[e];
+        CHECK_MSG(bad == 0, "im2col / col2im geometry %d: %d entries differ", gi, bad);
+        free(x), free(col), free(gx), free(c2);
+    }
 }

@@ -21,6 +21,7 @@
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/bias_act.h"
+#include "kernels/conv.h"
 #include "kernels/diffusion.h"
 #include "kernels/elementwise.h"
 #include "kernels/pool.h"
@@ -228,6 +229,13 @@ int dv_cu_resize_nearest_f32(int64_t P, int64_t H, int64_t W, int64_t OH, int64_
                              float *y, dv_cu_stream stream);
 int dv_cu_resize_nearest_bwd_f32(int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW,
                                  const float *gy, float *gx, dv_cu_stream stream);
+
+/* ---- convolution pieces (conv.cu): kernels/conv.h's layout, f32 ---------------------------- */
+int dv_cu_im2col_f32(const dv_conv2d_geom *g, const float *x, float *col, dv_cu_stream stream);
+/* x (C, H, W) += col2im(col), deterministic (a gather per input element) */
+int dv_cu_col2im_f32(const dv_conv2d_geom *g, const float *col, float *x, dv_cu_stream stream);
+/* y (B, C, N) [b][c][:] = bias[c] */
+int dv_cu_bias_fill_f32(int64_t B, int64_t C, int64_t N, const float *bias, float *y, dv_cu_stream stream);
 
 #ifdef __cplusplus
 }

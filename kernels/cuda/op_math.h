@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "kernels/conv.h"
 #include "kernels/cuda/common.h"
 
 /* ---- gather (tensor/ops_index.c) ------------------------------------------------------- */
@@ -117,6 +118,37 @@ DV_HD int64_t dv_cu_nearest_first(int64_t i, int64_t in, int64_t out) {
         else lo = mid + 1;
     }
     return lo;
+}
+
+/* ---- convolution (kernels/conv.h): im2col per element, col2im as a gather --------------- */
+/* col[r][n] (r = (c kh + i) kw + j, n = oh OW + ow) of image x (C, H, W): the input element
+ * the tap reads, 0 over the padding */
+DV_HD float dv_cu_im2col_elem(const dv_conv2d_geom *g, const float *x, int64_t r, int64_t n) {
+    int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw, oh = n / g->OW, ow = n % g->OW;
+    int64_t ih = oh * g->sh - g->ph + i * g->dh, iw = ow * g->sw - g->pw + j * g->dw;
+    return ih >= 0 && ih < g->H && iw >= 0 && iw < g->W ? x[(c * g->H + ih) * g->W + iw] : 0.0f;
+}
+
+/* the sum of the column entries that read input element (c, ih, iw): over the taps (i, j) in
+ * ascending order (kernels/conv_impl.h's col2im adds them in that order), the output (oh, ow)
+ * with oh sh - ph + i dh = ih and ow sw - pw + j dw = iw, when it exists */
+DV_HD float dv_cu_col2im_elem(const dv_conv2d_geom *g, const float *col, int64_t c, int64_t ih, int64_t iw) {
+    int64_t N = g->OH * g->OW;
+    float s = 0.0f;
+    for (int64_t i = 0; i < g->kh; i++) {
+        int64_t th = ih + g->ph - i * g->dh;
+        if (th < 0 || th % g->sh) continue;
+        int64_t oh = th / g->sh;
+        if (oh >= g->OH) continue;
+        for (int64_t j = 0; j < g->kw; j++) {
+            int64_t tw = iw + g->pw - j * g->dw;
+            if (tw < 0 || tw % g->sw) continue;
+            int64_t ow = tw / g->sw;
+            if (ow >= g->OW) continue;
+            s += col[((c * g->kh + i) * g->kw + j) * N + oh * g->OW + ow];
+        }
+    }
+    return s;
 }
 
 #endif
