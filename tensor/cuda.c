@@ -455,6 +455,24 @@ void dv_cuda_fill_tensor_(dv_tensor *t, double value) {
 }
 
 /* ---- op entry points ---------------------------------------------------------------------- */
+/* f32 GEMMs through TF32 (kernels/cuda/sgemm_tf32.cu): -1 = not decided yet (DV_CUDA_TF32 is read
+ * at the first GEMM), 0 off, 1 on */
+static int g_tf32 = -1;
+void dv_cuda_set_tf32(bool on) { g_tf32 = on; }
+bool dv_cuda_tf32(void) {
+    if (g_tf32 < 0) {
+        const char *e = getenv("DV_CUDA_TF32");
+        g_tf32 = e && e[0] == '1';
+    }
+    return g_tf32 == 1;
+}
+/* every f32 GEMM of the ops goes through here: the CUDA-core kernel, or TF32 when enabled */
+static int gemm_f32_any(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc, void *stream) {
+    return dv_cuda_tf32() ? dv_cu_gemm_tf32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, stream)
+                          : dv_cu_gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, stream);
+}
+
 void dv_require_kernel(const char *op, const dv_tensor *t) {
     if (t->device.type == DV_CPU) return;
     if (t->dtype != DV_F32)
@@ -507,7 +525,7 @@ void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int
               dv_dtype_name(bdt));
     if (M == 0 || N == 0) return;
     if (bdt == DV_F32) {
-        dv_cuda_check(dv_cu_gemm_f32(ta, tb, M, N, K, (float)alpha, A, lda, (const float *)B, ldb, (float)beta, C, ldc,
+        dv_cuda_check(gemm_f32_any(ta, tb, M, N, K, (float)alpha, A, lda, (const float *)B, ldb, (float)beta, C, ldc,
                                      dv_cuda_stream(dev)),
                       "gemm f32 (cuda)");
         return;
@@ -825,7 +843,7 @@ void dv_cuda_conv2d(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cou
                 dv_cuda_check(dv_cu_im2col_f32(g, xg, col, s), "conv2d (cuda): im2col");
                 xg = col;
             }
-            dv_cuda_check(dv_cu_gemm_f32(0, 0, Og, N, K, 1.0f, Wt + gi * Og * K, K, xg, N, bias ? 1.0f : 0.0f,
+            dv_cuda_check(gemm_f32_any(0, 0, Og, N, K, 1.0f, Wt + gi * Og * K, K, xg, N, bias ? 1.0f : 0.0f,
                                          Y + (b * Cout + gi * Og) * N, N, s),
                           "conv2d (cuda): gemm");
         }
@@ -861,7 +879,7 @@ void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t
                         dv_cuda_check(dv_cu_im2col_f32(g, xg, col, s), "conv2d backward (cuda): im2col");
                         xg = col;
                     }
-                    dv_cuda_check(dv_cu_gemm_f32(0, 1, Og, K, N, 1.0f, GY + (b * Cout + gi * Og) * N, N, xg, N,
+                    dv_cuda_check(gemm_f32_any(0, 1, Og, K, N, 1.0f, GY + (b * Cout + gi * Og) * N, N, xg, N,
                                                  b == 0 ? 0.0f : 1.0f, (float *)dp(dw) + gi * Og * K, K, s),
                                   "conv2d backward (cuda): dW gemm");
                 }
@@ -872,7 +890,7 @@ void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t
             for (int64_t b = 0; b < B; b++)
                 for (int64_t gi = 0; gi < G; gi++) {
                     float *dxg = (float *)dp(dx) + (b * Cin + gi * g->C) * HW;
-                    dv_cuda_check(dv_cu_gemm_f32(1, 0, K, N, Og, 1.0f, (const float *)dp(w) + gi * Og * K, K,
+                    dv_cuda_check(gemm_f32_any(1, 0, K, N, Og, 1.0f, (const float *)dp(w) + gi * Og * K, K,
                                                  GY + (b * Cout + gi * Og) * N, N, 0.0f, direct ? dxg : col, N, s),
                                   "conv2d backward (cuda): dx gemm");
                     if (!direct && col) dv_cuda_check(dv_cu_col2im_f32(g, col, dxg, s), "conv2d backward (cuda): col2im");
@@ -1106,6 +1124,8 @@ void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t
                         const dv_tensor *w, const dv_tensor *gy, dv_tensor *dx, dv_tensor *dw, dv_tensor *db) {
     NO_CUDA_OP("conv2d backward");
 }
+void dv_cuda_set_tf32(bool on) { (void)on; }
+bool dv_cuda_tf32(void) { return false; }
 #endif
 
 void dv_tensor_move_(dv_tensor *t, dv_device d) {

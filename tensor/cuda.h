@@ -137,6 +137,12 @@ void dv_cuda_rmsnorm_fwd(int64_t rows, int64_t n, const dv_tensor *x, const dv_t
 void dv_cuda_gemm_f32_half(int dev, dv_dtype bdt, int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
                            const float *A, int64_t lda, const void *B, int64_t ldb, double beta, float *C,
                            int64_t ldc);
+/* f32 GEMMs on the GPU (dv_cuda_gemm_f32_half with an f32 B, conv2d) through the TF32 tensor
+ * cores (kernels/cuda/sgemm_tf32.cu: inputs rounded to 10 mantissa bits, f32 accumulation;
+ * ~1e-3 relative instead of ~1e-6, several times faster). Off by default; DV_CUDA_TF32=1 in
+ * the environment turns it on at start, dv_cuda_set_tf32 at any time (process-wide). */
+void dv_cuda_set_tf32(bool on);
+bool dv_cuda_tf32(void);
 /* tensor/rng.c's fill on a contiguous f32 / f64 CUDA tensor: kind 0 uniform [a, b), 1 normal
  * (mean a, std b), 2 randint [a, b); the same numbers as the CPU for the same (seed, offset) */
 void dv_cuda_rng_fill(int kind, uint64_t seed, uint64_t offset, dv_tensor *t, double a, double b);

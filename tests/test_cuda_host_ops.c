@@ -213,3 +213,106 @@ TEST(cuda_host_im2col_col2im_match_portable) {
         free(x), free(col), free(gx), free(c2);
     }
 }
+
+/* the TF32 GEMM's tile maps (kernels/cuda/common.h): the loader covers a 64 x 16 tile once
+ * in both layouts; the accumulators cover the 64 x 64 block once; the fragment loads of a
+ * warp are bank-conflict free; and, replaying mma.m16n8k8 on the host from the PTX ISA's
+ * register layout (lane and register of each matrix element, written independently of the
+ * maps), the fragments the maps load multiply to the block's product As · Bs^T */
+TEST(cuda_host_tf32_tile_maps) {
+    enum { BM = DV_CU_TF32_BM, BK = DV_CU_TF32_BK, SK = DV_CU_TF32_SK };
+    static int seen[BM][BK];
+    for (int kc = 0; kc < 2; kc++) {
+        memset(seen, 0, sizeof seen);
+        for (int t = 0; t < DV_CU_TF32_THREADS; t++)
+            for (int u = 0; u < BM * BK / DV_CU_TF32_THREADS; u++) {
+                int row, k;
+                dv_cu_tf32_piece(t, u, kc, &row, &k);
+                CHECK(row >= 0 && row < BM && k >= 0 && k < BK);
+                if (row >= 0 && row < BM && k >= 0 && k < BK) seen[row][k]++;
+            }
+        int bad = 0;
+        for (int r = 0; r < BM; r++)
+            for (int k = 0; k < BK; k++) bad += seen[r][k] != 1;
+        CHECK_MSG(bad == 0, "tf32 loader (k-contiguous %d): %d tile elements not loaded exactly once", kc, bad);
+    }
+    static int cseen[BM][BM];
+    memset(cseen, 0, sizeof cseen);
+    for (int w = 0; w < 4; w++)
+        for (int l = 0; l < 32; l++)
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 4; j++)
+                    for (int r = 0; r < 4; r++) {
+                        int m, n;
+                        dv_cu_tf32_c_coord(w, l, i, j, r, &m, &n);
+                        if (m >= 0 && m < BM && n >= 0 && n < BM) cseen[m][n]++;
+                    }
+    int cbad = 0;
+    for (int m = 0; m < BM; m++)
+        for (int n = 0; n < BM; n++) cbad += cseen[m][n] != 1;
+    CHECK_MSG(cbad == 0, "tf32 accumulators: %d outputs not owned exactly once", cbad);
+    /* bank conflicts: one load instruction = fixed (warp, tile, kk, register) over 32 lanes */
+    int conflicts = 0;
+    for (int w = 0; w < 4; w++)
+        for (int kk = 0; kk < BK; kk += 8)
+            for (int x = 0; x < 4; x++)
+                for (int r = 0; r < 4; r++) {
+                    int banks[32] = {0};
+                    for (int l = 0; l < 32; l++) {
+                        int a = x < 2 ? dv_cu_tf32_a_smem(w, l, x, kk, r) : dv_cu_tf32_b_smem(w, l, x, kk, r % 2);
+                        banks[a % 32]++;
+                    }
+                    for (int b = 0; b < 32; b++) conflicts += banks[b] > 1;
+                }
+    CHECK_MSG(conflicts == 0, "tf32 fragment loads: %d bank conflicts", conflicts);
+    /* the product, exact in small integers */
+    static float As[BM * SK], Bs[BM * SK], C[BM][BM];
+    for (int i = 0; i < BM * SK; i++) As[i] = (float)((i * 7) % 11 - 5), Bs[i] = (float)((i * 5) % 13 - 6);
+    memset(C, 0, sizeof C);
+    for (int w = 0; w < 4; w++) {
+        float acc[32][2][4][4];
+        memset(acc, 0, sizeof acc);
+        for (int kk = 0; kk < BK; kk += 8) {
+            float a[32][2][4], b[32][4][2];
+            for (int l = 0; l < 32; l++) {
+                for (int i = 0; i < 2; i++)
+                    for (int r = 0; r < 4; r++) a[l][i][r] = As[dv_cu_tf32_a_smem(w, l, i, kk, r)];
+                for (int j = 0; j < 4; j++)
+                    for (int r = 0; r < 2; r++) b[l][j][r] = Bs[dv_cu_tf32_b_smem(w, l, j, kk, r)];
+            }
+            /* PTX ISA, mma.m16n8k8 .tf32: A (row, k) in lane (row % 8) * 4 + k % 4, register
+             * row / 8 + 2 (k / 4); B (k, col) in lane col * 4 + k % 4, register k / 4; C (row, col)
+             * in lane (row % 8) * 4 + col / 2, register col % 2 + 2 (row / 8) */
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 4; j++)
+                    for (int row = 0; row < 16; row++)
+                        for (int col = 0; col < 8; col++) {
+                            float s = 0;
+                            for (int k = 0; k < 8; k++)
+                                s += a[(row % 8) * 4 + k % 4][i][row / 8 + 2 * (k / 4)] * b[col * 4 + k % 4][j][k / 4];
+                            acc[(row % 8) * 4 + col / 2][i][j][col % 2 + 2 * (row / 8)] += s;
+                        }
+        }
+        for (int l = 0; l < 32; l++)
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 4; j++)
+                    for (int r = 0; r < 4; r++) {
+                        int m, n;
+                        dv_cu_tf32_c_coord(w, l, i, j, r, &m, &n);
+                        C[m][n] = acc[l][i][j][r];
+                    }
+    }
+    int pbad = 0;
+    for (int m = 0; m < BM; m++)
+        for (int n = 0; n < BM; n++) {
+            float s = 0;
+            for (int k = 0; k < BK; k++) s += As[m * SK + k] * Bs[n * SK + k];
+            pbad += s != C[m][n];
+        }
+    CHECK_MSG(pbad == 0, "tf32 fragments replayed through mma: %d of 64 x 64 products wrong", pbad);
+    /* the TF32 rounding emulation: 10 mantissa bits, ties away from zero */
+    CHECK(dv_cu_tf32_round(1.0f) == 1.0f);
+    CHECK(dv_cu_tf32_round(1.0f + 0x1p-11f) == 1.0f + 0x1p-10f);      /* a tie rounds away */
+    CHECK(dv_cu_tf32_round(-(1.0f + 0x1p-11f)) == -(1.0f + 0x1p-10f));
+    CHECK(dv_cu_tf32_round(1.0f + 0x1p-12f) == 1.0f);                 /* below the tie: down */
+}

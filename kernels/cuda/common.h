@@ -174,4 +174,52 @@ DV_HD float dv_cu_online_lse(float m, float l) {
     return l > 0.0f ? (m + log2f(l)) * 0.69314718055994530942f : -INFINITY;
 }
 
+/* ---- f32 GEMM through TF32 tensor cores (kernels/cuda/sgemm_tf32.cu) -------------------- */
+/* A block of 4 warps (2 (m) x 2 (n)) computes a 64 x 64 tile of C; a warp owns 32 x 32 =
+ * 2 x 4 mma.m16n8k8 tiles. K advances 16 at a time through shared memory, both operands
+ * stored k-contiguous (As[m][k], Bs[n][k]) in f32, rows padded to SK floats so the fragment
+ * loads of a warp hit 32 different banks; the conversion to TF32 happens at the fragment load. */
+enum {
+    DV_CU_TF32_BM = 64, DV_CU_TF32_BN = 64, DV_CU_TF32_BK = 16, DV_CU_TF32_THREADS = 128,
+    DV_CU_TF32_SK = DV_CU_TF32_BK + 4
+};
+
+/* the shared-memory float index that A-fragment register r (0..3) of m-tile i (0..1) reads at
+ * k step kk (0 or 8): m16n8k8 .tf32 A layout of the PTX ISA — a0 (row lane/4, col lane%4),
+ * a1 row + 8, a2 col + 4, a3 row + 8 and col + 4 */
+DV_HD int dv_cu_tf32_a_smem(int warp, int lane, int i, int kk, int r) {
+    int row = (warp / 2) * 32 + i * 16 + lane / 4 + 8 * (r % 2);
+    int col = kk + lane % 4 + 4 * (r / 2);
+    return row * DV_CU_TF32_SK + col;
+}
+/* B-fragment register r (0..1) of n-tile j (0..3): b0 (k lane%4, n lane/4), b1 k + 4 */
+DV_HD int dv_cu_tf32_b_smem(int warp, int lane, int j, int kk, int r) {
+    int row = (warp % 2) * 32 + j * 8 + lane / 4;
+    int col = kk + lane % 4 + 4 * r;
+    return row * DV_CU_TF32_SK + col;
+}
+/* the C element of accumulator register r (0..3) of tile (i, j), relative to the block's
+ * corner (m16n8 f32 accumulator layout, as dv_cu_gemm_c_coord) */
+DV_HD void dv_cu_tf32_c_coord(int warp, int lane, int i, int j, int r, int *m, int *n) {
+    *m = (warp / 2) * 32 + i * 16 + lane / 4 + 8 * (r / 2);
+    *n = (warp % 2) * 32 + j * 8 + (lane % 4) * 2 + (r % 2);
+}
+/* global -> shared: element u (0..7) of thread t covers, for an operand stored k-contiguous
+ * (A with ta = 0, B with tb = 1), row (m or n) v / BK, k v % BK; otherwise row v % 64, k v / 64
+ * (consecutive threads walk the dim that is contiguous in memory), v = t + 128 u */
+DV_HD void dv_cu_tf32_piece(int t, int u, bool kcontig, int *row, int *k) {
+    int v = t + u * DV_CU_TF32_THREADS;
+    if (kcontig) { *row = v / DV_CU_TF32_BK; *k = v % DV_CU_TF32_BK; }
+    else { *row = v % DV_CU_TF32_BM; *k = v / DV_CU_TF32_BM; }
+}
+/* what cvt.rna.tf32.f32 makes of x (finite x): round to 10 mantissa bits, ties away from
+ * zero; the host reference of the TF32 tests */
+DV_HD float dv_cu_tf32_round(float x) {
+    union { float f; uint32_t u; } v;
+    v.f = x;
+    if ((v.u & 0x7f800000u) == 0x7f800000u) return x; /* inf / NaN unchanged */
+    v.u = (v.u + 0x1000u) & 0xffffe000u;
+    return v.f;
+}
+
 #endif

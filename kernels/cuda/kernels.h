@@ -117,6 +117,12 @@ int dv_cu_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
                    dv_cu_stream stream);
 
+/* the same through the TF32 tensor cores (sgemm_tf32.cu, sm_80+): inputs rounded to TF32
+ * (cvt.rna), f32 accumulation — faster, ~1e-3 relative per product; opt-in (tensor/cuda.h) */
+int dv_cu_gemm_tf32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                    dv_cu_stream stream);
+
 /* ---- flash attention (attention.cu) ---------------------------------------------------- */
 /* kernels/attention.h's forward on f16 / bf16 q, k, v (strided as dv_attn_geom says), o
  * contiguous (B, Hq, Tq, Dv) in the same dtype, lse f32 (B, Hq, Tq) (may be NULL).
