@@ -31,6 +31,15 @@
  * dk (B, Hkv, Tk, D); dv (B, Hkv, Tk, Dv); dbias (B, Hq, dbias_rows, Tk) with dbias_rows 1
  * (the bias is broadcast over queries: the rows are summed) or Tq.
  *
+ * Dropout (training): with probability `dropout` an attention weight is zeroed after the
+ * softmax and the kept ones are scaled by 1 / (1 - dropout), as torch's dropout on the weights:
+ *   O = (Z o P) V,   Z[i,j] = keep(b,h,i,j) / (1 - dropout)
+ * The row sums (and the logsumexp) are those of P before dropout. Backward: dV = (Z o P)^T dO,
+ * dS = P * (Z o dP - Dr) — Dr = rowsum(dO o O) is still the right row term, O being the dropped
+ * output. keep(b,h,i,j) is a pure function of (dropout_seed, b, h, i, j) (dv_attn_drop_row and
+ * dv_attn_drop_hash below): the backward regenerates the mask instead of storing it, and the
+ * portable and AVX-512 kernels draw the same one.
+ *
  * Work memory: the kernels get a buffer of dv_attention_work_bytes*() bytes from the caller
  * (so the allocator sees it). It is O(Tq + Tk) per head — packed copies of K and V, per-row
  * values, per-thread tiles — never O(Tq * Tk).
@@ -53,7 +62,29 @@ typedef struct {
     int64_t bias_stride[4];     /* (b, h, i, j); the bias pointer itself goes to the kernel */
     int64_t dbias_rows;         /* rows of the dbias buffer: 1 or Tq */
     int nthreads;               /* OpenMP threads the kernel may use (sizes the work buffer) */
+    double dropout;             /* in [0, 1): probability of zeroing a weight; 0 = no dropout */
+    uint64_t dropout_seed;      /* the mask's seed */
 } dv_attn_geom;
+
+/* The dropout mask. Row key: a 64-bit mix (splitmix64's finaliser) of the seed and (b, h, i);
+ * weight j of the row is kept when the 32-bit mix (murmur3's finaliser) of row key ^ j * golden
+ * ratio is >= dv_attn_drop_threshold(dropout). */
+static inline uint32_t dv_attn_drop_row(uint64_t seed, int64_t b, int64_t h, int64_t i) {
+    uint64_t x = seed ^ ((uint64_t)b * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)h * 0xC2B2AE3D27D4EB4Full) ^
+                 ((uint64_t)i * 0x165667B19E3779F9ull);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)((x ^ (x >> 31)) >> 32);
+}
+static inline uint32_t dv_attn_drop_hash(uint32_t row, uint32_t j) {
+    uint32_t x = row ^ (j * 0x9E3779B9u);
+    x ^= x >> 16, x *= 0x85EBCA6Bu;
+    x ^= x >> 13, x *= 0xC2B2AE35u;
+    return x ^ (x >> 16);
+}
+static inline uint32_t dv_attn_drop_threshold(double dropout) {
+    return dropout <= 0 ? 0 : dropout >= 1 ? UINT32_MAX : (uint32_t)(dropout * 4294967296.0);
+}
 
 /* bytes of work memory for the portable kernels (element size esize) and the AVX-512 ones */
 size_t dv_attention_work_bytes_portable(const dv_attn_geom *g, bool backward, size_t esize);

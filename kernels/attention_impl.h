@@ -4,7 +4,8 @@
  *
  * These are the reference the AVX-512 kernels are tested against, so they go one query row
  * and one key at a time, in the plainest order:
- *   forward   one row: online softmax over the keys, the output row itself is the accumulator;
+ *   forward   one row: online softmax over the keys, the output row itself is the accumulator
+ *             (dropout: each weight times its mask value Z after it is added to the row sum);
  *   backward  one (b, kv-head) per task: every query row of the group's heads against every
  *             key, adding into dq (this row), dk and dv (this kv head — no other task touches
  *             them, so no locks) and dbias.
@@ -44,6 +45,10 @@ void KNAME(dv_attention_fwd_)(const dv_attn_geom *g, const T *q, const T *k, con
         T *oi = o + r * Dv;
         for (int64_t d = 0; d < Dv; d++) oi[d] = 0;
         T m = -(T)INFINITY, l = 0; /* running max and running sum of exp(s - m) */
+        const bool drop = g->dropout > 0;
+        const uint32_t row = drop ? dv_attn_drop_row(g->dropout_seed, b, h, i) : 0;
+        const uint32_t thr = dv_attn_drop_threshold(g->dropout);
+        const T zkeep = drop ? (T)(1.0 / (1.0 - g->dropout)) : (T)1;
         for (int64_t j = 0; j < Tk; j++) {
             T s = CAT(attn_logit_, SUFFIX)(g, qi, kb + j * g->k_stride[2], brow, b, i, j);
             if (s == -(T)INFINITY) continue; /* masked: weight exactly 0 */
@@ -54,7 +59,8 @@ void KNAME(dv_attention_fwd_)(const dv_attn_geom *g, const T *q, const T *k, con
                 m = s;
             }
             T p = M(exp)(s - m);
-            l += p;
+            l += p;                          /* the softmax sums weights before dropout */
+            if (drop) p *= dv_attn_drop_hash(row, (uint32_t)j) >= thr ? zkeep : 0;
             const T *vj = vb + j * g->v_stride[2];
             for (int64_t d = 0; d < Dv; d++) oi[d] += p * vj[d];
         }
@@ -100,6 +106,10 @@ void KNAME(dv_attention_bwd_)(const dv_attn_geom *g, const T *q, const T *k, con
                 T *dbrow = dbias ? dbias + ((b * Hq + h) * g->dbias_rows + (g->dbias_rows > 1 ? i : 0)) * Tk : NULL;
                 T Dr = 0; /* sum_d dO o: the softmax backward's row term */
                 for (int64_t d = 0; d < Dv; d++) Dr += doi[d] * oi[d];
+                const bool drop = g->dropout > 0;
+                const uint32_t row = drop ? dv_attn_drop_row(g->dropout_seed, b, h, i) : 0;
+                const uint32_t thr = dv_attn_drop_threshold(g->dropout);
+                const T zkeep = drop ? (T)(1.0 / (1.0 - g->dropout)) : (T)1;
                 for (int64_t j = 0; j < Tk; j++) {
                     const T *kj = kb + j * g->k_stride[2], *vj = vb + j * g->v_stride[2];
                     T s = CAT(attn_logit_, SUFFIX)(g, qi, kj, brow, b, i, j);
@@ -107,11 +117,12 @@ void KNAME(dv_attention_bwd_)(const dv_attn_geom *g, const T *q, const T *k, con
                     T p = M(exp)(s - lse[r]);
                     T dp = 0;
                     for (int64_t d = 0; d < Dv; d++) dp += doi[d] * vj[d];
-                    T ds = p * (dp - Dr);
+                    T z = drop ? (dv_attn_drop_hash(row, (uint32_t)j) >= thr ? zkeep : 0) : (T)1;
+                    T ds = p * (z * dp - Dr);
                     if (dbrow) dbrow[j] += ds;
                     if (dqi) for (int64_t d = 0; d < D; d++) dqi[d] += scale * ds * kj[d];
                     if (dkb) for (int64_t d = 0; d < D; d++) dkb[j * D + d] += scale * ds * qi[d];
-                    if (dvb) for (int64_t d = 0; d < Dv; d++) dvb[j * Dv + d] += p * doi[d];
+                    if (dvb) for (int64_t d = 0; d < Dv; d++) dvb[j * Dv + d] += z * p * doi[d];
                 }
             }
         }

@@ -37,7 +37,8 @@ static dv_tensor *unit_last(dv_tensor *t) {
 
 /* checks the call and fills a (aborts naming the op and the shapes on a bad call) */
 static void attn_prepare(dv_tensor *q, dv_tensor *k, dv_tensor *v, dv_tensor *bias, dv_tensor *keep,
-                         double scale, bool causal, int64_t causal_offset, attn_args *a) {
+                         double scale, bool causal, int64_t causal_offset, double dropout,
+                         uint64_t dropout_seed, attn_args *a) {
     const char *op = "attention";
     dv_check_float(op, q);
     dv_require_kernel(op, q);
@@ -74,6 +75,13 @@ static void attn_prepare(dv_tensor *q, dv_tensor *k, dv_tensor *v, dv_tensor *bi
     g->causal_offset = causal_offset;
     g->dbias_rows = 1;
     g->nthreads = dv_cpu_threads();
+    if (!(dropout >= 0 && dropout < 1))
+        dv_panic("attention: dropout %g is not in [0, 1)", dropout);
+    if (dropout > 0 && q->device.type == DV_CUDA)
+        dv_panic("attention on cuda: dropout on the attention weights is not in the CUDA kernels yet "
+                 "(dropout %g); run the training step on the CPU or set it to 0", dropout);
+    g->dropout = dropout;
+    g->dropout_seed = dropout_seed;
 
     if (keep) {
         dv_check_same_device(op, q, keep);
@@ -134,7 +142,8 @@ static void attention_backward(dv_node *n, dv_tensor *gout) {
     const bool has_bias = n->iarg[2];
     dv_tensor *o = n->saved[0], *lse = n->saved[1], *keep = n->iarg[3] ? n->saved[2] : NULL;
     attn_args a;
-    attn_prepare(n->in[0], n->in[1], n->in[2], has_bias ? n->in[3] : NULL, keep, n->farg[0], n->iarg[0], n->iarg[1], &a);
+    attn_prepare(n->in[0], n->in[1], n->in[2], has_bias ? n->in[3] : NULL, keep, n->farg[0], n->iarg[0], n->iarg[1],
+                 n->farg[1], (uint64_t)n->iarg[4], &a);
     const dv_attn_geom *g = &a.g;
     dv_dtype dt = o->dtype;
     dv_tensor *dout = dv_contiguous(gout);
@@ -176,7 +185,8 @@ dv_tensor *dv_attention(dv_tensor *q, dv_tensor *k, dv_tensor *v, const dv_atten
     static const dv_attention_opts defaults = {0};
     if (!opts) opts = &defaults;
     attn_args a;
-    attn_prepare(q, k, v, opts->bias, opts->key_padding_mask, opts->scale, opts->causal, opts->causal_offset, &a);
+    attn_prepare(q, k, v, opts->bias, opts->key_padding_mask, opts->scale, opts->causal, opts->causal_offset,
+                 opts->dropout, opts->dropout_seed, &a);
     const dv_attn_geom *g = &a.g;
     dv_tensor *o = dv_empty_on(q->dtype, DV_SHAPE(g->B, g->Hq, g->Tq, g->Dv), q->device);
     dv_tensor *lse = dv_empty_on(q->dtype, DV_SHAPE(g->B, g->Hq, g->Tq), q->device);
@@ -215,6 +225,8 @@ dv_tensor *dv_attention(dv_tensor *q, dv_tensor *k, dv_tensor *v, const dv_atten
         n->iarg[2] = opts->bias != NULL;
         n->iarg[3] = a.keep != NULL;
         n->farg[0] = g->scale;
+        n->farg[1] = g->dropout;
+        n->iarg[4] = (int64_t)g->dropout_seed;  /* the backward regenerates the mask from it */
     }
     dv_release(lse);
     attn_args_release(&a);

@@ -29,7 +29,13 @@
  * is O(Tq + Tk) per head. Gradients go to q, k, v (and bias) only where wanted; for GQA the
  * k/v gradients are summed over the query heads of a group.
  *
- * Dv may differ from D. Not here: dropout on the attention weights, f16/bf16 inputs, CUDA.
+ * Dropout on the attention weights (training, as torch's attn_drop): `dropout` is the
+ * probability, the mask a pure function of `dropout_seed` and (b, h, i, j) (kernels/attention.h),
+ * so the backward regenerates it; the caller draws a fresh seed per call from its own generator
+ * (a checkpointed rng keeps a resumed run bit for bit). 0 at inference.
+ *
+ * Dv may differ from D. Not here: f16/bf16 inputs; on CUDA: the bias and dropout (the CUDA
+ * flash kernels refuse them with a message).
  */
 #ifndef DV_NN_ATTENTION_H
 #define DV_NN_ATTENTION_H
@@ -42,6 +48,8 @@ typedef struct {
     int64_t causal_offset;        /* with causal: key j visible to query i when j <= i + offset */
     dv_tensor *key_padding_mask;  /* (B, Tk) bool/u8, true = keep; NULL = none (borrowed) */
     dv_tensor *bias;              /* additive, broadcastable to (B, Hq, Tq, Tk); NULL = none */
+    double dropout;               /* [0, 1): probability of zeroing a weight; 0 = none */
+    uint64_t dropout_seed;        /* the mask's seed (with dropout > 0) */
 } dv_attention_opts;
 
 /* opts may be NULL: scale 1/sqrt(D), no mask, no bias. Returns a new reference. */

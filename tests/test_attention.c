@@ -1,8 +1,10 @@
 /* tests/test_attention.c — the fused attention op (nn/attention.c): f64 gradient checks (causal,
  * padded, cross Tq != Tk, GQA, bias with gradient, a non-contiguous q from a (B, T, H, D)
  * layout), AVX-512 vs portable, PyTorch fixtures (tests/reference/gen_attention.py), masks and
- * edge cases (fully masked rows, zero sizes, the decode-step offset, bad calls) and a check
- * that memory grows linearly in T. */
+ * edge cases (fully masked rows, zero sizes, the decode-step offset, bad calls), dropout on the
+ * weights (gradients, parity, the mask against its definition, statistics) and a check that
+ * memory grows linearly in T. */
+#include "kernels/attention.h"
 #include "nn/attention.h"
 #include "kernels/cpu.h"
 #include "tests/util.h"
@@ -18,11 +20,14 @@ typedef struct {
     double scale;
     int mask_in, bias_in;  /* index of the key padding mask / bias among the inputs, -1 = none */
     bool q_bthd;           /* in[0] is stored (B, T, H, D): transpose it to (B, H, T, D) */
+    double dropout;        /* on the attention weights, with the mask of seed */
+    uint64_t seed;
 } attn_case;
 
 static dv_tensor *run_attn(dv_tensor **in, void *ctx) {
     const attn_case *c = ctx;
-    dv_attention_opts o = {.scale = c->scale, .causal = c->causal, .causal_offset = c->offset};
+    dv_attention_opts o = {.scale = c->scale, .causal = c->causal, .causal_offset = c->offset,
+                           .dropout = c->dropout, .dropout_seed = c->seed};
     if (c->mask_in >= 0) o.key_padding_mask = in[c->mask_in];
     if (c->bias_in >= 0) o.bias = in[c->bias_in];
     dv_tensor *q = c->q_bthd ? dv_transpose(in[0], 1, 2) : dv_retain(in[0]);
@@ -189,6 +194,97 @@ TEST(attention_parity) {
     c = (attn_case){.causal = true, .mask_in = -1, .bias_in = -1, .q_bthd = true};
     ut_parity("attention parity q (B,T,H,D) view", run_attn, in, 3, &c, 2e-5);
     release_all(in, 3);
+}
+
+/* ---- dropout on the weights ------------------------------------------------------------------ */
+/* the mask is a fixed function of the seed, so the op is differentiable as any other */
+TEST(attention_dropout_gradcheck) {
+    dv_tensor *in[4];
+    attn_case c = {.mask_in = -1, .bias_in = -1, .dropout = 0.3, .seed = 7};
+    qkv(DV_F64, 2, 2, 2, 4, 6, 3, 3, 300, in);
+    ut_gradcheck("attention dropout 0.3", run_attn, in, 3, &c, 1e-6);
+    c.causal = true;
+    ut_gradcheck("attention dropout causal", run_attn, in, 3, &c, 1e-6);
+    release_all(in, 3);
+    qkv(DV_F64, 2, 4, 2, 3, 7, 4, 2, 310, in);
+    in[3] = make_keep(2, 7, 3, 2);
+    c = (attn_case){.mask_in = 3, .bias_in = -1, .dropout = 0.5, .seed = 99};
+    ut_gradcheck("attention dropout 0.5 gqa padded", run_attn, in, 4, &c, 1e-6);
+    release_all(in, 4);
+}
+
+/* AVX-512 and portable draw the same mask: tiles of 64 keys with tails, 16- and 32-row blocks,
+ * causal, padding, GQA */
+TEST(attention_dropout_parity) {
+    static const struct { int64_t B, Hq, Hkv, Tq, Tk, D; bool causal; } k_cases[] = {
+        {1, 2, 2, 13, 70, 24, true}, {2, 2, 1, 40, 130, 32, false}, {1, 1, 1, 70, 70, 64, true},
+    };
+    for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
+        dv_tensor *in[4];
+        qkv(DV_F32, k_cases[i].B, k_cases[i].Hq, k_cases[i].Hkv, k_cases[i].Tq, k_cases[i].Tk, k_cases[i].D,
+            k_cases[i].D, 320 + 10 * i, in);
+        in[3] = make_keep(k_cases[i].B, k_cases[i].Tk, 9, 5);
+        attn_case c = {.causal = k_cases[i].causal, .mask_in = 3, .bias_in = -1, .dropout = 0.1 + 0.2 * i,
+                       .seed = 1000 + i};
+        char what[96];
+        snprintf(what, sizeof what, "attention dropout parity case %zu", i);
+        ut_parity(what, run_attn, in, 4, &c, 2e-5);
+        release_all(in, 4);
+    }
+}
+
+/* With q = 0 every weight is 1/Tk, and with v the identity (Dv = Tk) the output row i is
+ * Z[i, :] / Tk: the kernel's mask, read back, must be the one kernels/attention.h defines;
+ * about a fraction p of it is zero; the mean output is preserved; seed 0 dropout 0 is the plain
+ * op, bit for bit; another seed draws another mask. */
+TEST(attention_dropout_mask) {
+    const int64_t B = 2, H = 3, T = 64, Tk = 80;
+    const double p = 0.25;
+    dv_tensor *q = dv_zeros(DV_F32, DV_SHAPE(B, H, T, 8)), *k = ut_randn(DV_F32, DV_SHAPE(B, H, Tk, 8), 340);
+    dv_tensor *v = dv_zeros(DV_F32, DV_SHAPE(B, H, Tk, Tk));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t j = 0; j < Tk; j++) dv_set(v, (int64_t[]){b, h, j, j}, 1.0);
+    const uint32_t thr = dv_attn_drop_threshold(p);
+    for (int isa = 0; isa < 2; isa++) {
+        if (isa == 1 && dv_cpu_isa() != DV_ISA_AVX512) break;
+        dv_isa saved = dv_cpu_isa();
+        dv_cpu_set_isa(isa == 0 ? DV_ISA_PORTABLE : DV_ISA_AVX512);
+        dv_attention_opts o = {.dropout = p, .dropout_seed = 12345};
+        dv_tensor *y = dv_attention(q, k, v, &o);
+        int64_t wrong = 0, kept = 0;
+        double sum = 0;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t i = 0; i < T; i++) {
+                    uint32_t row = dv_attn_drop_row(12345, b, h, i);
+                    for (int64_t j = 0; j < Tk; j++) {
+                        double got = dv_get(y, (int64_t[]){b, h, i, j});
+                        bool keep = dv_attn_drop_hash(row, (uint32_t)j) >= thr;
+                        double want = keep ? 1.0 / (1.0 - p) / Tk : 0.0;
+                        wrong += fabs(got - want) > 1e-6;
+                        kept += keep;
+                        sum += got;
+                    }
+                }
+        CHECK_MSG(wrong == 0, "isa %d: %lld weights differ from the documented mask", isa, (long long)wrong);
+        /* kept fraction within 5 sigma of 1 - p; the mean of the outputs (1/Tk each) preserved */
+        double n = (double)(B * H * T * Tk), frac = kept / n;
+        CHECK_MSG(fabs(frac - (1 - p)) < 5 * sqrt(p * (1 - p) / n), "kept fraction %.4f, want %.2f", frac, 1 - p);
+        CHECK_MSG(fabs(sum / (B * H * T) - 1.0) < 0.02, "mean row sum %.4f, want 1", sum / (B * H * T));
+        o.dropout_seed = 54321;
+        dv_tensor *y2 = dv_attention(q, k, v, &o);
+        int64_t differ = 0;
+        for (int64_t x = 0; x < dv_numel(y); x++) differ += dv_flat_get(y, x) != dv_flat_get(y2, x);
+        /* two independent masks differ in a fraction 2 p (1 - p) = 0.375 of the weights */
+        CHECK_MSG(differ > n / 4, "another seed: %lld of %.0f weights differ", (long long)differ, n);
+        o.dropout = 0, o.dropout_seed = 0;
+        dv_tensor *y0 = dv_attention(q, k, v, &o), *yp = dv_attention(q, k, v, NULL);
+        CHECK(ut_max_rel_diff(y0, yp) == 0);
+        dv_release(y), dv_release(y2), dv_release(y0), dv_release(yp);
+        dv_cpu_set_isa(saved);
+    }
+    dv_release(q), dv_release(k), dv_release(v);
 }
 
 /* inputs in malloc'd buffers of exactly their size (the allocator rounds sizes up, which would

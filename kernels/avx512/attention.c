@@ -358,6 +358,23 @@ static void tile_logits(const dv_attn_geom *g, const float *bias, const float *k
     }
 }
 
+/* dropout: Z for the 16 weights j0 .. j0+15 of a row with key `row` (kernels/attention.h):
+ * 1 / (1 - dropout) where kept, 0 where dropped — dv_attn_drop_hash, 16 lanes at once */
+AI __m512 drop_z(uint32_t row, int64_t j0, __m512i thr, __m512 zkeep) {
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i j = _mm512_add_epi32(_mm512_set1_epi32((int)j0), iota);
+    __m512i x = _mm512_xor_si512(_mm512_set1_epi32((int)row), _mm512_mullo_epi32(j, _mm512_set1_epi32((int)0x9E3779B9u)));
+    x = _mm512_mullo_epi32(_mm512_xor_si512(x, _mm512_srli_epi32(x, 16)), _mm512_set1_epi32((int)0x85EBCA6Bu));
+    x = _mm512_mullo_epi32(_mm512_xor_si512(x, _mm512_srli_epi32(x, 13)), _mm512_set1_epi32((int)0xC2B2AE35u));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    return _mm512_maskz_mov_ps(_mm512_cmpge_epu32_mask(x, thr), zkeep);
+}
+
+/* the dropout row keys of rows i0 .. i0+n-1 of (b, h) */
+static void drop_rows(const dv_attn_geom *g, int64_t b, int64_t h, int64_t i0, int n, uint32_t *rows) {
+    for (int r = 0; r < n; r++) rows[r] = dv_attn_drop_row(g->dropout_seed, b, h, i0 + r);
+}
+
 /* ---- forward -------------------------------------------------------------------------------- */
 /* one block of BQ query rows of (b, h) against its kv head: kadd and kt (the keys in transposed
  * panels) packed, vh its value rows as they are */
@@ -371,6 +388,11 @@ static void fwd_block(const dv_attn_geom *g, const layout *L, const float *q, co
     __m512 m = _mm512_set1_ps(-INFINITY), l = _mm512_setzero_ps(); /* lane r: row r (BQ == 16) */
     load_q_rows(g, L, q, b, h, i0, nr, qs);
     memset(acc, 0, sizeof(float) * BQ * Dvp);
+    const bool drop = g->dropout > 0;
+    uint32_t drow[BQ];
+    const __m512i dthr = _mm512_set1_epi32((int)dv_attn_drop_threshold(g->dropout));
+    const __m512 dz = _mm512_set1_ps(drop ? (float)(1.0 / (1.0 - g->dropout)) : 1.0f);
+    if (drop) drop_rows(g, b, h, i0, BQ, drow);
     /* keys past the causal limit of the block's last row are invisible to all its rows */
     int64_t jend = g->Tk;
     if (g->causal) jend = imin(jend, i0 + nr + g->causal_offset);
@@ -418,7 +440,8 @@ static void fwd_block(const dv_attn_geom *g, const layout *L, const float *q, co
                 for (int x = 0; x < nvec; x++) {
                     float *y = s + r * BK + 16 * x;
                     const __m512 p = vm_exp(_mm512_sub_ps(_mm512_loadu_ps(y), vm));
-                    _mm512_storeu_ps(y, p);
+                    /* P V takes the dropped weights, the row sum those before dropout */
+                    _mm512_storeu_ps(y, drop ? _mm512_mul_ps(p, drop_z(drow[r], j0 + 16 * x, dthr, dz)) : p);
                     sum = _mm512_add_ps(sum, p);
                 }
             }
@@ -540,13 +563,30 @@ static void bwd_tile(const bwd_ctx *c, float *slab, int64_t b, int64_t h, int64_
             _mm512_storeu_ps(p + r * BK + 16 * x, e);
         }
     }
-    /* dP = dO Vt into s, then dS = P (dP - Dr) in place */
+    /* dP = dO Vt into s, then dS = P (dP - Dr) in place; with dropout dS = P (Z dP - Dr), and P
+     * becomes Z P for dV */
     tile_scores(dot, Dvp, slab + L->t_vt, Dv, Dvp, npair, nh, s);
-    for (int64_t r = 0; r < 8 * nh; r++) {
-        const __m512 dr = _mm512_set1_ps(c->dr[prow + r]);
-        for (int x = 0; x < nvec; x++) {
-            float *y = s + r * BK + 16 * x;
-            _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_loadu_ps(p + r * BK + 16 * x), _mm512_sub_ps(_mm512_loadu_ps(y), dr)));
+    if (g->dropout > 0) {
+        uint32_t drow[BQB];
+        const __m512i dthr = _mm512_set1_epi32((int)dv_attn_drop_threshold(g->dropout));
+        const __m512 dz = _mm512_set1_ps((float)(1.0 / (1.0 - g->dropout)));
+        drop_rows(g, b, h, i0, 8 * nh, drow);
+        for (int64_t r = 0; r < 8 * nh; r++) {
+            const __m512 dr = _mm512_set1_ps(c->dr[prow + r]);
+            for (int x = 0; x < nvec; x++) {
+                float *y = s + r * BK + 16 * x, *pp = p + r * BK + 16 * x;
+                const __m512 z = drop_z(drow[r], j0 + 16 * x, dthr, dz), pv = _mm512_loadu_ps(pp);
+                _mm512_storeu_ps(y, _mm512_mul_ps(pv, _mm512_fmsub_ps(z, _mm512_loadu_ps(y), dr)));
+                _mm512_storeu_ps(pp, _mm512_mul_ps(pv, z));
+            }
+        }
+    } else {
+        for (int64_t r = 0; r < 8 * nh; r++) {
+            const __m512 dr = _mm512_set1_ps(c->dr[prow + r]);
+            for (int x = 0; x < nvec; x++) {
+                float *y = s + r * BK + 16 * x;
+                _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_loadu_ps(p + r * BK + 16 * x), _mm512_sub_ps(_mm512_loadu_ps(y), dr)));
+            }
         }
     }
     const float *ds = s;
