@@ -161,7 +161,7 @@ static void check_whole_model(const char *tag) {
     dv_dit_cond_free(cd);
 
     /* loss and every trainable parameter's gradient */
-    dv_tensor *loss = dv_dit_loss_with(fm.m, &fm.in, actions, t, noise, drop);
+    dv_tensor *loss = dv_dit_loss_with(fm.m, &fm.in, actions, t, noise, drop, NULL);
     CHECK_CLOSE(dv_item(loss), dv_item(loss_ref), 1e-4);
     dv_backward(loss);
     dv_release(loss);
@@ -268,15 +268,16 @@ typedef struct {
     dv_dit *m;
     dv_dit_inputs in;
     dv_tensor *actions, *t, *noise, *drop;
+    const uint64_t *attn_seed;
 } micro_ctx;
 
 static dv_tensor *micro_loss(dv_tensor **in, void *vctx) {
     micro_ctx *c = vctx;
     (void)in;  /* the inputs are the model's own parameters (and the latents), perturbed in place */
-    return dv_dit_loss_with(c->m, &c->in, c->actions, c->t, c->noise, c->drop);
+    return dv_dit_loss_with(c->m, &c->in, c->actions, c->t, c->noise, c->drop, c->attn_seed);
 }
 
-static void micro_gradcheck(const char *switches) {
+static void micro_gradcheck(const char *switches, const uint64_t *attn_seed) {
     char err[256];
     dv_dit_config cfg;
     dv_dit_config_preset(&cfg, "tiny", err, sizeof err);
@@ -287,7 +288,7 @@ static void micro_gradcheck(const char *switches) {
         "resampler_queries = 2\nstatic_frames = 1\nproprio_dim = 3\n", "micro", err, sizeof err) == 0);
     CHECK(dv_dit_config_parse(&cfg, switches, "micro", err, sizeof err) == 0);
     dv_rng rng = dv_rng_new(11);
-    micro_ctx c = {0};
+    micro_ctx c = {.attn_seed = attn_seed};
     c.m = dv_dit_new_dtype(&cfg, DV_F64, &rng);
     dv_registry *r = dv_dit_registry(c.m);
     for (int i = 0; i < dv_reg_count(r); i++) dv_init_normal(&rng, dv_reg_tensor(r, i), 0, 0.4);
@@ -316,7 +317,8 @@ static void micro_gradcheck(const char *switches) {
     }
     in[NP] = owned[6];  /* the generalist latents */
     char what[64];
-    snprintf(what, sizeof what, "dit micro (%s)", strstr(switches, "depth_pool = 1") ? "released" : "paper");
+    snprintf(what, sizeof what, "dit micro (%s%s)", strstr(switches, "depth_pool = 1") ? "released" : "paper",
+             attn_seed ? ", attention dropout" : "");
     ut_gradcheck(what, micro_loss, in, NP + 1, &c, 1e-6);
     for (int i = 0; i < 7; i++) dv_release(owned[i]);
     dv_release(c.actions), dv_release(c.t), dv_release(c.noise), dv_release(c.drop);
@@ -324,9 +326,54 @@ static void micro_gradcheck(const char *switches) {
 }
 
 TEST(dit_gradcheck_micro_f64) {
-    micro_gradcheck("");
+    micro_gradcheck("", NULL);
     micro_gradcheck("causal = 0\nvit_cls = 1\ndepth_pool = 1\nglobal_latents = 1\n"
-                    "drop_latent_tokens = 0\nca_norm_residual = 1\nprediction = epsilon\n");
+                    "drop_latent_tokens = 0\nca_norm_residual = 1\nprediction = epsilon\n", NULL);
+    const uint64_t seed = 77;
+    micro_gradcheck("attn_dropout = 0.3\n", &seed);
+}
+
+/* Attention dropout acts in training only: the loss depends on the step's seed (and is the same
+ * for the same seed), sampling does not see it at all. */
+TEST(dit_attention_dropout) {
+    char err[256];
+    dv_dit_config cfg;
+    dv_dit_config_preset(&cfg, "tiny", err, sizeof err);
+    dv_rng rng = dv_rng_new(3);
+    dv_dit *m = dv_dit_new(&cfg, &rng);
+    dv_registry *r = dv_dit_registry(m);
+    for (int i = 0; i < dv_reg_count(r); i++) dv_init_normal(&rng, dv_reg_tensor(r, i), 0, 0.3);
+    int64_t B = 2, I = cfg.image_size;
+    dv_tensor *owned[7] = {
+        dv_rand(&rng, DV_F32, DV_SHAPE(B, cfg.static_frames, 3, I, I)), dv_rand(&rng, DV_F32, DV_SHAPE(B, 3, I, I)),
+        dv_rand(&rng, DV_F32, DV_SHAPE(B, 1, I, I)), dv_rand(&rng, DV_F32, DV_SHAPE(B, 1, I, I)),
+        dv_randn(&rng, DV_F32, DV_SHAPE(B, cfg.proprio_dim)), dv_rand(&rng, DV_F32, DV_SHAPE(B, cfg.chunk, 7)),
+        dv_randn(&rng, DV_F32, DV_SHAPE(B, cfg.gen_latent_tokens, cfg.gen_latent_dim))};
+    dv_dit_inputs in = {owned[0], owned[1], owned[2], owned[3], owned[4], owned[5], owned[6]};
+    dv_tensor *actions = dv_rand(&rng, DV_F32, DV_SHAPE(B, cfg.chunk, 7));
+    dv_tensor *t = dv_from_f64(DV_I64, DV_SHAPE(B), (const double[]){10, 70});
+    dv_tensor *noise = dv_randn(&rng, DV_F32, DV_SHAPE(B, cfg.chunk, 7));
+    dv_tensor *x = dv_randn(&rng, DV_F32, DV_SHAPE(B, cfg.chunk, 7));
+    dv_tensor *y0 = dv_dit_sample(m, &in, x, NULL);
+    double l[4];
+    const uint64_t s1 = 1, s2 = 2;
+    DV_NO_GRAD_BEGIN
+    dv_tensor *ln = dv_dit_loss_with(m, &in, actions, t, noise, NULL, NULL);
+    l[0] = dv_item(ln), dv_release(ln);
+    m->cfg.attn_dropout = 0.3f;
+    const uint64_t *seeds[3] = {&s1, &s1, &s2};
+    for (int i = 0; i < 3; i++) {
+        ln = dv_dit_loss_with(m, &in, actions, t, noise, NULL, seeds[i]);
+        l[i + 1] = dv_item(ln), dv_release(ln);
+    }
+    DV_NO_GRAD_END
+    CHECK_MSG(l[1] != l[0] && l[2] == l[1] && l[3] != l[1],
+              "losses: no dropout %.9g, seed 1 %.9g and %.9g, seed 2 %.9g", l[0], l[1], l[2], l[3]);
+    dv_tensor *y1 = dv_dit_sample(m, &in, x, NULL);
+    CHECK(ut_max_rel_diff(y1, y0) == 0);
+    dv_release(y0), dv_release(y1), dv_release(actions), dv_release(t), dv_release(noise), dv_release(x);
+    for (int i = 0; i < 7; i++) dv_release(owned[i]);
+    dv_dit_free(m);
 }
 
 /* the frozen RGB ViT from a safetensors file with timm's names; bad files change nothing */

@@ -296,7 +296,7 @@ static const char *e2e_root(void) {
     FILE *f = fopen(cfg, "w");
     fputs("preset = tiny\nlayers = 1\nhidden = 32\nheads = 2\nrotary_dims = 16\n"
           "image_size = 32\nvit_hidden = 32\nvit_heads = 2\nrgb_vit_hidden = 32\nrgb_vit_heads = 2\n"
-          "gen_latent_dim = 8\ngen_latent_tokens = 2\n"
+          "gen_latent_dim = 8\ngen_latent_tokens = 2\nattn_dropout = 0.1\n"
           "train.warmup_steps = 5\ntrain.eval_samples = 4\ntrain.ema_decay = 0.9\nstandin.corrupt = 0.1\n", f);
     fclose(f);
     return root;

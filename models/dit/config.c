@@ -56,6 +56,7 @@ int dv_dit_config_preset(dv_dit_config *cfg, const char *name, char *err, size_t
         c.vit_dim_head = 64, c.vit_cls = 1, c.depth_pool = 1;
         c.global_latents = 1, c.drop_latent_tokens = 0, c.ca_norm_residual = 1, c.ckpt_buffers = 1;
         c.prediction = DV_PREDICT_EPSILON;
+        c.attn_dropout = 0.1f;
     } else if (!strcmp(name, "tiny")) {
         c.layers = 2, c.heads = 4, c.hidden = 64;
         c.gen_latent_dim = 32, c.gen_latent_tokens = 4;
@@ -99,6 +100,7 @@ static const field FIELDS[] = {
     F(beta_schedule, K_SCHED, "linear | scaled_linear | squaredcos_cap_v2"),
     F(prediction, K_PRED, "sample | epsilon | v_prediction"),
     F(cfg_scale, K_FLOAT, "guidance scale"), F(cfg_drop, K_FLOAT, "condition dropout"),
+    F(attn_dropout, K_FLOAT, "attention-weight dropout in training"),
 };
 #undef F
 enum { NFIELDS = sizeof FIELDS / sizeof FIELDS[0] };
@@ -205,7 +207,8 @@ int dv_dit_config_parse(dv_dit_config *cfg, const char *text, const char *what, 
             bad = "static_frames and resampler_queries must be >= 1";
         else if (c.train_timesteps < 1 || c.infer_steps < 1 || c.infer_steps > c.train_timesteps)
             bad = "need 1 <= infer_steps <= train_timesteps";
-        else if (c.cfg_drop >= 1) bad = "cfg_drop must be < 1";
+        else if (!(c.cfg_drop >= 0 && c.cfg_drop < 1)) bad = "cfg_drop must be in [0, 1)";
+        else if (!(c.attn_dropout >= 0 && c.attn_dropout < 1)) bad = "attn_dropout must be in [0, 1)";
         if (bad) {
             snprintf(err, errlen, "%s: %s", what, bad);
             rc = -1;

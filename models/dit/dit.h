@@ -62,6 +62,9 @@ typedef struct {
     dv_prediction_type prediction;    /* x0 (paper) or epsilon (released) */
     float cfg_scale;                  /* 3 */
     float cfg_drop;                   /* 0.1 */
+    float attn_dropout;               /* on the blocks' self- and cross-attention weights in
+                                         training: released 0.1 (attn_drop of its Attention
+                                         modules), paper / tiny 0 */
 } dv_dit_config;
 
 /* fills cfg with a named preset; -1 (message in err) for an unknown name */

@@ -13,8 +13,9 @@
  * The cross-attention keys and values depend on the conditioning tokens only, never on x_t or
  * t, so dv_dit_encode computes them for every block once per chunk; each denoising step then
  * costs the action-token work alone. dv_dit_sample runs the CFG pair as one batch of 2B.
- * Not here: attention dropout (0.1 on the released self- and cross-attention probabilities in
- * training; the fused attention has none), history-action tokens and tactile input (off in the
+ * Attention dropout (released: 0.1 on the self- and cross-attention weights) in training only:
+ * dv_dit_loss draws one seed per step from its rng, each attention its own mask from it.
+ * Not here: history-action tokens and tactile input (off in the
  * released configuration), CUDA placement.
  */
 #include "models/dit/model.h"
@@ -437,10 +438,17 @@ void dv_dit_cond_free(dv_dit_cond *c) {
 }
 
 /* ---- the denoiser ------------------------------------------------------------------------- */
+/* the attention-dropout seed of block i's self- (a = 0) or cross-attention (a = 1) for a training
+ * step's seed */
+static uint64_t attn_seed(uint64_t step_seed, int i, int a) {
+    return step_seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(2 * i + a + 1));
+}
+
 /* one DiT block: x (B, k, C), mod (B, 6C) = adaLN(silu(c)) (any row stride), cross-attention
- * keys/values (B, H, N, D), kpm (B, N) or NULL -> (B, k, C) */
+ * keys/values (B, H, N, D), kpm (B, N) or NULL, seed: the training step's attention-dropout seed
+ * (NULL: no dropout) -> (B, k, C) */
 static dv_tensor *block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *mod, dv_tensor *ck,
-                                dv_tensor *cv, dv_tensor *kpm) {
+                                dv_tensor *cv, dv_tensor *kpm, const uint64_t *seed) {
     const dv_dit_config *c = &m->cfg;
     const dv_dit_block *b = &m->blocks[i];
     dv_pool pool = {0};
@@ -460,7 +468,9 @@ static dv_tensor *block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor 
         q = dv_pool_add(&pool, dv_rotary_apply(q, m->rope_cos, m->rope_sin, true));
         k = dv_pool_add(&pool, dv_rotary_apply(k, m->rope_cos, m->rope_sin, true));
     }
-    dv_attention_opts ao = {.causal = c->causal != 0};
+    const double pdrop = seed ? c->attn_dropout : 0.0;
+    dv_attention_opts ao = {.causal = c->causal != 0, .dropout = pdrop,
+                            .dropout_seed = seed ? attn_seed(*seed, i, 0) : 0};
     dv_tensor *a = dv_pool_add(&pool, dv_attention(q, k, v, &ao));         /* (B, H, k, D) */
     a = dv_pool_add(&pool, dv_transpose(a, 1, 2));
     a = dv_pool_add(&pool, dv_reshape(a, DV_SHAPE(B, K, C)));
@@ -472,7 +482,8 @@ static dv_tensor *block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor 
     dv_tensor *cq = dv_pool_add(&pool, dv_nn_linear_forward(&b->ca_q, xn));
     cq = dv_pool_add(&pool, dv_view(cq, DV_SHAPE(B, K, H, D)));
     cq = dv_pool_add(&pool, dv_transpose(cq, 1, 2));
-    dv_attention_opts co = {.key_padding_mask = kpm};
+    dv_attention_opts co = {.key_padding_mask = kpm, .dropout = pdrop,
+                            .dropout_seed = seed ? attn_seed(*seed, i, 1) : 0};
     dv_tensor *ca = dv_pool_add(&pool, dv_attention(cq, ck, cv, &co));
     ca = dv_pool_add(&pool, dv_transpose(ca, 1, 2));
     ca = dv_pool_add(&pool, dv_reshape(ca, DV_SHAPE(B, K, C)));
@@ -501,7 +512,7 @@ dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor 
     v = dv_pool_add(&pool, dv_transpose(dv_pool_add(&pool, dv_view(v, DV_SHAPE(B, N, H, D))), 1, 2));
     dv_tensor *sc = dv_pool_add(&pool, dv_silu(c));
     dv_tensor *mod = dv_pool_add(&pool, dv_nn_linear_forward(&b->ada, sc));  /* (B, 6C) */
-    dv_tensor *out = block_forward(m, i, x, mod, k, v, NULL);
+    dv_tensor *out = block_forward(m, i, x, mod, k, v, NULL, NULL);
     dv_pool_release(&pool);
     return out;
 }
@@ -560,9 +571,9 @@ static void mods_free(dv_tensor **mods) {
     free(mods);
 }
 
-/* the denoiser after its adaLN rows: x_t (B, k, A) -> (B, k, A) */
+/* the denoiser after its adaLN rows: x_t (B, k, A) -> (B, k, A); seed as block_forward's */
 static dv_tensor *denoise_tokens(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t,
-                                 dv_tensor *const *mods, dv_tensor *kpm) {
+                                 dv_tensor *const *mods, dv_tensor *kpm, const uint64_t *seed) {
     const dv_dit_config *c = &m->cfg;
     dv_pool pool = {0};
     int64_t C = c->hidden;
@@ -570,7 +581,7 @@ static dv_tensor *denoise_tokens(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_
     dv_tensor *xin = dv_pool_add(&pool, dv_concat((dv_tensor *[]){cd->gen_actions, x_t}, 2, 2));
     dv_tensor *x = dv_pool_add(&pool, dv_nn_linear_forward(&m->x_embedder, xin));
     for (int i = 0; i < c->layers; i++)
-        x = dv_pool_add(&pool, block_forward(m, i, x, mods[i], cd->k[i], cd->v[i], kpm));
+        x = dv_pool_add(&pool, block_forward(m, i, x, mods[i], cd->k[i], cd->v[i], kpm, seed));
     dv_tensor *fm = mods[c->layers];                                       /* (B, 2C) */
     dv_tensor *shift = dv_pool_add(&pool, dv_slice(fm, 1, 0, C, 1));
     dv_tensor *scale = dv_pool_add(&pool, dv_slice(fm, 1, C, 2 * C, 1));
@@ -580,8 +591,8 @@ static dv_tensor *denoise_tokens(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_
     return out;
 }
 
-dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_tensor *t,
-                          dv_tensor *drop) {
+static dv_tensor *denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_tensor *t,
+                          dv_tensor *drop, const uint64_t *seed) {
     const dv_dit_config *c = &m->cfg;
     int64_t B = x_t->shape[0];
     DV_ASSERT(B == cd->B && x_t->ndim == 3 && x_t->shape[1] == c->chunk && x_t->shape[2] == c->action_dim,
@@ -590,19 +601,25 @@ dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_t
     dv_tensor *sc = cond_silu(m, cd->g, t, drop);                          /* (B, C) */
     dv_tensor **mods = modulations(m, sc);
     dv_tensor *kpm = latent_mask(m, cd, drop);
-    dv_tensor *out = denoise_tokens(m, cd, x_t, mods, kpm);
+    dv_tensor *out = denoise_tokens(m, cd, x_t, mods, kpm, seed);
     mods_free(mods);
     dv_release(sc), dv_release(kpm);
     return out;
 }
 
+dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_tensor *t,
+                          dv_tensor *drop) {
+    return denoise(m, cd, x_t, t, drop, NULL);
+}
+
 /* ---- training loss ------------------------------------------------------------------------ */
 dv_tensor *dv_dit_loss_with(dv_dit *m, const dv_dit_inputs *in, dv_tensor *actions,
-                            dv_tensor *t, dv_tensor *noise, dv_tensor *drop) {
+                            dv_tensor *t, dv_tensor *noise, dv_tensor *drop,
+                            const uint64_t *attn_seed) {
     dv_dit_cond *cd = dv_dit_encode(m, in);
     const dv_noise_schedule *s = &m->ddim->sched;
     dv_tensor *noisy = dv_diffusion_add_noise(s, actions, noise, t);
-    dv_tensor *pred = dv_dit_denoise(m, cd, noisy, t, drop);
+    dv_tensor *pred = denoise(m, cd, noisy, t, drop, m->cfg.attn_dropout > 0 ? attn_seed : NULL);
     dv_tensor *target;
     switch (m->cfg.prediction) {
     case DV_PREDICT_EPSILON: target = dv_retain(noise); break;
@@ -627,7 +644,11 @@ dv_tensor *dv_dit_loss(dv_dit *m, const dv_dit_inputs *in, dv_tensor *actions, d
         for (int64_t b = 0; b < B; b++) d[b] = dv_flat_get(u, b) < m->cfg.cfg_drop;
         dv_release(u);
     }
-    dv_tensor *loss = dv_dit_loss_with(m, in, actions, t, noise, drop);
+    /* attention dropout: one seed per step, drawn only when it is on (the stream of a model
+     * without it is unchanged) */
+    uint64_t seed = 0;
+    if (m->cfg.attn_dropout > 0) seed = (uint64_t)dv_rng_u32(rng) << 32 | dv_rng_u32(rng);
+    dv_tensor *loss = dv_dit_loss_with(m, in, actions, t, noise, drop, m->cfg.attn_dropout > 0 ? &seed : NULL);
     dv_release(t), dv_release(noise), dv_release(drop);
     return loss;
 }
@@ -719,7 +740,7 @@ dv_tensor *dv_dit_sample_cond(dv_dit *m, const dv_dit_cond *cd, dv_tensor *noise
         int64_t t = s->timesteps[i];
         for (int l = 0; l <= c->layers; l++) step_mods[l] = dv_slice(mods[l], 0, i * R, (i + 1) * R, 1);
         dv_tensor *xx = guided ? dv_concat((dv_tensor *[]){x, x}, 2, 0) : dv_retain(x);
-        dv_tensor *o = denoise_tokens(m, cc, xx, step_mods, kpm), *out;
+        dv_tensor *o = denoise_tokens(m, cc, xx, step_mods, kpm, NULL), *out;
         if (guided) { /* uncond + scale * (cond - uncond) */
             dv_tensor *oc = dv_slice(o, 0, 0, B, 1), *ou = dv_slice(o, 0, B, 2 * B, 1);
             dv_tensor *diff = dv_sub(oc, ou), *sd = dv_scale(diff, c->cfg_scale);

@@ -121,9 +121,11 @@ struct dv_dit_cond {
 dv_dit *dv_dit_new_dtype(const dv_dit_config *cfg, dv_dtype dt, dv_rng *init_rng);
 /* the sensory tokens alone: (B, n_obs, C) (NULL when no stream) */
 dv_tensor *dv_dit_encode_obs(dv_dit *m, const dv_dit_inputs *in);
-/* the loss with t (B) i64, noise (B, k, A) and keep (B) bool (NULL: no CFG drop) given */
+/* the loss with t (B) i64, noise (B, k, A), drop (B) bool (NULL: no CFG drop) and the
+ * attention-dropout seed (NULL: none; used when cfg.attn_dropout > 0) given */
 dv_tensor *dv_dit_loss_with(dv_dit *m, const dv_dit_inputs *in, dv_tensor *actions,
-                            dv_tensor *t, dv_tensor *noise, dv_tensor *drop);
+                            dv_tensor *t, dv_tensor *noise, dv_tensor *drop,
+                            const uint64_t *attn_seed);
 /* one DiT block alone (keys/values computed from ctx (B, N, C) here): x (B, k, C), c (B, C) */
 dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor *c, dv_tensor *ctx);
 /* the DDIM (+ CFG) steps of dv_dit_sample from an already computed conditioning, starting at
