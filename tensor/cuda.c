@@ -722,6 +722,16 @@ void dv_cuda_take_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const
     dv_cuda_check(dv_cu_take_rows((int)dv_dtype_size(src->dtype), outer, k, n, inner, dp(idx), dp(src), dp(dst), st(src)),
                   "take rows (embedding / index_select, cuda)");
 }
+void dv_cuda_concat_piece(const dv_tensor *x, dv_tensor *y, int d, int64_t off) {
+    int64_t outer = 1, inner = 1, es = (int64_t)dv_dtype_size(y->dtype), len = x->shape[d];
+    for (int k = 0; k < d; k++) outer *= y->shape[k];
+    for (int k = d + 1; k < y->ndim; k++) inner *= y->shape[k];
+    dv_tensor *xc = dv_contiguous((dv_tensor *)x);
+    dv_cuda_check(dv_cu_copy_rows((int)es, outer, len * inner, dp(xc), len * inner, (char *)dp(y) + off * inner * es,
+                                  y->shape[d] * inner, st(y)),
+                  "concat (cuda)");
+    dv_release(xc);
+}
 void dv_cuda_index_add_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const dv_tensor *idx,
                             const dv_tensor *src, dv_tensor *dst) {
     require_f32("index_add (embedding / index_select backward)", src);
@@ -1076,6 +1086,7 @@ void dv_cuda_index_add_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, 
     NO_CUDA_OP("index_add");
 }
 void dv_cuda_gather(int dim, const dv_tensor *idx, const dv_tensor *x, dv_tensor *y) { NO_CUDA_OP("gather"); }
+void dv_cuda_concat_piece(const dv_tensor *x, dv_tensor *y, int d, int64_t off) { NO_CUDA_OP("concat"); }
 void dv_cuda_scatter_add(int dim, const dv_tensor *idx, const dv_tensor *src, dv_tensor *x) { NO_CUDA_OP("scatter_add"); }
 dv_tensor *dv_cuda_bce_logits(const dv_tensor *x, const dv_tensor *t) { NO_CUDA_OP("bce_with_logits"); }
 void dv_cuda_bce_logits_bwd(const dv_tensor *x, const dv_tensor *t, const dv_tensor *g, dv_tensor *gx, dv_tensor *gt) {

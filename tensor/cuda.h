@@ -195,6 +195,8 @@ void dv_cuda_take_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const
 void dv_cuda_index_add_rows(int64_t outer, int64_t k, int64_t n, int64_t inner, const dv_tensor *idx,
                             const dv_tensor *src, dv_tensor *dst);
 void dv_cuda_gather(int dim, const dv_tensor *idx, const dv_tensor *x, dv_tensor *y); /* x through its strides */
+/* concat: x (any strides, any dtype) into y[..., off : off + x.shape[d], ...] along dim d (y contiguous) */
+void dv_cuda_concat_piece(const dv_tensor *x, dv_tensor *y, int d, int64_t off);
 void dv_cuda_scatter_add(int dim, const dv_tensor *idx, const dv_tensor *src, dv_tensor *x); /* x contiguous */
 /* the mean loss as a 0-d f32 tensor on x's device; the backward reads the upstream gradient g
  * (0-d, on the device) there, so nothing waits for the host */

@@ -284,7 +284,6 @@ dv_tensor *dv_concat(dv_tensor *const *xs, int n, int dim) {
     if (n < 1) dv_panic("concat: needs at least one tensor, got %d", n);
     const dv_tensor *x0 = xs[0];
     if (x0->ndim == 0) dv_panic("concat: tensor 0 is 0-d; concat needs at least one dim");
-    dv_require_cpu(op, x0);
     int d = dv_dim(x0, dim);
     int64_t total = 0;
     for (int i = 0; i < n; i++) {
@@ -302,11 +301,16 @@ dv_tensor *dv_concat(dv_tensor *const *xs, int n, int dim) {
     }
     int64_t sh[DV_MAX_DIMS];
     for (int k = 0; k < x0->ndim; k++) sh[k] = k == d ? total : x0->shape[k];
-    dv_tensor *y = dv_empty(x0->dtype, sh, x0->ndim);
+    dv_tensor *y = dv_empty_on(x0->dtype, sh, x0->ndim, x0->device);
     DV_NO_GRAD_BEGIN
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
         int64_t len = xs[i]->shape[d];
+        if (dv_backend_of(y) == DV_BACKEND_CUDA) { /* a CUDA copy needs a contiguous destination: a block kernel */
+            dv_cuda_concat_piece(xs[i], y, d, off);
+            off += len;
+            continue;
+        }
         dv_tensor *dst = dv_slice(y, d, off, off + len, 1);
         dv_copy_(dst, xs[i]);
         dv_release(dst);
@@ -384,5 +388,6 @@ dv_tensor *dv_one_hot(dv_tensor *index, int64_t num_classes, dv_dtype dt) {
     char *p = dv_data(y);
     for (int64_t i = 0; i < m; i++) memcpy(p + (size_t)(i * num_classes + id[i]) * es, one, es);
     dv_release(ii);
+    if (index->device.type != DV_CPU) dv_tensor_move_(y, index->device); /* built on the host, where the check ran */
     return y;
 }

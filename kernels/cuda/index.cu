@@ -1,6 +1,6 @@
 /* kernels/cuda/index.cu — indexing on the GPU: row selection (embedding, index_select),
- * gather along a dim, and their backward (index-add of rows, scatter-add), the semantics of
- * tensor/ops_index.c. Indices are i64 on the device and already range-checked by the op.
+ * gather along a dim, and their backward (index-add of rows, scatter-add), and the block copy
+ * of concat; the semantics of tensor/ops_index.c. Indices are i64 on the device and already range-checked by the op.
  *
  * The forward moves elements of 1, 2, 4 or 8 bytes (any dtype), one thread per output
  * element. The backward adds f32 gradients into a zeroed destination with atomicAdd: several
@@ -48,6 +48,24 @@ __global__ void scatter_add_kernel(int64_t m, IdxGeom g, const int64_t *__restri
     DV_CU_GRID_STRIDE(i, m) atomicAdd(&x[dv_cu_gather_offset(g.ndim, g.ish, g.dim, g.xs, i, idx[i])], src[i]);
 }
 
+/* dst[o * dst_ld + c] = src[o * src_ld + c], c < width: a block of rows (concat) */
+template <typename U>
+__global__ void copy_rows_kernel(int64_t total, int64_t width, const U *__restrict__ src, int64_t src_ld,
+                                 U *__restrict__ dst, int64_t dst_ld) {
+    DV_CU_GRID_STRIDE(e, total) {
+        int64_t o = e / width, c = e % width;
+        dst[o * dst_ld + c] = src[o * src_ld + c];
+    }
+}
+
+template <typename U>
+void copy_rows_launch(int64_t outer, int64_t width, const void *src, int64_t src_ld, void *dst, int64_t dst_ld,
+                      cudaStream_t s) {
+    int64_t total = outer * width;
+    copy_rows_kernel<U><<<dvcu::grid_for(total), dvcu::kThreads, 0, s>>>(total, width, (const U *)src, src_ld, (U *)dst,
+                                                                          dst_ld);
+}
+
 template <typename U>
 void take_rows_launch(int64_t total, int64_t k, int64_t n, int64_t inner, const int64_t *idx, const void *src,
                       void *dst, cudaStream_t s) {
@@ -79,6 +97,20 @@ extern "C" int dv_cu_take_rows(int esize, int64_t outer, int64_t k, int64_t n, i
     case 2: take_rows_launch<uint16_t>(total, k, n, inner, idx, src, dst, s); break;
     case 4: take_rows_launch<uint32_t>(total, k, n, inner, idx, src, dst, s); break;
     case 8: take_rows_launch<uint64_t>(total, k, n, inner, idx, src, dst, s); break;
+    default: return (int)cudaErrorInvalidValue;
+    }
+    return (int)cudaGetLastError();
+}
+
+extern "C" int dv_cu_copy_rows(int esize, int64_t outer, int64_t width, const void *src, int64_t src_ld, void *dst,
+                               int64_t dst_ld, dv_cu_stream stream) {
+    if (outer * width <= 0) return 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    switch (esize) {
+    case 1: copy_rows_launch<uint8_t>(outer, width, src, src_ld, dst, dst_ld, s); break;
+    case 2: copy_rows_launch<uint16_t>(outer, width, src, src_ld, dst, dst_ld, s); break;
+    case 4: copy_rows_launch<uint32_t>(outer, width, src, src_ld, dst, dst_ld, s); break;
+    case 8: copy_rows_launch<uint64_t>(outer, width, src, src_ld, dst, dst_ld, s); break;
     default: return (int)cudaErrorInvalidValue;
     }
     return (int)cudaGetLastError();

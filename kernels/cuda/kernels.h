@@ -187,6 +187,10 @@ int dv_cu_diffusion_step_f32(int64_t n, const float *model_output, const float *
  * (1, 2, 4, 8) bytes: embedding (outer 1) and index_select */
 int dv_cu_take_rows(int esize, int64_t outer, int64_t k, int64_t n, int64_t inner, const int64_t *idx,
                     const void *src, void *dst, dv_cu_stream stream);
+/* dst[o * dst_ld + c] = src[o * src_ld + c] for o < outer, c < width (elements of esize bytes):
+ * one input's block of a concat */
+int dv_cu_copy_rows(int esize, int64_t outer, int64_t width, const void *src, int64_t src_ld, void *dst,
+                    int64_t dst_ld, dv_cu_stream stream);
 /* the adjoint: dst (outer, n, inner)[o][idx[j]][c] += src[o][j][c] (atomic adds: repeated ids
  * sum up, in an order that varies run to run) */
 int dv_cu_index_add_rows_f32(int64_t outer, int64_t k, int64_t n, int64_t inner, const int64_t *idx,

@@ -1,11 +1,12 @@
 /* tests/cuda/test_cuda_index_loss_pool.c — the tensor ops with CUDA kernels in
  * kernels/cuda/index.cu, loss.cu, pool.cu and resize.cu (embedding, index_select, gather,
- * mse / l1 / bce-with-logits / cross-entropy, max / avg / adaptive-avg pooling, bilinear and
- * nearest resize): forward and gradients through autograd on cuda:0 against the same graph
- * on the CPU, odd sizes, repeated indices, strided inputs.
- * Tolerances (relative, max(1, |x|) scaled): 2e-6 where the GPU adds in the CPU's order
- * (pooling, resize: gather-style backward kernels), 2e-5 for atomic scatter-adds (index
- * backward: the order of the adds varies) and for the losses (sums in another order). */
+ * concat / stack / one_hot, mse / l1 / bce-with-logits / cross-entropy, max / avg /
+ * adaptive-avg pooling, bilinear and nearest resize): forward and gradients through autograd
+ * on cuda:0 against the same graph on the CPU, odd sizes, repeated indices, strided inputs.
+ * Tolerances (relative, max(1, |x|) scaled): 0 for pure data movement (concat, stack,
+ * one_hot, embedding forward); 2e-6 where the GPU adds in the CPU's order (pooling, resize:
+ * gather-style backward kernels); 2e-5 for atomic scatter-adds (index backward: the order of
+ * the adds varies) and for the losses (sums in another order). */
 #ifdef DV_HAVE_CUDA
 #include "tests/cuda/cuda_util.h"
 
@@ -62,6 +63,31 @@ TEST(cuda_index_ops_match_cpu) {
     tc_graph_parity("gather dim 2 of a transposed view", g_gather, &x, 1, 2e-5);
     drop_idx();
     dv_release(x);
+}
+
+/* concat along dim 1 of three inputs, the middle one a transposed view; stack along a new dim 2 */
+static dv_tensor *g_concat(dv_tensor **in) {
+    dv_tensor *t = dv_transpose(in[1], 1, 2), *y = dv_concat((dv_tensor *[]){in[0], t, in[2]}, 3, 1);
+    dv_release(t);
+    return y;
+}
+static dv_tensor *g_stack(dv_tensor **in) { return dv_stack((dv_tensor *[]){in[0], in[2], in[0]}, 3, 2); }
+
+TEST(cuda_concat_stack_one_hot_match_cpu) {
+    dv_rng r = dv_rng_new(24);
+    dv_tensor *a = dv_randn(&r, DV_F32, DV_SHAPE(3, 5, 7)), *b = dv_randn(&r, DV_F32, DV_SHAPE(3, 7, 4));
+    dv_tensor *c = dv_randn(&r, DV_F32, DV_SHAPE(3, 1, 7));
+    tc_graph_parity("concat dim 1 (a strided piece)", g_concat, (dv_tensor *[]){a, b, c}, 3, 0);
+    dv_tensor *c2 = dv_randn(&r, DV_F32, DV_SHAPE(3, 5, 7));
+    tc_graph_parity("stack dim 2", g_stack, (dv_tensor *[]){a, b, c2}, 3, 0);
+    /* one_hot of a device index: built on the host, returned on the device */
+    dv_tensor *ix = dv_randint(&r, DV_I64, 0, 9, DV_SHAPE(4, 6)), *ixd = dv_tensor_to(ix, dv_device_cuda(0));
+    dv_tensor *oc = dv_one_hot(ix, 9, DV_F32), *od = dv_one_hot(ixd, 9, DV_F32);
+    CHECK(od->device.type == DV_CUDA);
+    dv_tensor *ob = dv_tensor_to(od, DV_DEVICE_CPU);
+    tc_compare_f32("one_hot of a device index", dv_data(ob), dv_data(oc), dv_numel(oc), 0);
+    dv_release(a), dv_release(b), dv_release(c), dv_release(c2);
+    dv_release(ix), dv_release(ixd), dv_release(oc), dv_release(od), dv_release(ob);
 }
 
 static dv_tensor *g_mse(dv_tensor **in) { return dv_mse_loss(in[0], in[1]); }
