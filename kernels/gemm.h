@@ -10,6 +10,9 @@
  * The *_bias variants are the Linear layer's epilogue: afterwards C[m,n] += bias[n] (bias holds
  * N floats; NULL adds nothing). The AVX-512 ones add it while the tile is in registers, which
  * saves a second pass over C and a second OpenMP region per layer.
+ * dv_gemm_f32_bias_act_avx512 then applies an activation (a dv_bias_act_kind, kernels/bias_act.h,
+ * 0 = none) to C as well: y = act(x W^T + b), the MLP layer in inference, with the activation
+ * in the packed and broadcast paths' epilogues (the small-M paths make a pass over C after).
  */
 #ifndef DV_KERNELS_GEMM_H
 #define DV_KERNELS_GEMM_H
@@ -35,5 +38,6 @@ void dv_gemm_bf16b_bias_portable(DV_GEMM_ARGS(float, uint16_t, float), const flo
 void dv_gemm_f32_bias_avx512(DV_GEMM_ARGS(float, float, float), const float *bias);
 void dv_gemm_f16b_bias_avx512(DV_GEMM_ARGS(float, uint16_t, float), const float *bias);
 void dv_gemm_bf16b_bias_avx512(DV_GEMM_ARGS(float, uint16_t, float), const float *bias);
+void dv_gemm_f32_bias_act_avx512(DV_GEMM_ARGS(float, float, float), const float *bias, int act);
 
 #endif

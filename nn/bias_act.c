@@ -1,6 +1,7 @@
 /* nn/bias_act.c — the fused bias + activation op with autograd; see nn/bias_act.h. */
 #include "nn/bias_act.h"
 
+#include "kernels/gemm.h"
 #include "tensor/autograd.h"
 #include "tensor/cuda.h"
 #include "tensor/internal.h"
@@ -65,7 +66,35 @@ dv_tensor *dv_bias_act(dv_tensor *x, dv_tensor *b, dv_bias_act_kind act) {
     return y;
 }
 
+/* Inference (nothing wants a gradient), f32 on AVX-512: one GEMM whose epilogue adds the bias and
+ * applies the activation while the tile is in registers, instead of a GEMM and a pass over its
+ * output. Returns NULL when the case is not that one. */
+static dv_tensor *linear_act_fused(dv_tensor *x, dv_tensor *w, dv_tensor *b, dv_bias_act_kind act) {
+#ifndef DV_NO_AVX512
+    dv_tensor *ins[3] = {x, w, b};
+    if (!b || dv_ag_wanted(3, ins) || x->dtype != DV_F32 || w->dtype != DV_F32 || b->dtype != DV_F32 ||
+        dv_backend_of(x) != DV_BACKEND_AVX512 || w->device.type != DV_CPU || b->device.type != DV_CPU ||
+        x->ndim < 1 || w->ndim != 2 || b->ndim != 1 || x->shape[x->ndim - 1] != w->shape[1] ||
+        b->shape[0] != w->shape[0])
+        return NULL; /* dv_linear and dv_bias_act check (and explain) everything else */
+    int64_t in = w->shape[1], out = w->shape[0], rows = 1, ys[DV_MAX_DIMS];
+    for (int d = 0; d < x->ndim - 1; d++) rows *= x->shape[d], ys[d] = x->shape[d];
+    ys[x->ndim - 1] = out;
+    dv_tensor *xc = contig(x), *wc = contig(w), *bc = contig(b);
+    dv_tensor *y = dv_empty(DV_F32, ys, x->ndim);
+    dv_gemm_f32_bias_act_avx512(0, 1, rows, out, in, 1.0f, dv_data(xc), in, dv_data(wc), in, 0.0f, dv_data(y),
+                                out, dv_data(bc), (int)act);
+    dv_release(xc), dv_release(wc), dv_release(bc);
+    return y;
+#else
+    (void)x, (void)w, (void)b, (void)act;
+    return NULL;
+#endif
+}
+
 dv_tensor *dv_linear_act(dv_tensor *x, dv_tensor *w, dv_tensor *b, dv_bias_act_kind act) {
+    dv_tensor *fused = linear_act_fused(x, w, b, act);
+    if (fused) return fused;
     dv_tensor *h = dv_linear(x, w, NULL);
     dv_tensor *y = dv_bias_act(h, b, act);
     dv_release(h);

@@ -8,7 +8,9 @@
  * pass that writes gx and sums gb, so nothing of size (..., N) is saved beyond the input the
  * linear layer's backward keeps anyway. Kernels: portable f32 / f64, AVX-512 f32.
  *
- *   dv_linear_act(x, w, b, act) = act(x w^T + b): dv_linear without its bias, then this op.
+ *   dv_linear_act(x, w, b, act) = act(x w^T + b): dv_linear without its bias, then this op;
+ *   in inference (no gradient wanted), f32 on AVX-512, one GEMM with the bias and activation
+ *   in its epilogue.
  * Not here: CUDA (its own issue), f16 / bf16 activations.
  */
 #ifndef DV_NN_BIAS_ACT_H

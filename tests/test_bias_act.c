@@ -69,6 +69,26 @@ TEST(bias_act_matches_unfused) {
     dv_release(x), dv_release(b), dv_release(w), dv_release(x2);
 }
 
+/* dv_linear_act in inference (f32 on AVX-512: one GEMM with the bias and activation in its
+ * epilogue) gives what the autograd path (GEMM, then bias_act) gives, on the packed, broadcast
+ * and dot GEMM paths */
+TEST(linear_act_inference_fused) {
+    static const int64_t k_rows[] = {197, 16, 3};
+    for (int r = 0; r < 3; r++)
+        for (int a = 1; a < DV_BIAS_ACT_COUNT; a++) {
+            dv_tensor *x = ut_randn_leaf(DV_F32, DV_SHAPE(k_rows[r], 40), 10 + r);
+            dv_tensor *w = ut_randn(DV_F32, DV_SHAPE(70, 40), 20), *b = ut_randn(DV_F32, DV_SHAPE(70), 21);
+            dv_tensor *train = dv_linear_act(x, w, b, (dv_bias_act_kind)a), *infer;
+            CHECK(train->grad_fn != NULL); /* recorded: the unfused path */
+            DV_NO_GRAD_BEGIN
+            infer = dv_linear_act(x, w, b, (dv_bias_act_kind)a);
+            DV_NO_GRAD_END
+            CHECK(infer->grad_fn == NULL);
+            ut_check_tensor("linear_act inference vs training path", infer, train, 1e-5);
+            dv_release(x), dv_release(w), dv_release(b), dv_release(train), dv_release(infer);
+        }
+}
+
 /* the bias gradient does not depend on the thread count (fixed row blocks) */
 TEST(bias_act_bias_grad_deterministic) {
     int prev = omp_get_max_threads();

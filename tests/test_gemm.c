@@ -15,6 +15,7 @@
 #include "tests/test.h"
 
 #include "kernels/cpu.h"
+#include "kernels/bias_act.h"
 #include "kernels/gemm.h"
 #include "kernels/half.h"
 
@@ -387,3 +388,52 @@ TEST(gemm_bad_arguments_abort) {
     }
 #endif
 }
+
+/* ---- the activation epilogue (dv_gemm_f32_bias_act_avx512) -------------------------------- */
+#ifndef DV_NO_AVX512
+/* act(alpha A B + beta C + bias) against the portable GEMM + bias, then the portable activation,
+ * on every path: packed (two K blocks, partial tiles), broadcast, dot, stream, K == 0 */
+TEST(gemm_bias_act_epilogue) {
+    if (!dv_cpu_has_avx512()) return;
+    static const struct { int64_t M, N, K; int tb; } k_shapes[] = {
+        {100, 97, 600, 1}, {31, 70, 64, 1}, {16, 40, 130, 1}, {20, 24, 33, 1},
+        {3, 40, 130, 1},   {9, 33, 300, 1}, {5, 50, 70, 0},   {60, 45, 20, 0}, {7, 9, 0, 1},
+    };
+    for (int act = 1; act < DV_BIAS_ACT_COUNT; act++)
+        for (size_t s = 0; s < sizeof k_shapes / sizeof k_shapes[0]; s++) {
+            const int64_t M = k_shapes[s].M, N = k_shapes[s].N, K = k_shapes[s].K, ldc = N + 3;
+            const int tb = k_shapes[s].tb;
+            const float alpha = s % 2 ? 1.0f : -0.5f, beta = s % 3 == 1 ? 0.75f : 0.0f;
+            float *A = malloc(sizeof(float) * (size_t)(M * K + 1)), *B = malloc(sizeof(float) * (size_t)(N * K + 1));
+            float *bias = malloc(sizeof(float) * (size_t)N), *C = malloc(sizeof(float) * (size_t)(M * ldc));
+            float *R = malloc(sizeof(float) * (size_t)(M * N)), *Rz = malloc(sizeof(float) * (size_t)(M * N));
+            for (int64_t i = 0; i < M * K; i++) A[i] = (float)uniform();
+            for (int64_t i = 0; i < N * K; i++) B[i] = (float)uniform();
+            for (int64_t i = 0; i < N; i++) bias[i] = (float)uniform();
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < ldc; j++) {
+                    float c0 = (float)uniform();
+                    C[i * ldc + j] = j < N ? c0 : SENTINEL;
+                    if (j < N) Rz[i * N + j] = c0;
+                }
+            /* reference: portable GEMM with the bias, then the portable activation */
+            dv_gemm_f32_bias_portable(0, tb, M, N, K, alpha, A, K, B, tb ? K : N, beta, Rz, N, bias);
+            dv_bias_act_fwd_f32_portable((dv_bias_act_kind)act, M, N, Rz, NULL, R);
+            dv_gemm_f32_bias_act_avx512(0, tb, M, N, K, alpha, A, K, B, tb ? K : N, beta, C, ldc, bias, act);
+            int64_t bad = 0;
+            double worst = 0;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < ldc; j++) {
+                    float got = C[i * ldc + j];
+                    if (j >= N) { bad += got != SENTINEL; continue; }
+                    double err = fabs((double)got - R[i * N + j]) / (1.0 + fabs(R[i * N + j]));
+                    if (!(err <= 1e-5 * (1 + K / 64.0))) bad++;
+                    if (err > worst) worst = err;
+                }
+            CHECK_MSG(bad == 0, "bias_act epilogue %s M=%lld N=%lld K=%lld tb=%d: %lld bad, worst %.3g",
+                      dv_bias_act_name((dv_bias_act_kind)act), (long long)M, (long long)N, (long long)K, tb,
+                      (long long)bad, worst);
+            free(A), free(B), free(bias), free(C), free(R), free(Rz);
+        }
+}
+#endif

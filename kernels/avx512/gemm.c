@@ -61,6 +61,7 @@
  * widened so the arithmetic is the f32 arithmetic of the reference).
  */
 #include "kernels/gemm.h"
+#include "kernels/avx512/act.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -93,6 +94,7 @@ typedef struct {
     float *C;
     int64_t ldc;
     const float *bias; /* N floats added to every row of C, or NULL */
+    int act;           /* dv_bias_act_kind applied last (the *_bias_act entry point), 0 = none */
 } gemm_args;
 
 #define INLINE static inline __attribute__((always_inline))
@@ -251,7 +253,7 @@ static void pack_b_block(const gemm_args *g, int64_t pc, int64_t kc, int64_t jc,
  */
 INLINE void micro_kernel(const int R, int64_t K, const float *Ap, const float *Bp, __mmask16 n0,
                          __mmask16 n1, float *C, int64_t ldc, int mr, float alpha, float beta,
-                         const float *bias) {
+                         const float *bias, int act) {
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
     for (int i = 0; i < R; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -283,6 +285,7 @@ INLINE void micro_kernel(const int R, int64_t K, const float *Ap, const float *B
             r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(n1, c + 16), r1);
         }
         if (bias) r0 = _mm512_add_ps(r0, bias0), r1 = _mm512_add_ps(r1, bias1);
+        if (act) r0 = act_vec(act, r0), r1 = act_vec(act, r1);
         _mm512_mask_storeu_ps(c, n0, r0);
         _mm512_mask_storeu_ps(c + 16, n1, r1);
     }
@@ -295,13 +298,13 @@ static int panel_height(int64_t rows) {
 
 static void panel_kernel(int R, int64_t K, const float *Ap, const float *Bp, __mmask16 n0,
                          __mmask16 n1, float *C, int64_t ldc, int mr, float alpha, float beta,
-                         const float *bias) {
+                         const float *bias, int act) {
     switch (R) {
-    case 1: micro_kernel(1, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
-    case 2: micro_kernel(2, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
-    case 4: micro_kernel(4, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
-    case 8: micro_kernel(8, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
-    default: micro_kernel(MR, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias); break;
+    case 1: micro_kernel(1, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias, act); break;
+    case 2: micro_kernel(2, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias, act); break;
+    case 4: micro_kernel(4, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias, act); break;
+    case 8: micro_kernel(8, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias, act); break;
+    default: micro_kernel(MR, K, Ap, Bp, n0, n1, C, ldc, mr, alpha, beta, bias, act); break;
     }
 }
 
@@ -328,15 +331,16 @@ static void packed_block(const gemm_args *g, int64_t m0, int64_t m1, int64_t n0,
                     int64_t nr = min64(NR, nc - jr);
                     float *C = g->C + ic * g->ldc + jc + jr;
                     const float *bias = pc == 0 && g->bias ? g->bias + jc + jr : NULL;
+                    const int act = pc + kc == g->K ? g->act : 0; /* after the last K block */
                     __mmask16 n0 = lanes(nr), n1 = lanes(nr - 16);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = (int)min64(MR, mc - ir);
                         if (mr == MR)
                             micro_kernel(MR, kc, Ap + ir * kc, Bp + jr * kc, n0, n1,
-                                         C + ir * g->ldc, g->ldc, MR, g->alpha, beta, bias);
+                                         C + ir * g->ldc, g->ldc, MR, g->alpha, beta, bias, act);
                         else
                             panel_kernel(panel_height(mr), kc, Ap + ir * kc, Bp + jr * kc, n0, n1,
-                                         C + ir * g->ldc, g->ldc, mr, g->alpha, beta, bias);
+                                         C + ir * g->ldc, g->ldc, mr, g->alpha, beta, bias, act);
                     }
                 }
             }
@@ -594,7 +598,8 @@ enum { BC_J = 8 }; /* rows of W per tile */
 /* C[i, j] = alpha * sum_k At[k, i] W[j, k] + beta * C[i, j] (+ bias[j]) for i < mr, j < nw;
  * rows of W past nw repeat the last one (read, not stored) */
 INLINE void bcast_tile(const int V, int64_t K, const float *At, const float *W, int64_t ldw, int nw,
-                       float *C, int64_t ldc, int mr, float alpha, float beta, const float *bias) {
+                       float *C, int64_t ldc, int mr, float alpha, float beta, const float *bias,
+                       int act) {
     const float *w[BC_J];
 #pragma GCC unroll 8
     for (int j = 0; j < BC_J; j++) w[j] = W + (j < nw ? j : nw - 1) * ldw;
@@ -644,15 +649,17 @@ INLINE void bcast_tile(const int V, int64_t K, const float *At, const float *W, 
             float *c = C + (16 * v + u) * ldc;
             __m512 x = _mm512_mul_ps(va, r[u]);
             if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cm, c), x);
-            _mm512_mask_storeu_ps(c, cm, _mm512_add_ps(x, vbias));
+            x = _mm512_add_ps(x, vbias);
+            _mm512_mask_storeu_ps(c, cm, act ? act_vec(act, x) : x);
         }
     }
 }
 
 static void bcast_rows(int V, int64_t K, const float *At, const float *W, int64_t ldw, int nw,
-                       float *C, int64_t ldc, int mr, float alpha, float beta, const float *bias) {
-    if (V == 1) bcast_tile(1, K, At, W, ldw, nw, C, ldc, mr, alpha, beta, bias);
-    else bcast_tile(2, K, At, W, ldw, nw, C, ldc, mr, alpha, beta, bias);
+                       float *C, int64_t ldc, int mr, float alpha, float beta, const float *bias,
+                       int act) {
+    if (V == 1) bcast_tile(1, K, At, W, ldw, nw, C, ldc, mr, alpha, beta, bias, act);
+    else bcast_tile(2, K, At, W, ldw, nw, C, ldc, mr, alpha, beta, bias, act);
 }
 
 static void gemm_bcast(const gemm_args *g) {
@@ -682,7 +689,7 @@ static void gemm_bcast(const gemm_args *g) {
         for (int64_t s = tiles * t / nt; s < tiles * (t + 1) / nt; s++) {
             int64_t j = s * BC_J;
             bcast_rows(V, K, At, (const float *)g->B + j * g->ldb, g->ldb, (int)min64(BC_J, N - j),
-                       g->C + j, g->ldc, (int)M, g->alpha, g->beta, g->bias ? g->bias + j : NULL);
+                       g->C + j, g->ldc, (int)M, g->alpha, g->beta, g->bias ? g->bias + j : NULL, g->act);
         }
     }
 }
@@ -718,6 +725,16 @@ static int use_bcast(const gemm_args *g) {
     return g->bt == BT_F32 && g->M > 12 && g->M <= 32;
 }
 
+/* C[0:M, 0:N] = act(C), for the paths that store C without the activation */
+static void act_pass(const gemm_args *g) {
+    for (int64_t i = 0; i < g->M; i++)
+        for (int64_t j = 0; j < g->N; j += 16) {
+            float *c = g->C + i * g->ldc + j;
+            __mmask16 m = lanes(g->N - j);
+            _mm512_mask_storeu_ps(c, m, act_vec(g->act, _mm512_maskz_loadu_ps(m, c)));
+        }
+}
+
 static void gemm(const char *name, const gemm_args *g) {
     check_args(name, g);
     if (g->M == 0 || g->N == 0) return;
@@ -727,16 +744,24 @@ static void gemm(const char *name, const gemm_args *g) {
                 float *c = g->C + i * g->ldc + j;
                 *c = (g->beta == 0.0f ? 0.0f : g->beta * *c) + (g->bias ? g->bias[j] : 0.0f);
             }
+        if (g->act) act_pass(g);
         return;
     }
-    if (g->tb && use_bcast(g)) gemm_bcast(g);
-    else if (g->tb && use_dot(g->M, g->K)) gemm_dot(g);
-    else if (!g->tb && g->M <= STREAM_MAX_M) gemm_stream(g);
-    else gemm_packed(g);
+    if (g->tb && use_bcast(g)) {
+        gemm_bcast(g);
+    } else if (g->tb && use_dot(g->M, g->K)) {
+        gemm_dot(g); /* small M: the activation afterwards costs little */
+        if (g->act) act_pass(g);
+    } else if (!g->tb && g->M <= STREAM_MAX_M) {
+        gemm_stream(g);
+        if (g->act) act_pass(g);
+    } else {
+        gemm_packed(g);
+    }
 }
 
 #define GEMM_ARGS_STRUCT(BT, BIAS)                                                                 \
-    (gemm_args) { ta, tb, M, N, K, alpha, beta, A, lda, B, BT, ldb, C, ldc, BIAS }
+    (gemm_args) { ta, tb, M, N, K, alpha, beta, A, lda, B, BT, ldb, C, ldc, BIAS, 0 }
 
 void dv_gemm_f32_avx512(DV_GEMM_ARGS(float, float, float)) {
     gemm_args g = GEMM_ARGS_STRUCT(BT_F32, NULL);
@@ -766,4 +791,14 @@ void dv_gemm_f16b_bias_avx512(DV_GEMM_ARGS(float, uint16_t, float), const float 
 void dv_gemm_bf16b_bias_avx512(DV_GEMM_ARGS(float, uint16_t, float), const float *bias) {
     gemm_args g = GEMM_ARGS_STRUCT(BT_BF16, bias);
     gemm("dv_gemm_bf16b_bias_avx512", &g);
+}
+
+void dv_gemm_f32_bias_act_avx512(DV_GEMM_ARGS(float, float, float), const float *bias, int act) {
+    gemm_args g = GEMM_ARGS_STRUCT(BT_F32, bias);
+    if (act < 0 || act >= DV_BIAS_ACT_COUNT) {
+        fprintf(stderr, "dv_gemm_f32_bias_act_avx512: unknown activation %d\n", act);
+        abort();
+    }
+    g.act = act;
+    gemm("dv_gemm_f32_bias_act_avx512", &g);
 }
