@@ -448,11 +448,13 @@ int dv_bench_gemm(int argc, char **argv) {
     static const shape square[] = {{2048, 2048, 2048}, {1024, 1024, 1024}, {600, 4096, 4096},
                                    {256, 4096, 4096},  {64, 768, 768},     {20, 192, 192},
                                    {1, 4096, 4096}};
-    static const shape linear[] = {{600, 4096, 4096}, {64, 768, 768}, {20, 192, 192},
-                                   {1, 4096, 4096}};
+    static const shape linear[] = {{600, 4096, 4096}, {394, 1536, 384}, {64, 768, 768},
+                                   {20, 192, 192},    {16, 768, 256},   {16, 256, 1024},
+                                   {32, 1024, 256},   {1, 4096, 4096}};
     sgemm_table("SGEMM C = A B (ta = tb = 0), f32, GFLOP/s (best trial, >= 0.3 s per figure)", 0,
                 square, 7, threads, nthreads);
-    sgemm_table("SGEMM Linear layout C = A W^T (tb = 1, W stored (N,K)), GFLOP/s", 1, linear, 4,
+    sgemm_table("SGEMM Linear layout C = A W^T (tb = 1, W stored (N,K)), GFLOP/s", 1, linear,
+                (int)(sizeof linear / sizeof linear[0]) - 1, /* M = 1: the f16 / bf16 table */
                 threads, nthreads);
     weight_table(threads, nthreads);
     return 0;
