@@ -17,6 +17,12 @@ double dv_bench_now(void); /* monotonic clock, seconds */
  * The best trial is reported, which filters out interference from the rest of the machine. */
 double dv_bench_time(void (*fn)(void *ctx), void *ctx, double min_s);
 
+/* Latency of single calls of fn(ctx): one warm-up call, then calls timed one by one until at
+ * least min_s has been spent and min_calls have run; *best gets the fastest call's seconds and
+ * *median the median's — the two figures a peer that times single calls reports too. */
+void dv_bench_calls(void (*fn)(void *ctx), void *ctx, double min_s, int min_calls, double *best,
+                    double *median);
+
 /* "--threads N" anywhere in argv, else 0 */
 int dv_bench_threads_arg(int argc, char **argv);
 

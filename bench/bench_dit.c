@@ -3,7 +3,9 @@
  *
  *   infer   batch 1, one full action chunk: RGB ViT + depth ViT + resamplers + latent adapter
  *           (dv_dit_encode, once per chunk), then 5 DDIM steps, each one batched pass of the
- *           conditional and unconditional inputs (CFG 3): dv_dit_sample. Best of several runs.
+ *           conditional and unconditional inputs (CFG 3): dv_dit_sample. Single chunks timed one
+ *           by one (>= 3 s, >= 15 of them; the peer: 15): the fastest and the median, and the
+ *           speedup for each.
  *   train   batch B (64): dv_dit_loss (encode, noise, denoise, MSE) + backward + AdamW step.
  *           Best of 2 runs after a warm-up; peak memory = the allocator's peak during one step
  *           above what was live before it (parameters, AdamW state and inputs not counted).
@@ -81,10 +83,11 @@ static void free_inputs(dv_dit_inputs *in) {
     dv_release(in->gen_latents);
 }
 
-/* run the PyTorch peer; fills the three figures (negative when absent) */
+/* run the PyTorch peer; fills its figures (negative when absent): chunk latency best and median
+ * (inf[2]), the same in the official code's schedule (inf_rel[2]), training step, max RSS */
 static int run_torch(const char *preset, int64_t B, int threads, bool train, double *inf,
                      double *inf_rel, double *tr, double *rss) {
-    *inf = *inf_rel = *tr = *rss = -1;
+    inf[0] = inf[1] = inf_rel[0] = inf_rel[1] = *tr = *rss = -1;
     if (access("/usr/bin/python3", X_OK) != 0) {
         printf("  (PyTorch peer skipped: no /usr/bin/python3)\n");
         return -1;
@@ -105,15 +108,15 @@ static int run_torch(const char *preset, int64_t B, int threads, bool train, dou
     if (!p) return -1;
     char line[512];
     while (fgets(line, sizeof line, p)) {
-        if (sscanf(line, "torch_infer_s %lf", inf) == 1) continue;
-        if (sscanf(line, "torch_infer_released_style_s %lf", inf_rel) == 1) continue;
+        if (sscanf(line, "torch_infer_s %lf %lf", &inf[0], &inf[1]) == 2) continue;
+        if (sscanf(line, "torch_infer_released_style_s %lf %lf", &inf_rel[0], &inf_rel[1]) == 2) continue;
         if (sscanf(line, "torch_train_s %lf", tr) == 1) continue;
         if (sscanf(line, "torch_peak_rss_mb %lf", rss) == 1) continue;
         printf("  torch: %s", line);  /* e.g. an ImportError: shown, not hidden */
     }
     int rc = pclose(p);
-    if (*inf < 0) printf("  (PyTorch peer failed, exit status %d)\n", rc);
-    return *inf < 0 ? -1 : 0;
+    if (inf[1] < 0) printf("  (PyTorch peer failed, exit status %d)\n", rc);
+    return inf[1] < 0 ? -1 : 0;
 }
 
 int dv_bench_dit(int argc, char **argv) {
@@ -146,13 +149,14 @@ int dv_bench_dit(int argc, char **argv) {
     /* inference: batch 1 */
     infer_ctx ic = {m, make_inputs(&cfg, 1, &rng), NULL};
     ic.noise = dv_randn(&rng, DV_F32, DV_SHAPE(1, cfg.chunk, cfg.action_dim));
-    double t_inf = dv_bench_time(infer_once, &ic, 3.0);
-    double t_enc = dv_bench_time(encode_once, &ic, 1.0);
+    double t_inf, m_inf, t_enc, m_enc, t_steps, m_steps;
+    dv_bench_calls(infer_once, &ic, 3.0, 15, &t_inf, &m_inf);
+    dv_bench_calls(encode_once, &ic, 1.0, 10, &t_enc, &m_enc);
     steps_ctx sc = {&ic, NULL};
     DV_NO_GRAD_BEGIN
     sc.cond = dv_dit_encode(m, &ic.in);
     DV_NO_GRAD_END
-    double t_steps = dv_bench_time(steps_once, &sc, 1.0);
+    dv_bench_calls(steps_once, &sc, 1.0, 10, &t_steps, &m_steps);
     dv_dit_cond_free(sc.cond);
 
     /* training: batch B, loss + backward + AdamW */
@@ -181,19 +185,22 @@ int dv_bench_dit(int argc, char **argv) {
         if (rep > 0) peak = after.peak_bytes - before.live_bytes;
     }
 
-    double p_inf, p_rel, p_tr, p_rss;
-    int have = torch ? run_torch(preset, B, threads, train, &p_inf, &p_rel, &p_tr, &p_rss) : -1;
+    double p_inf[2], p_rel[2], p_tr, p_rss;
+    int have = torch ? run_torch(preset, B, threads, train, p_inf, p_rel, &p_tr, &p_rss) : -1;
     if (!torch) printf("  (PyTorch peer not run)\n");
-    printf("dit infer  batch 1, 1 chunk (encoders + %d DDIM steps, CFG batched): dualvla %8.1f ms",
-           cfg.infer_steps, t_inf * 1e3);
-    if (have == 0) printf("   pytorch %8.1f ms   speedup %.2fx", p_inf * 1e3, p_inf / t_inf);
+    printf("dit infer  batch 1, 1 chunk (encoders + %d DDIM steps, CFG batched), best / median: dualvla "
+           "%.1f / %.1f ms", cfg.infer_steps, t_inf * 1e3, m_inf * 1e3);
+    if (have == 0)
+        printf("   pytorch %.1f / %.1f ms   speedup %.2fx / %.2fx", p_inf[0] * 1e3, p_inf[1] * 1e3,
+               p_inf[0] / t_inf, p_inf[1] / m_inf);
     printf("\n");
-    if (have == 0 && p_rel > 0)
-        printf("dit infer  pytorch as the official code schedules it (adapters re-run by each of "
-               "the 2 x %d calls): %8.1f ms   speedup %.2fx\n", cfg.infer_steps, p_rel * 1e3,
-               p_rel / t_inf);
-    printf("dit infer  of which the conditioning (encoders, resamplers, K/V once per chunk): "
-           "%.1f ms, the %d guided steps: %.1f ms\n", t_enc * 1e3, cfg.infer_steps, t_steps * 1e3);
+    if (have == 0 && p_rel[0] > 0)
+        printf("dit infer  pytorch as the official code schedules it (adapters re-run by each of the 2 x %d "
+               "calls): %.1f / %.1f ms   speedup %.2fx / %.2fx\n", cfg.infer_steps, p_rel[0] * 1e3,
+               p_rel[1] * 1e3, p_rel[0] / t_inf, p_rel[1] / m_inf);
+    printf("dit infer  of which the conditioning (encoders, resamplers, K/V once per chunk): %.1f / %.1f ms, "
+           "the %d guided steps: %.1f / %.1f ms\n", t_enc * 1e3, m_enc * 1e3, cfg.infer_steps,
+           t_steps * 1e3, m_steps * 1e3);
     if (!train) goto done;
     printf("dit train  batch %lld, loss + backward + AdamW:              dualvla %8.1f ms",
            (long long)B, t_tr * 1e3);

@@ -10,7 +10,8 @@ tests/reference/gen_dit.py, float32, random weights) timed the way bench/bench_d
           each of the 2 x 5 model calls re-runs the adapters (CFG as two separate calls)
 
 Prints machine-readable lines for the C bench:
-  torch_infer_s <best seconds>   torch_infer_released_style_s <best seconds>   torch_train_s <best seconds>   torch_peak_rss_mb <MiB>
+  torch_infer_s <best s> <median s>   torch_infer_released_style_s <best s> <median s>
+  torch_train_s <best s>   torch_peak_rss_mb <MiB>
 Run: /usr/bin/python3 bench/dit_torch.py [--preset paper] [--batch 64] [--threads 2]
 """
 import argparse
@@ -46,14 +47,16 @@ def inputs(cfg, B, g):
                 gen_latents=torch.randn(B, cfg["gen_latent_tokens"], cfg["gen_latent_dim"], generator=g))
 
 
-def best(fn, n):
+def timed(fn, n):
+    """(fastest, median) seconds of n single calls after a warm-up call"""
     fn()  # warm-up
     ts = []
     for _ in range(n):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return min(ts)
+    ts.sort()
+    return ts[0], (ts[n // 2] if n % 2 else 0.5 * (ts[n // 2 - 1] + ts[n // 2]))
 
 
 def main():
@@ -102,10 +105,10 @@ def main():
                 x = ref.ddim_step(ac, ou + S * (oc - ou), t, x, T, N, cfg["pred"])
         return x
 
-    t_inf = best(infer, a.infer_reps)
-    print(f"torch_infer_s {t_inf:.6f}", flush=True)
-    t_rel = best(infer_released_style, a.infer_reps)
-    print(f"torch_infer_released_style_s {t_rel:.6f}", flush=True)
+    t_inf, m_inf = timed(infer, a.infer_reps)
+    print(f"torch_infer_s {t_inf:.6f} {m_inf:.6f}", flush=True)
+    t_rel, m_rel = timed(infer_released_style, a.infer_reps)
+    print(f"torch_infer_released_style_s {t_rel:.6f} {m_rel:.6f}", flush=True)
 
     B = a.batch if a.train_reps > 0 else 1
     inpB = inputs(cfg, B, g)
@@ -125,7 +128,7 @@ def main():
         opt.step()
 
     if a.train_reps > 0:
-        t_tr = best(train, a.train_reps)
+        t_tr = timed(train, a.train_reps)[0]
         print(f"torch_train_s {t_tr:.6f}", flush=True)
     print(f"torch_peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}", flush=True)
 

@@ -5,6 +5,7 @@
 #include "bench/bench.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,6 +49,29 @@ double dv_bench_time(void (*fn)(void *ctx), void *ctx, double min_s) {
         if (best < 0 || dt / reps < best) best = dt / reps;
     }
     return best;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void dv_bench_calls(void (*fn)(void *ctx), void *ctx, double min_s, int min_calls, double *best,
+                    double *median) {
+    fn(ctx); /* warm-up */
+    int n = 0, cap = 64;
+    double *t = malloc(cap * sizeof *t), spent = 0;
+    while (n < min_calls || spent < min_s) {
+        double t0 = dv_bench_now();
+        fn(ctx);
+        double dt = dv_bench_now() - t0;
+        if (n == cap) t = realloc(t, (cap *= 2) * sizeof *t);
+        t[n++] = dt, spent += dt;
+    }
+    qsort(t, n, sizeof *t, cmp_double);
+    *best = t[0];
+    *median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    free(t);
 }
 
 int dv_bench_threads_arg(int argc, char **argv) {
