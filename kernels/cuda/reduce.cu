@@ -193,7 +193,13 @@ inline int64_t nchunks_for(int64_t rows) { return rows < kChunks ? (rows > 0 ? r
 int norm_bwd(bool rms, int64_t rows, int64_t n, const float *x, const float *w, const double *mean,
              const double *rstd, const float *gy, float *gx, float *gw, float *gb, void *work,
              cudaStream_t s) {
-    if (rows <= 0 || n <= 0) return 0;
+    if (n <= 0) return 0;
+    if (rows <= 0) { /* no rows: the weight gradients are empty sums, 0 as on the CPU */
+        cudaError_t e = cudaSuccess;
+        if (gw) e = cudaMemsetAsync(gw, 0, (size_t)n * sizeof(float), s);
+        if (gb && e == cudaSuccess) e = cudaMemsetAsync(gb, 0, (size_t)n * sizeof(float), s);
+        return (int)e;
+    }
     if (rows > 2147483647LL) return (int)cudaErrorInvalidValue;
     if (gx) norm_bwd_dx<<<(unsigned)rows, kThreads, 0, s>>>(rms, n, x, w, mean, rstd, gy, gx);
     if (gw || gb) {

@@ -208,6 +208,27 @@ TEST(cuda_softmax_and_norms_match_cpu) {
         tc_dfree(dgx, tot * 4), tc_dfree(dgw, n * 4), tc_dfree(dgb, n * 4), tc_dfree(dmean, rows * 8);
         tc_dfree(drstd, rows * 8), tc_dfree(work, (int64_t)wb);
     }
+    /* no rows: the weight and bias gradients are empty sums, 0 as on the CPU (not the
+     * buffers' previous contents) */
+    const int64_t n = 37;
+    float nan_fill[37], *got;
+    for (int i = 0; i < 37; i++) nan_fill[i] = NAN;
+    float *dgw = tc_upload(nan_fill, n * 4), *dgb = tc_upload(nan_fill, n * 4), *dw = tc_upload(nan_fill, n * 4);
+    void *work = tc_dalloc((int64_t)dv_cu_norm_work_bytes(0, n) + 4);
+    CK(dv_cu_layernorm_bwd_f32(0, n, NULL, dw, NULL, NULL, NULL, NULL, dgw, dgb, work, tc_stream()));
+    got = tc_download(dgw, n * 4);
+    for (int i = 0; i < n; i++) CHECK_MSG(got[i] == 0.0f, "layer_norm gw of 0 rows: [%d] = %g", i, got[i]);
+    free(got);
+    got = tc_download(dgb, n * 4);
+    for (int i = 0; i < n; i++) CHECK_MSG(got[i] == 0.0f, "layer_norm gb of 0 rows: [%d] = %g", i, got[i]);
+    free(got);
+    tc_dfree(dgw, n * 4), tc_dfree(dgb, n * 4);
+    dgw = tc_upload(nan_fill, n * 4);
+    CK(dv_cu_rmsnorm_bwd_f32(0, n, NULL, dw, NULL, NULL, NULL, dgw, work, tc_stream()));
+    got = tc_download(dgw, n * 4);
+    for (int i = 0; i < n; i++) CHECK_MSG(got[i] == 0.0f, "rms_norm gw of 0 rows: [%d] = %g", i, got[i]);
+    free(got);
+    tc_dfree(dgw, n * 4), tc_dfree(dw, n * 4), tc_dfree(work, (int64_t)dv_cu_norm_work_bytes(0, n) + 4);
 }
 
 TEST(cuda_rng_matches_cpu_stream) {
