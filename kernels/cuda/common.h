@@ -25,15 +25,17 @@
 #define DV_HD static inline
 #endif
 
-/* double multiply / add rounded one at a time: the device compiler would otherwise fuse
- * a + b * c into an FMA (one rounding), which the host build of tensor/rng.c never does, and
- * the RNG is meant to give the CPU's bits */
+/* multiply / add rounded one at a time: the device compiler would otherwise fuse a + b * c
+ * into an FMA (one rounding), which the host builds of tensor/rng.c and kernels/resize.c never
+ * do, and the RNG and the resize taps are meant to be the CPU's bits */
 #ifdef __CUDA_ARCH__
 #define DV_DMUL(a, b) __dmul_rn((a), (b))
 #define DV_DADD(a, b) __dadd_rn((a), (b))
+#define DV_FMUL(a, b) __fmul_rn((a), (b))
 #else
 #define DV_DMUL(a, b) ((a) * (b))
 #define DV_DADD(a, b) ((a) + (b))
+#define DV_FMUL(a, b) ((a) * (b))
 #endif
 
 DV_HD int64_t dv_cu_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -73,7 +73,8 @@ DV_HD void dv_cu_adaptive_outputs_of(int64_t i, int64_t n, int64_t out, int64_t 
 DV_HD void dv_cu_linear_tap(int64_t o, int64_t in, int64_t out, int align_corners, int64_t *i0, int64_t *i1,
                             float *l0, float *l1) {
     float scale = align_corners ? (out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f) : (float)in / (float)out;
-    float src = align_corners ? scale * (float)o : scale * ((float)o + 0.5f) - 0.5f;
+    /* DV_FMUL: no fused multiply-add on the device, so src (and the weights) are the CPU's */
+    float src = align_corners ? scale * (float)o : DV_FMUL(scale, (float)o + 0.5f) - 0.5f;
     if (src < 0) src = 0;
     int64_t a = (int64_t)src;
     if (a > in - 1) a = in - 1;
