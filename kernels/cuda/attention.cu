@@ -247,8 +247,9 @@ extern "C" int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *ag, con
                                    const uint16_t *k, const uint16_t *v, uint16_t *o, float *lse,
                                    dv_cu_stream stream) {
     if (ag->D != ag->Dv || ag->D <= 0 || ag->D > 128 || ag->D % 8 != 0) return (int)cudaErrorInvalidValue;
+    if (ag->B == 0 || ag->Hq == 0 || ag->Tq == 0) return 0; /* no query rows: a 0-block grid is a launch error */
     if (ag->Hkv <= 0 || ag->Hq % ag->Hkv != 0) return (int)cudaErrorInvalidValue;
-    if (ag->B * ag->Hq > 65535 || ag->Tq <= 0 || ag->B <= 0) return ag->Tq == 0 || ag->B == 0 ? 0 : (int)cudaErrorInvalidValue;
+    if (ag->B * ag->Hq > 65535 || ag->Tq < 0 || ag->B < 0) return (int)cudaErrorInvalidValue;
     Geom g;
     g.B = ag->B, g.Hq = ag->Hq, g.Hkv = ag->Hkv, g.Tq = ag->Tq, g.Tk = ag->Tk, g.D = ag->D;
     for (int i = 0; i < 3; i++) g.qs[i] = ag->q_stride[i], g.ks[i] = ag->k_stride[i], g.vs[i] = ag->v_stride[i];

@@ -212,8 +212,12 @@ extern "C" int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *ag, con
                                    const uint16_t *v, const uint16_t *o, const float *lse, const uint16_t *dout,
                                    float *dq, float *dk, float *dv, void *work, dv_cu_stream stream) {
     if (ag->D != ag->Dv || ag->D <= 0 || ag->D > DMAX || ag->D % 8 != 0) return (int)cudaErrorInvalidValue;
+    if (ag->B <= 0 || ag->Hq <= 0 || ag->Tq <= 0) return 0; /* no query rows: a 0-block grid is a launch error */
     if (ag->Hkv <= 0 || ag->Hq % ag->Hkv != 0) return (int)cudaErrorInvalidValue;
-    if (ag->B <= 0 || ag->Tq <= 0 || ag->Tk <= 0) return 0;
+    if (ag->Tk <= 0) /* no keys: no row sees any, dq = 0 as on the CPU (dk, dv are empty) */
+        return dq ? (int)cudaMemsetAsync(dq, 0, (size_t)(ag->B * ag->Hq * ag->Tq * ag->D) * sizeof(float),
+                                         (cudaStream_t)stream)
+                  : 0;
     if (ag->B * ag->Hq > 65535) return (int)cudaErrorInvalidValue;
     Geom g;
     g.B = ag->B, g.Hq = ag->Hq, g.Hkv = ag->Hkv, g.Tq = ag->Tq, g.Tk = ag->Tk, g.D = ag->D;

@@ -259,4 +259,26 @@ TEST(cuda_attention_bwd_matches_cpu) {
     }
     CHECK(bad == 0);
 }
+
+/* empty geometries: nothing launched (a 0-block grid is a launch error that would stick to the
+ * next call), and with no keys dq is zero */
+TEST(cuda_attention_degenerate_sizes) {
+    dv_attn_geom g = {.B = 2, .Hq = 0, .Hkv = 1, .Tq = 5, .Tk = 7, .D = 32, .Dv = 32, .scale = 1.0};
+    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
+    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
+    g.Hq = 2, g.Tq = 0;
+    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
+    g.Tq = 5, g.Tk = 0;
+    const int64_t nq = 2 * 2 * 5 * 32;
+    float *junk = malloc(nq * 4);
+    for (int64_t i = 0; i < nq; i++) junk[i] = NAN;
+    float *dq = tc_upload(junk, nq * 4);
+    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, dq, NULL, NULL, NULL, tc_stream()) == 0);
+    float *got = tc_download(dq, nq * 4);
+    int nonzero = 0;
+    for (int64_t i = 0; i < nq; i++) nonzero += got[i] != 0.0f;
+    CHECK_MSG(nonzero == 0, "attention backward without keys: %d of %lld dq elements are not 0", nonzero, (long long)nq);
+    free(junk), free(got);
+    tc_dfree(dq, nq * 4);
+}
 #endif
