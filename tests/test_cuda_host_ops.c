@@ -3,7 +3,8 @@
  * GPU: each test replays, on the host, the loop a GPU kernel runs per element (gather
  * offsets; the window / tap inversions the pooling and resize backward kernels gather
  * through) and compares with the portable CPU kernels. What it cannot check — the kernels'
- * grids and launch code — is tests/cuda/test_cuda_tensor_ops2.c (build/test-cuda). */
+ * grids and launch code — is tests/cuda/test_cuda_index_loss_pool.c and test_cuda_conv.c
+ * (build/test-cuda). */
 #include "kernels/conv.h"
 #include "kernels/cuda/op_math.h"
 #include "kernels/pool.h"
@@ -47,6 +48,66 @@ TEST(cuda_host_gather_offset_matches_gather) {
         dv_release(idx), dv_release(y);
     }
     dv_release(x), dv_release(x0);
+}
+
+/* the pooling forward kernels' loops (max, avg through dv_cu_pool_window, adaptive through
+ * dv_cu_adaptive_start / end), replayed per output element, against the portable forward:
+ * values and argmax bit for bit, a NaN included (it must win its windows) */
+TEST(cuda_host_pool_forward_windows_match_portable) {
+    const int geoms[][6] = {{3, 3, 2, 2, 1, 1}, {2, 2, 2, 2, 0, 0}, {3, 2, 1, 3, 1, 0}, {5, 4, 3, 2, 2, 2}};
+    const int64_t P = 3, H = 11, W = 9;
+    float *x = malloc(P * H * W * 4);
+    fill(x, P * H * W, 11);
+    x[H * W + 4 * W + 5] = NAN;
+    for (int gi = 0; gi < 4; gi++) {
+        const int *k = geoms[gi];
+        dv_pool2d_geom g = {.H = H, .W = W, .kh = k[0], .kw = k[1], .sh = k[2], .sw = k[3], .ph = k[4], .pw = k[5]};
+        g.OH = (H + 2 * g.ph - g.kh) / g.sh + 1, g.OW = (W + 2 * g.pw - g.kw) / g.sw + 1;
+        int64_t no = P * g.OH * g.OW;
+        float *ym = malloc(no * 4), *ya = malloc(no * 4);
+        int32_t *idx = malloc(no * 4);
+        dv_max_pool2d_f32_portable(&g, P, x, ym, idx);
+        dv_avg_pool2d_f32_portable(&g, P, x, ya);
+        int bad = 0;
+        for (int64_t e = 0; e < no; e++) {
+            int64_t ow = e % g.OW, oh = (e / g.OW) % g.OH, p = e / (g.OW * g.OH), h0, h1, w0, w1;
+            const float *xp = x + p * H * W;
+            dv_cu_pool_window(oh, g.sh, g.ph, g.kh, g.H, &h0, &h1);
+            dv_cu_pool_window(ow, g.sw, g.pw, g.kw, g.W, &w0, &w1);
+            int64_t best_i = h0 * W + w0;
+            float best = -INFINITY, s = 0.0f;
+            for (int64_t ih = h0; ih < h1; ih++)
+                for (int64_t iw = w0; iw < w1; iw++) {
+                    float v = xp[ih * W + iw];
+                    if (v > best || v != v) best = v, best_i = ih * W + iw;
+                    s += v;
+                }
+            float avg = s / (float)dv_cu_pool_avg_divisor(oh, ow, H, W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+            bad += memcmp(&best, &ym[e], 4) != 0 || idx[e] != (int32_t)best_i || memcmp(&avg, &ya[e], 4) != 0;
+        }
+        CHECK_MSG(bad == 0, "pool forward, geometry %d: %d outputs differ", gi, bad);
+        free(ym), free(ya), free(idx);
+    }
+    const int64_t outs[][2] = {{1, 1}, {4, 3}, {7, 7}, {22, 13}};
+    for (int oi = 0; oi < 4; oi++) {
+        int64_t OH = outs[oi][0], OW = outs[oi][1], no = P * OH * OW;
+        float *y = malloc(no * 4);
+        dv_adaptive_avg_pool2d_f32_portable(P, H, W, OH, OW, x, y);
+        int bad = 0;
+        for (int64_t e = 0; e < no; e++) {
+            int64_t ow = e % OW, oh = (e / OW) % OH, p = e / (OW * OH);
+            int64_t h0 = dv_cu_adaptive_start(oh, H, OH), h1 = dv_cu_adaptive_end(oh, H, OH);
+            int64_t w0 = dv_cu_adaptive_start(ow, W, OW), w1 = dv_cu_adaptive_end(ow, W, OW);
+            float s = 0.0f;
+            for (int64_t ih = h0; ih < h1; ih++)
+                for (int64_t iw = w0; iw < w1; iw++) s += x[(p * H + ih) * W + iw];
+            s = s / (float)((h1 - h0) * (w1 - w0));
+            bad += memcmp(&s, &y[e], 4) != 0;
+        }
+        CHECK_MSG(bad == 0, "adaptive pool forward to (%lld, %lld): %d outputs differ", (long long)OH, (long long)OW, bad);
+        free(y);
+    }
+    free(x);
 }
 
 /* the pooling backward kernels' gather (outputs of an input element through
