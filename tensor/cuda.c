@@ -418,6 +418,10 @@ dv_tensor *dv_tensor_to(dv_tensor *t, dv_device d) {
             dv_cuda_check(cudaMemcpyPeerAsync(out->storage->data, d.index, dv_data(c), t->device.index, (size_t)nbytes,
                                               (cudaStream_t)dv_cuda_stream(d.index)),
                           "tensor_to (peer copy)");
+            /* the copy runs on the destination's stream, but its source block belongs to the
+             * source device's cache, where the next kernel may reuse it as soon as c (or the
+             * caller's t) is released: finish the copy first */
+            dv_cuda_synchronize(d.index);
         }
         dv_release(c);
     }
