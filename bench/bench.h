@@ -17,9 +17,17 @@ double dv_bench_now(void); /* monotonic clock, seconds */
  * The best trial is reported, which filters out interference from the rest of the machine. */
 double dv_bench_time(void (*fn)(void *ctx), void *ctx, double min_s);
 
-/* Latency of single calls of fn(ctx): one warm-up call, then calls timed one by one until at
- * least min_s has been spent and min_calls have run; *best gets the fastest call's seconds and
- * *median the median's — the two figures a peer that times single calls reports too. */
+/* Latencies of single calls, in seconds, gathered over one or more rounds (so that rounds of two
+ * contenders can alternate while the machine's speed drifts). */
+typedef struct { double *t; int n, cap; } dv_bench_samples;
+void dv_bench_samples_add(dv_bench_samples *s, double seconds);
+/* one warm-up call of fn(ctx), then calls timed one by one until at least min_s has been spent
+ * and min_calls have run, appended to s */
+void dv_bench_sample(dv_bench_samples *s, void (*fn)(void *ctx), void *ctx, double min_s, int min_calls);
+/* the fastest and the median of s (-1 when empty) */
+void dv_bench_stats(const dv_bench_samples *s, double *best, double *median);
+void dv_bench_samples_free(dv_bench_samples *s);
+/* one round of dv_bench_sample and its dv_bench_stats */
 void dv_bench_calls(void (*fn)(void *ctx), void *ctx, double min_s, int min_calls, double *best,
                     double *median);
 

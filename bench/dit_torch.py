@@ -10,8 +10,9 @@ tests/reference/gen_dit.py, float32, random weights) timed the way bench/bench_d
           each of the 2 x 5 model calls re-runs the adapters (CFG as two separate calls)
 
 Prints machine-readable lines for the C bench:
-  torch_infer_s <best s> <median s>   torch_infer_released_style_s <best s> <median s>
+  torch_infer_times <s> <s> ...   torch_infer_released_style_times <s> <s> ...  (single chunks)
   torch_train_s <best s>   torch_peak_rss_mb <MiB>
+(--infer-reps 0 or --train-reps 0 skips that part)
 Run: /usr/bin/python3 bench/dit_torch.py [--preset paper] [--batch 64] [--threads 2]
 """
 import argparse
@@ -48,15 +49,14 @@ def inputs(cfg, B, g):
 
 
 def timed(fn, n):
-    """(fastest, median) seconds of n single calls after a warm-up call"""
+    """seconds of n single calls after a warm-up call"""
     fn()  # warm-up
     ts = []
     for _ in range(n):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    ts.sort()
-    return ts[0], (ts[n // 2] if n % 2 else 0.5 * (ts[n // 2 - 1] + ts[n // 2]))
+    return ts
 
 
 def main():
@@ -105,10 +105,11 @@ def main():
                 x = ref.ddim_step(ac, ou + S * (oc - ou), t, x, T, N, cfg["pred"])
         return x
 
-    t_inf, m_inf = timed(infer, a.infer_reps)
-    print(f"torch_infer_s {t_inf:.6f} {m_inf:.6f}", flush=True)
-    t_rel, m_rel = timed(infer_released_style, a.infer_reps)
-    print(f"torch_infer_released_style_s {t_rel:.6f} {m_rel:.6f}", flush=True)
+    if a.infer_reps > 0:
+        ts = timed(infer, a.infer_reps)
+        print("torch_infer_times " + " ".join(f"{t:.6f}" for t in ts), flush=True)
+        ts = timed(infer_released_style, a.infer_reps)
+        print("torch_infer_released_style_times " + " ".join(f"{t:.6f}" for t in ts), flush=True)
 
     B = a.batch if a.train_reps > 0 else 1
     inpB = inputs(cfg, B, g)
@@ -128,7 +129,7 @@ def main():
         opt.step()
 
     if a.train_reps > 0:
-        t_tr = timed(train, a.train_reps)[0]
+        t_tr = min(timed(train, a.train_reps))
         print(f"torch_train_s {t_tr:.6f}", flush=True)
     print(f"torch_peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}", flush=True)
 

@@ -56,22 +56,53 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-void dv_bench_calls(void (*fn)(void *ctx), void *ctx, double min_s, int min_calls, double *best,
-                    double *median) {
+void dv_bench_samples_add(dv_bench_samples *s, double seconds) {
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->t = realloc(s->t, (size_t)s->cap * sizeof *s->t);
+        if (!s->t) {
+            fprintf(stderr, "bench: out of memory\n");
+            exit(1);
+        }
+    }
+    s->t[s->n++] = seconds;
+}
+
+void dv_bench_sample(dv_bench_samples *s, void (*fn)(void *ctx), void *ctx, double min_s, int min_calls) {
     fn(ctx); /* warm-up */
-    int n = 0, cap = 64;
-    double *t = malloc(cap * sizeof *t), spent = 0;
-    while (n < min_calls || spent < min_s) {
+    double spent = 0;
+    for (int n = 0; n < min_calls || spent < min_s; n++) {
         double t0 = dv_bench_now();
         fn(ctx);
         double dt = dv_bench_now() - t0;
-        if (n == cap) t = realloc(t, (cap *= 2) * sizeof *t);
-        t[n++] = dt, spent += dt;
+        dv_bench_samples_add(s, dt);
+        spent += dt;
     }
-    qsort(t, n, sizeof *t, cmp_double);
+}
+
+void dv_bench_stats(const dv_bench_samples *s, double *best, double *median) {
+    *best = *median = -1;
+    if (s->n == 0) return;
+    double *t = malloc((size_t)s->n * sizeof *t);
+    memcpy(t, s->t, (size_t)s->n * sizeof *t);
+    qsort(t, s->n, sizeof *t, cmp_double);
+    int n = s->n;
     *best = t[0];
     *median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     free(t);
+}
+
+void dv_bench_samples_free(dv_bench_samples *s) {
+    free(s->t);
+    *s = (dv_bench_samples){0};
+}
+
+void dv_bench_calls(void (*fn)(void *ctx), void *ctx, double min_s, int min_calls, double *best,
+                    double *median) {
+    dv_bench_samples s = {0};
+    dv_bench_sample(&s, fn, ctx, min_s, min_calls);
+    dv_bench_stats(&s, best, median);
+    dv_bench_samples_free(&s);
 }
 
 int dv_bench_threads_arg(int argc, char **argv) {
