@@ -21,12 +21,15 @@
  *                    20 trajectory queries against 2,000 scene tokens, B = 8
  *   dit-cross        RoboDual's DiT policy: 8 heads, width 256 (head dim 32), 8 queries,
  *                    24 keys, B = 64
+ *   vit-self         the DiT's frozen RGB ViT-S/16: 6 heads x 64, 197 tokens, 2 images
+ *   llama7b-prefix   again with dropout 0.1 on the weights (training): the mask's cost
  *   sweep T          8 heads x 64, causal, B = 1, T = 256 .. 2048: memory against T
  * Not here: correctness (tests/test_attention.c), f64, a PyTorch peer (the machine's torch has
  * no scaled_dot_product_attention).
  */
 #include "bench/bench.h"
 #include "nn/attention.h"
+#include "nn/module.h"
 #include "tensor/ops.h"
 
 #include <math.h>
@@ -38,12 +41,14 @@ typedef struct {
     const char *name;
     int64_t B, H, Tq, Tk, D;
     bool causal;
+    double dropout; /* on the weights (both paths: the unfused one through dv_nn_dropout) */
 } attn_shape;
 
 typedef struct {
     const attn_shape *s;
     dv_tensor *q, *k, *v, *gout, *mask; /* mask: (Tq, Tk) 0 / -inf for the unfused causal path */
     bool fused, backward;
+    dv_rng rng;                         /* the unfused path's dropout masks */
 } run_ctx;
 
 /* the unfused reference: every intermediate is a (B, H, Tq, Tk) tensor */
@@ -53,8 +58,9 @@ static dv_tensor *unfused_attention(run_ctx *c) {
     dv_tensor *ss = dv_scale(s, 1.0 / sqrt((double)c->s->D));
     dv_tensor *sm = c->mask ? dv_add(ss, c->mask) : dv_retain(ss);
     dv_tensor *p = dv_softmax(sm, -1);
-    dv_tensor *o = dv_matmul(p, c->v);
-    dv_release(kt); dv_release(s); dv_release(ss); dv_release(sm); dv_release(p);
+    dv_tensor *pd = c->s->dropout > 0 ? dv_nn_dropout(p, c->s->dropout, true, &c->rng) : dv_retain(p);
+    dv_tensor *o = dv_matmul(pd, c->v);
+    dv_release(kt); dv_release(s); dv_release(ss); dv_release(sm); dv_release(p); dv_release(pd);
     return o;
 }
 
@@ -64,7 +70,7 @@ static double run_once(run_ctx *c) {
     double t0 = dv_bench_now();
     dv_tensor *o;
     if (c->fused) {
-        dv_attention_opts opts = {.causal = c->s->causal};
+        dv_attention_opts opts = {.causal = c->s->causal, .dropout = c->s->dropout, .dropout_seed = 7};
         o = dv_attention(c->q, c->k, c->v, &opts);
     } else {
         o = unfused_attention(c);
@@ -112,7 +118,7 @@ static double visible_pairs(const attn_shape *s) {
 /* prints the two lines of one shape; peak_out: the fused and the unfused forward + backward peak */
 static void bench_shape(const attn_shape *s, double min_s, int64_t peak_out[2]) {
     dv_rng rng = dv_rng_new(42);
-    run_ctx c = {.s = s};
+    run_ctx c = {.s = s, .rng = dv_rng_new(7)};
     c.q = dv_randn(&rng, DV_F32, DV_SHAPE(s->B, s->H, s->Tq, s->D));
     c.k = dv_randn(&rng, DV_F32, DV_SHAPE(s->B, s->H, s->Tk, s->D));
     c.v = dv_randn(&rng, DV_F32, DV_SHAPE(s->B, s->H, s->Tk, s->D));
@@ -137,8 +143,10 @@ static void bench_shape(const attn_shape *s, double min_s, int64_t peak_out[2]) 
             peak[f][b] = peak_bytes(&c);
         }
     char shape[96];
-    snprintf(shape, sizeof shape, "B%lld H%lld Tq%lld Tk%lld D%lld%s", (long long)s->B, (long long)s->H,
-             (long long)s->Tq, (long long)s->Tk, (long long)s->D, s->causal ? " causal" : "");
+    char drop[24] = "";
+    if (s->dropout > 0) snprintf(drop, sizeof drop, " drop %.1f", s->dropout);
+    snprintf(shape, sizeof shape, "B%lld H%lld Tq%lld Tk%lld D%lld%s%s", (long long)s->B, (long long)s->H,
+             (long long)s->Tq, (long long)s->Tk, (long long)s->D, s->causal ? " causal" : "", drop);
     for (int b = 0; b < 2; b++) {
         double tf = t[0][b], tu = t[1][b];
         double flop = b ? 2.5 * fwd_flop : fwd_flop;
@@ -160,13 +168,15 @@ int dv_bench_attention(int argc, char **argv) {
     for (int i = 1; i < argc; i++) quick |= !strcmp(argv[i], "--quick");
     if (threads > 0) omp_set_num_threads(threads);
     static const attn_shape shapes[] = {
-        {"llama7b-prefix", 1, 32, 600, 600, 128, true},
-        {"diffuser-cross", 8, 8, 20, 2000, 24, false},
-        {"dit-cross", 64, 8, 8, 24, 32, false},
-        {"sweep T", 1, 8, 256, 256, 64, true},
-        {"sweep T", 1, 8, 512, 512, 64, true},
-        {"sweep T", 1, 8, 1024, 1024, 64, true},
-        {"sweep T", 1, 8, 2048, 2048, 64, true},
+        {"llama7b-prefix", 1, 32, 600, 600, 128, true, 0},
+        {"diffuser-cross", 8, 8, 20, 2000, 24, false, 0},
+        {"dit-cross", 64, 8, 8, 24, 32, false, 0},
+        {"vit-self", 2, 6, 197, 197, 64, false, 0},
+        {"llama7b-prefix", 1, 32, 600, 600, 128, true, 0.1},
+        {"sweep T", 1, 8, 256, 256, 64, true, 0},
+        {"sweep T", 1, 8, 512, 512, 64, true, 0},
+        {"sweep T", 1, 8, 1024, 1024, 64, true, 0},
+        {"sweep T", 1, 8, 2048, 2048, 64, true, 0},
     };
     const int n = quick ? 3 : (int)(sizeof shapes / sizeof shapes[0]);
     printf("attention, f32, %d threads: fused dv_attention vs unfused dv_matmul -> dv_softmax -> dv_matmul\n",
@@ -177,11 +187,11 @@ int dv_bench_attention(int argc, char **argv) {
     for (int i = 0; i < n; i++) bench_shape(&shapes[i], quick ? 0.1 : 0.4, peaks[i]);
     printf("peak MiB: allocator peak during one call above the live inputs (fwd: forward without grad; "
            "bwd: forward + backward)\n");
-    if (n > 4) { /* the sweep: how the forward + backward peak grows when T doubles */
+    if (n > 6) { /* the sweep: how the forward + backward peak grows when T doubles */
         printf("peak memory growth per doubling of T (fwd + bwd), fused:");
-        for (int i = 4; i < n; i++) printf(" x%.2f", (double)peaks[i][0] / (double)peaks[i - 1][0]);
+        for (int i = 6; i < n; i++) printf(" x%.2f", (double)peaks[i][0] / (double)peaks[i - 1][0]);
         printf("; unfused:");
-        for (int i = 4; i < n; i++) printf(" x%.2f", (double)peaks[i][1] / (double)peaks[i - 1][1]);
+        for (int i = 6; i < n; i++) printf(" x%.2f", (double)peaks[i][1] / (double)peaks[i - 1][1]);
         printf("  (linear: x2, quadratic: x4)\n");
     }
     return 0;
