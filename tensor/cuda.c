@@ -180,9 +180,19 @@ void *dv_cuda_alloc_try(int dev, int64_t nbytes, char *err, size_t errlen) {
     need_device(dev, "cuda_alloc");
     if (nbytes < 0) dv_panic("cuda_alloc: negative size %lld", (long long)nbytes);
     int c = size_class(nbytes ? nbytes : 1);
-    if (c >= NCLASS) dv_panic("cuda_alloc: %lld bytes is beyond any size class", (long long)nbytes);
-    int64_t sz = class_bytes(c);
     dv_cuda_set_device(dev);
+    if (c >= NCLASS) { /* more than the largest block there is: out of memory like a failed cudaMalloc */
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        cudaGetLastError();
+        snprintf(err, errlen,
+                 "cuda:%d out of memory: requested %lld bytes (%.3f GiB), %.3f GiB free of %.3f GiB: beyond the "
+                 "caching allocator's largest block (%lld bytes)",
+                 dev, (long long)nbytes, nbytes / 1073741824.0, fr / 1073741824.0, tot / 1073741824.0,
+                 (long long)class_bytes(NCLASS - 1));
+        return NULL;
+    }
+    int64_t sz = class_bytes(c);
     pthread_mutex_lock(&g_lock);
     if (g_cache_cap == -2) {
         const char *e = getenv("DV_CUDA_CACHE_MB");
