@@ -150,7 +150,7 @@ static void bench_shape(const attn_shape *s, double min_s, int64_t peak_out[2]) 
     for (int b = 0; b < 2; b++) {
         double tf = t[0][b], tu = t[1][b];
         double flop = b ? 2.5 * fwd_flop : fwd_flop;
-        printf("%-15s %-34s %-4s %9.3f %8.1f %10.3f %8.1f %7.2fx %10.2f %10.2f\n", s->name, shape, b ? "bwd" : "fwd",
+        printf("%-15s %-42s %-4s %9.3f %8.1f %10.3f %8.1f %7.2fx %10.2f %10.2f\n", s->name, shape, b ? "bwd" : "fwd",
                tf * 1e3, flop / tf * 1e-9, tu * 1e3, flop / tu * 1e-9, tu / tf, peak[0][b] / 1048576.0,
                peak[1][b] / 1048576.0);
     }
@@ -181,7 +181,7 @@ int dv_bench_attention(int argc, char **argv) {
     const int n = quick ? 3 : (int)(sizeof shapes / sizeof shapes[0]);
     printf("attention, f32, %d threads: fused dv_attention vs unfused dv_matmul -> dv_softmax -> dv_matmul\n",
            omp_get_max_threads());
-    printf("%-15s %-34s %-4s %9s %8s %10s %8s %8s %10s %10s\n", "case", "shape", "pass", "fused ms", "GFLOP/s",
+    printf("%-15s %-42s %-4s %9s %8s %10s %8s %8s %10s %10s\n", "case", "shape", "pass", "fused ms", "GFLOP/s",
            "unfused ms", "GFLOP/s", "speedup", "peak MiB", "unfused MiB");
     int64_t peaks[sizeof shapes / sizeof shapes[0]][2];
     for (int i = 0; i < n; i++) bench_shape(&shapes[i], quick ? 0.1 : 0.4, peaks[i]);
