@@ -1,9 +1,13 @@
 /* nn/timestep.c — sinusoidal timestep embeddings (diffusers / DiT / 3D Diffuser Actor
- * conventions) and DiT's TimestepEmbedder; see nn/timestep.h. */
+ * conventions) and DiT's TimestepEmbedder; see nn/timestep.h.
+ * Devices: the embedding is computed on the host (a few scalars per row); a t on a CUDA device
+ * is read through a host copy and the embedding is returned on t's device. The embedder's
+ * output is on its weights' device. */
 #include "nn/timestep.h"
 
 #include <math.h>
 
+#include "tensor/cuda.h"
 #include "tensor/ops.h"
 
 dv_timestep_opts dv_timestep_opts_diffusers(void) {
@@ -68,7 +72,19 @@ static void check_args(const char *op, const dv_tensor *t, int64_t dim, dv_dtype
     DV_ASSERT(t->ndim == 1, "%s: t must be 1-D (N), got %s", op, dv_shape_str(t, NULL, 0));
     DV_ASSERT(dim >= 1, "%s: dim %lld must be >= 1", op, (long long)dim);
     DV_ASSERT(dt == DV_F32 || dt == DV_F64, "%s: output dtype %s must be f32 or f64", op, dv_dtype_name(dt));
-    DV_ASSERT(t->device.type == DV_CPU, "%s: t must be on the CPU", op);
+}
+
+/* t and the host-computed (N, dim) embedding out -> the embedding on t's device (out is consumed) */
+static dv_tensor *to_t_device(const dv_tensor *t, dv_tensor *out) {
+    if (t->device.type == DV_CPU) return out;
+    dv_tensor *y = dv_tensor_to(out, t->device);
+    dv_release(out);
+    return y;
+}
+
+/* t itself on the CPU, else a host copy (a new reference either way) */
+static dv_tensor *host_t(const dv_tensor *t) {
+    return t->device.type == DV_CPU ? dv_retain((dv_tensor *)t) : dv_tensor_to((dv_tensor *)t, DV_DEVICE_CPU);
 }
 
 dv_tensor *dv_timestep_embedding(const dv_tensor *t, int64_t dim, const dv_timestep_opts *opts, dv_dtype dt) {
@@ -78,18 +94,20 @@ dv_tensor *dv_timestep_embedding(const dv_tensor *t, int64_t dim, const dv_times
               "timestep_embedding: dim %lld with downscale_freq_shift %g divides by zero", (long long)dim,
               o.downscale_freq_shift);
     DV_ASSERT(o.max_period > 0, "timestep_embedding: max_period %g must be > 0", o.max_period);
-    dv_tensor *out = dv_empty(dt, DV_SHAPE(t->shape[0], dim));
-    embed(t, dim, &o, ORDER_DIFFUSERS, out);
-    return out;
+    dv_tensor *th = host_t(t), *out = dv_empty(dt, DV_SHAPE(t->shape[0], dim));
+    embed(th, dim, &o, ORDER_DIFFUSERS, out);
+    dv_release(th);
+    return to_t_device(t, out);
 }
 
 dv_tensor *dv_sinusoidal_pos_emb(const dv_tensor *t, int64_t dim, dv_dtype dt) {
     check_args("sinusoidal_pos_emb", t, dim, dt);
     DV_ASSERT(dim % 2 == 0 && dim >= 4, "sinusoidal_pos_emb: dim %lld must be even and >= 4", (long long)dim);
     dv_timestep_opts o = dv_timestep_opts_diffusers();
-    dv_tensor *out = dv_empty(dt, DV_SHAPE(t->shape[0], dim));
-    embed(t, dim, &o, ORDER_3DDA, out);
-    return out;
+    dv_tensor *th = host_t(t), *out = dv_empty(dt, DV_SHAPE(t->shape[0], dim));
+    embed(th, dim, &o, ORDER_3DDA, out);
+    dv_release(th);
+    return to_t_device(t, out);
 }
 
 /* ---- TimestepEmbedder --------------------------------------------------------------------- */
@@ -115,6 +133,12 @@ dv_tensor *dv_nn_timestep_embedder_forward(const dv_nn_timestep_embedder *e, con
     dv_timestep_opts o = dv_timestep_opts_dit();
     o.max_period = e->max_period;
     dv_tensor *f = dv_timestep_embedding(t, e->freq_dim, &o, dt);
+    dv_device wd = e->fc1.weight->device;
+    if (f->device.type != wd.type || f->device.index != wd.index) { /* a host t, weights on a GPU */
+        dv_tensor *fd = dv_tensor_to(f, wd);
+        dv_release(f);
+        f = fd;
+    }
     dv_tensor *h = dv_nn_linear_forward(&e->fc1, f);
     dv_tensor *a = dv_silu(h);
     dv_tensor *y = dv_nn_linear_forward(&e->fc2, a);

@@ -412,3 +412,63 @@ TEST(dit_load_rgb_encoder) {
     dv_release(before);
     dv_dit_free(a), dv_dit_free(b);
 }
+
+/* dv_dit_to(m, cpu) on a CPU model moves nothing (every tensor keeps its storage) and the
+ * device plumbing of encode / loss / sample (inputs moved to the model's device, the noise
+ * mixed on the host) leaves the CPU numbers bit for bit those of an untouched twin */
+TEST(dit_to_cpu_is_a_no_op) {
+    char err[256];
+    dv_dit_config cfg;
+    dv_dit_config_preset(&cfg, "tiny", err, sizeof err);
+    dv_dit *m[2];
+    for (int k = 0; k < 2; k++) {
+        dv_rng rng = dv_rng_new(4);
+        m[k] = dv_dit_new(&cfg, &rng);
+        dv_registry *r = dv_dit_registry(m[k]);
+        for (int i = 0; i < dv_reg_count(r); i++) dv_init_normal(&rng, dv_reg_tensor(r, i), 0, 0.2);
+    }
+    dv_registry *r = dv_dit_registry(m[0]);
+    int n = dv_reg_count(r);
+    void **data = malloc((n + 4) * sizeof *data);
+    dv_tensor *bufs[4] = {m[0]->rope_cos, m[0]->rope_sin, m[0]->rgb_mean, m[0]->rgb_std};
+    for (int i = 0; i < n; i++) data[i] = dv_data(dv_reg_tensor(r, i));
+    for (int i = 0; i < 4; i++) data[n + i] = dv_data(bufs[i]);
+    dv_dit_to(m[0], DV_DEVICE_CPU);
+    int moved = 0;
+    for (int i = 0; i < n; i++) moved += dv_data(dv_reg_tensor(r, i)) != data[i];
+    for (int i = 0; i < 4; i++) moved += dv_data(bufs[i]) != data[n + i] || bufs[i]->device.type != DV_CPU;
+    CHECK_MSG(moved == 0, "%d tensors moved", moved);
+    free(data);
+
+    dv_rng rng = dv_rng_new(8);
+    int64_t B = 2, I = cfg.image_size;
+    dv_tensor *owned[7] = {
+        dv_rand(&rng, DV_F32, DV_SHAPE(B, cfg.static_frames, 3, I, I)), dv_rand(&rng, DV_F32, DV_SHAPE(B, 3, I, I)),
+        dv_rand(&rng, DV_F32, DV_SHAPE(B, 1, I, I)), dv_rand(&rng, DV_F32, DV_SHAPE(B, 1, I, I)),
+        dv_randn(&rng, DV_F32, DV_SHAPE(B, cfg.proprio_dim)), dv_rand(&rng, DV_F32, DV_SHAPE(B, 5, 7)),
+        dv_randn(&rng, DV_F32, DV_SHAPE(B, cfg.gen_latent_tokens, cfg.gen_latent_dim))};
+    dv_dit_inputs in = {owned[0], owned[1], owned[2], owned[3], owned[4], owned[5], owned[6]};
+    dv_tensor *actions = dv_rand(&rng, DV_F32, DV_SHAPE(B, cfg.chunk, 7));
+    dv_tensor *x = dv_randn(&rng, DV_F32, DV_SHAPE(B, cfg.chunk, 7));
+    dv_tensor *loss[2], *smp[2];
+    for (int k = 0; k < 2; k++) {
+        dv_rng lr = dv_rng_new(12);   /* t, noise and the CFG drop flags: the same draws */
+        m[k]->cfg.cfg_drop = 0.5f;
+        loss[k] = dv_dit_loss(m[k], &in, actions, &lr);
+        dv_backward(loss[k]);
+        smp[k] = dv_dit_sample(m[k], &in, x, NULL);
+    }
+    CHECK(dv_item(loss[0]) == dv_item(loss[1]) && dv_item(loss[0]) > 0);
+    CHECK(ut_max_rel_diff(smp[0], smp[1]) == 0);
+    int ngrad = 0, differ = 0;
+    for (int i = 0; i < n; i++) {
+        dv_tensor *a = dv_reg_tensor(r, i), *b = dv_reg_tensor(dv_dit_registry(m[1]), i);
+        if (!a->grad || !b->grad) { differ += (a->grad != NULL) != (b->grad != NULL); continue; }
+        differ += ut_max_rel_diff(a->grad, b->grad) != 0;
+        ngrad++;
+    }
+    CHECK_MSG(differ == 0 && ngrad > 50, "%d of %d gradients differ", differ, ngrad);
+    for (int k = 0; k < 2; k++) dv_release(loss[k]), dv_release(smp[k]), dv_dit_free(m[k]);
+    dv_release(actions), dv_release(x);
+    for (int i = 0; i < 7; i++) dv_release(owned[i]);
+}

@@ -79,6 +79,11 @@ typedef struct dv_dit dv_dit;   /* defined in models/dit/model.h */
 dv_dit *dv_dit_new(const dv_dit_config *cfg, dv_rng *init_rng);
 void dv_dit_free(dv_dit *m);
 dv_registry *dv_dit_registry(dv_dit *m);   /* names as the reference's state_dict */
+/* moves the model to device d in place: every registry tensor (dv_reg_to) and the tables that
+ * are not in the registry (rotary cos / sin, the RGB mean / std), so that the model computes
+ * there; a no-op where it is already. Inputs given to the calls below may live anywhere: they
+ * are moved to the model's device; outputs stay there. */
+void dv_dit_to(dv_dit *m, dv_device d);
 const dv_dit_config *dv_dit_cfg(const dv_dit *m);
 /* parameter counts per part (action transformer, adapters, each encoder), trainable / total */
 void dv_dit_print_summary(const dv_dit *m, FILE *f);

@@ -15,8 +15,13 @@
  * costs the action-token work alone. dv_dit_sample runs the CFG pair as one batch of 2B.
  * Attention dropout (released: 0.1 on the self- and cross-attention weights) in training only:
  * dv_dit_loss draws one seed per step from its rng, each attention its own mask from it.
- * Not here: history-action tokens and tactile input (off in the
- * released configuration), CUDA placement.
+ *
+ * Devices. The model computes on the device of its weights (dv_dit_to moves them and the tables
+ * that are not in the registry). Inputs are moved there on entry; control data — timesteps,
+ * CFG drop flags — is read on the host and random draws come from the CPU rng (a seed gives the
+ * same numbers on any device), so only the tensors built from them are moved. On the CPU none
+ * of this copies anything.
+ * Not here: history-action tokens and tactile input (off in the released configuration).
  */
 #include "models/dit/model.h"
 
@@ -32,9 +37,45 @@
 #include "nn/modulate.h"
 #include "nn/rotary.h"
 #include "nn/timestep.h"
+#include "tensor/cuda.h"
 #include "tensor/ops.h"
 
 enum { FREQ_DIM = 256 };  /* the timestep embedder's sinusoid width (DiT) */
+
+/* ---- devices ------------------------------------------------------------------------------ */
+/* where the model computes: the device of its weights */
+static dv_device dit_device(const dv_dit *m) { return m->x_embedder.weight->device; }
+
+static bool same_device(dv_device a, dv_device b) { return a.type == b.type && a.index == b.index; }
+
+/* t on device d: a new reference to t itself when it is there already (no copy, the autograd
+ * graph kept), else a copy; NULL stays NULL */
+static dv_tensor *to_device(dv_tensor *t, dv_device d) {
+    return !t || same_device(t->device, d) ? dv_retain(t) : dv_tensor_to(t, d);
+}
+static dv_tensor *on_model(const dv_dit *m, dv_tensor *t) { return to_device(t, dit_device(m)); }
+static dv_tensor *on_host(dv_tensor *t) { return to_device(t, DV_DEVICE_CPU); }
+
+void dv_dit_to(dv_dit *m, dv_device d) {
+    dv_reg_to(&m->reg, d);
+    dv_tensor *bufs[4] = {m->rope_cos, m->rope_sin, m->rgb_mean, m->rgb_std};
+    for (int i = 0; i < 4; i++)
+        if (bufs[i]) dv_tensor_move_(bufs[i], d);
+}
+
+/* the inputs on the model's device (new references; inputs_release drops them) */
+static dv_dit_inputs inputs_on_model(const dv_dit *m, const dv_dit_inputs *in) {
+    return (dv_dit_inputs){
+        .rgb_static = on_model(m, in->rgb_static), .rgb_gripper = on_model(m, in->rgb_gripper),
+        .depth_static = on_model(m, in->depth_static), .depth_gripper = on_model(m, in->depth_gripper),
+        .proprio = on_model(m, in->proprio), .gen_actions = on_model(m, in->gen_actions),
+        .gen_latents = on_model(m, in->gen_latents)};
+}
+static void inputs_release(dv_dit_inputs *in) {
+    dv_release(in->rgb_static), dv_release(in->rgb_gripper), dv_release(in->depth_static);
+    dv_release(in->depth_gripper), dv_release(in->proprio), dv_release(in->gen_actions);
+    dv_release(in->gen_latents);
+}
 
 /* ---- construction ------------------------------------------------------------------------- */
 static void block_init(dv_dit_block *b, dv_registry *r, const dv_dit_config *c, dv_dtype dt,
@@ -297,7 +338,8 @@ static dv_tensor *depth_prep(dv_dit *m, dv_tensor *x) {
     return dv_resize_bilinear(x, m->cfg.image_size, m->cfg.image_size, false);
 }
 
-dv_tensor *dv_dit_encode_obs(dv_dit *m, const dv_dit_inputs *in) {
+/* dv_dit_encode_obs for inputs on the model's device */
+static dv_tensor *encode_obs(dv_dit *m, const dv_dit_inputs *in) {
     const dv_dit_config *c = &m->cfg;
     dv_pool pool = {0};
     int64_t B = in->proprio->shape[0], S = c->static_frames;
@@ -364,10 +406,19 @@ dv_tensor *dv_dit_encode_obs(dv_dit *m, const dv_dit_inputs *in) {
     return out;
 }
 
-dv_dit_cond *dv_dit_encode(dv_dit *m, const dv_dit_inputs *in) {
+dv_tensor *dv_dit_encode_obs(dv_dit *m, const dv_dit_inputs *in) {
+    dv_dit_inputs di = inputs_on_model(m, in);
+    dv_tensor *out = encode_obs(m, &di);
+    inputs_release(&di);
+    return out;
+}
+
+dv_dit_cond *dv_dit_encode(dv_dit *m, const dv_dit_inputs *in_any) {
     const dv_dit_config *c = &m->cfg;
     dv_pool pool = {0};
-    DV_ASSERT(in->proprio && in->gen_actions, "dv_dit_encode: proprio and gen_actions are required");
+    DV_ASSERT(in_any->proprio && in_any->gen_actions, "dv_dit_encode: proprio and gen_actions are required");
+    dv_dit_inputs di = inputs_on_model(m, in_any);
+    const dv_dit_inputs *in = &di;
     int64_t B = in->proprio->shape[0], C = c->hidden, H = c->heads;
     dv_dit_cond *cd = calloc(1, sizeof *cd);
     cd->B = B;
@@ -379,18 +430,20 @@ dv_dit_cond *dv_dit_encode(dv_dit *m, const dv_dit_inputs *in) {
               "dv_dit_encode: gen_actions %s, want (%lld, <= %d, %d)", dv_shape_str(ga, NULL, 0),
               (long long)B, c->chunk, c->action_dim);
     if (ga->shape[1] < c->chunk) {
-        dv_tensor *z = dv_pool_add(&pool, dv_zeros(ga->dtype, DV_SHAPE(B, c->chunk - ga->shape[1], c->action_dim)));
+        dv_tensor *z = dv_pool_add(&pool, dv_zeros_on(ga->dtype, DV_SHAPE(B, c->chunk - ga->shape[1], c->action_dim),
+                                                      ga->device));
         cd->gen_actions = dv_concat((dv_tensor *[]){ga, z}, 2, 1);
     } else {
         cd->gen_actions = dv_retain(ga);
     }
 
-    dv_tensor *obs = dv_pool_add(&pool, dv_dit_encode_obs(m, in));
+    dv_tensor *obs = dv_pool_add(&pool, encode_obs(m, in));
     cd->n_obs = obs ? obs->shape[1] : 0;
     dv_tensor *lat = NULL;
     if (c->gen_latent_dim > 0) {
         dv_tensor *gl = in->gen_latents;
-        if (!gl) gl = dv_pool_add(&pool, dv_zeros(m->dt, DV_SHAPE(B, c->gen_latent_tokens, c->gen_latent_dim)));
+        if (!gl) gl = dv_pool_add(&pool, dv_zeros_on(m->dt, DV_SHAPE(B, c->gen_latent_tokens, c->gen_latent_dim),
+                                                     dit_device(m)));
         lat = dv_pool_add(&pool, dv_nn_linear_forward(&m->context_adapter, gl));  /* (B, L, C) */
     }
     if (obs && lat) cd->ctx = dv_concat((dv_tensor *[]){obs, lat}, 2, 1);
@@ -424,6 +477,7 @@ dv_dit_cond *dv_dit_encode(dv_dit *m, const dv_dit_inputs *in) {
     }
     cd->B = B;
     dv_pool_release(&pool);
+    inputs_release(&di);
     return cd;
 }
 
@@ -517,13 +571,14 @@ dv_tensor *dv_dit_block_forward(const dv_dit *m, int i, dv_tensor *x, dv_tensor 
     return out;
 }
 
-/* The adaLN input of R denoiser rows: silu(c), c = g * keep + t_embedder(t), with g (R, C), t (R)
- * i64 and drop (R) bool or NULL (keep = !drop) -> (R, C) */
+/* The adaLN input of R denoiser rows: silu(c), c = g * keep + t_embedder(t), with g (R, C) on the
+ * model's device, t (R) i64 and drop (R) bool or NULL (keep = !drop) on the host -> (R, C) */
 static dv_tensor *cond_silu(dv_dit *m, dv_tensor *g, dv_tensor *t, dv_tensor *drop) {
     dv_pool pool = {0};
     int64_t R = g->shape[0];
     dv_timestep_opts to = dv_timestep_opts_dit();   /* [cos | sin], f32 angles as torch */
     dv_tensor *tf = dv_pool_add(&pool, dv_timestep_embedding(t, FREQ_DIM, &to, m->dt));
+    tf = dv_pool_add(&pool, on_model(m, tf));
     dv_tensor *te = dv_pool_add(&pool, dv_linear_act(tf, m->t_fc1.weight, m->t_fc1.bias, DV_BIAS_ACT_SILU));
     te = dv_pool_add(&pool, dv_nn_linear_forward(&m->t_fc2, te));
     bool any = false;
@@ -531,6 +586,7 @@ static dv_tensor *cond_silu(dv_dit *m, dv_tensor *g, dv_tensor *t, dv_tensor *dr
     if (any) {
         dv_tensor *keep = dv_pool_add(&pool, dv_empty(m->dt, DV_SHAPE(R, 1)));
         for (int64_t r = 0; r < R; r++) dv_flat_set(keep, r, dv_flat_get(drop, r) != 0 ? 0.0 : 1.0);
+        keep = dv_pool_add(&pool, on_model(m, keep));
         g = dv_pool_add(&pool, dv_mul(g, keep));
     }
     dv_tensor *cg = dv_pool_add(&pool, dv_add(g, te));
@@ -539,8 +595,9 @@ static dv_tensor *cond_silu(dv_dit *m, dv_tensor *g, dv_tensor *t, dv_tensor *dr
     return sc;
 }
 
-/* the cross-attention key padding mask (B, N) bool that hides the generalist's latent tokens
- * from the rows dropped for CFG; NULL when nothing is hidden */
+/* the cross-attention key padding mask (B, N) bool, on the model's device, that hides the
+ * generalist's latent tokens from the rows dropped for CFG (drop (B) on the host); NULL when
+ * nothing is hidden */
 static dv_tensor *latent_mask(const dv_dit *m, const dv_dit_cond *cd, dv_tensor *drop) {
     if (!drop || !m->cfg.drop_latent_tokens || cd->n_tok <= cd->n_obs) return NULL;
     int64_t B = cd->B;
@@ -553,7 +610,9 @@ static dv_tensor *latent_mask(const dv_dit *m, const dv_dit_cond *cd, dv_tensor 
         bool keep = dv_flat_get(drop, b) == 0;
         for (int64_t j = 0; j < cd->n_tok; j++) kp[b * cd->n_tok + j] = j < cd->n_obs || keep;
     }
-    return kpm;
+    dv_tensor *out = on_model(m, kpm);
+    dv_release(kpm);
+    return out;
 }
 
 /* the adaLN rows of every block for sc (R, C): mods[i] (R, 6C), mods[layers] the final layer's
@@ -591,6 +650,7 @@ static dv_tensor *denoise_tokens(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_
     return out;
 }
 
+/* x_t anywhere (moved to the model's device), t and drop anywhere (read on the host) */
 static dv_tensor *denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_tensor *t,
                           dv_tensor *drop, const uint64_t *seed) {
     const dv_dit_config *c = &m->cfg;
@@ -598,12 +658,13 @@ static dv_tensor *denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_t
     DV_ASSERT(B == cd->B && x_t->ndim == 3 && x_t->shape[1] == c->chunk && x_t->shape[2] == c->action_dim,
               "dv_dit_denoise: x_t %s, conditioning batch %lld, want (B, %d, %d)",
               dv_shape_str(x_t, NULL, 0), (long long)cd->B, c->chunk, c->action_dim);
-    dv_tensor *sc = cond_silu(m, cd->g, t, drop);                          /* (B, C) */
+    dv_tensor *th = on_host(t), *dh = on_host(drop), *x = on_model(m, x_t);
+    dv_tensor *sc = cond_silu(m, cd->g, th, dh);                           /* (B, C) */
     dv_tensor **mods = modulations(m, sc);
-    dv_tensor *kpm = latent_mask(m, cd, drop);
-    dv_tensor *out = denoise_tokens(m, cd, x_t, mods, kpm, seed);
+    dv_tensor *kpm = latent_mask(m, cd, dh);
+    dv_tensor *out = denoise_tokens(m, cd, x, mods, kpm, seed);
     mods_free(mods);
-    dv_release(sc), dv_release(kpm);
+    dv_release(sc), dv_release(kpm), dv_release(th), dv_release(dh), dv_release(x);
     return out;
 }
 
@@ -613,18 +674,29 @@ dv_tensor *dv_dit_denoise(dv_dit *m, const dv_dit_cond *cd, dv_tensor *x_t, dv_t
 }
 
 /* ---- training loss ------------------------------------------------------------------------ */
+/* dv_diffusion_add_noise (velocity false) or dv_diffusion_velocity of x0 and noise (data, never
+ * differentiated) at t, on the model's device. Both build their per-sample coefficients on the
+ * host (nn/diffusion.c), so off the CPU they run on host copies and the result is moved. */
+static dv_tensor *noise_mix(const dv_dit *m, dv_tensor *x0, dv_tensor *noise, dv_tensor *t, bool velocity) {
+    const dv_noise_schedule *s = &m->ddim->sched;
+    dv_tensor *xh = on_host(x0), *nh = on_host(noise), *th = on_host(t);
+    dv_tensor *y = velocity ? dv_diffusion_velocity(s, xh, nh, th) : dv_diffusion_add_noise(s, xh, nh, th);
+    dv_tensor *out = on_model(m, y);
+    dv_release(y), dv_release(xh), dv_release(nh), dv_release(th);
+    return out;
+}
+
 dv_tensor *dv_dit_loss_with(dv_dit *m, const dv_dit_inputs *in, dv_tensor *actions,
                             dv_tensor *t, dv_tensor *noise, dv_tensor *drop,
                             const uint64_t *attn_seed) {
     dv_dit_cond *cd = dv_dit_encode(m, in);
-    const dv_noise_schedule *s = &m->ddim->sched;
-    dv_tensor *noisy = dv_diffusion_add_noise(s, actions, noise, t);
+    dv_tensor *noisy = noise_mix(m, actions, noise, t, false);
     dv_tensor *pred = denoise(m, cd, noisy, t, drop, m->cfg.attn_dropout > 0 ? attn_seed : NULL);
     dv_tensor *target;
     switch (m->cfg.prediction) {
-    case DV_PREDICT_EPSILON: target = dv_retain(noise); break;
-    case DV_PREDICT_SAMPLE: target = dv_retain(actions); break;
-    default: target = dv_diffusion_velocity(s, actions, noise, t); break;
+    case DV_PREDICT_EPSILON: target = on_model(m, noise); break;
+    case DV_PREDICT_SAMPLE: target = on_model(m, actions); break;
+    default: target = noise_mix(m, actions, noise, t, true); break;
     }
     dv_tensor *loss = dv_mse_loss(pred, target);
     dv_release(target), dv_release(pred), dv_release(noisy);
@@ -675,6 +747,7 @@ dv_tensor *dv_dit_sample(dv_dit *m, const dv_dit_inputs *in, dv_tensor *noise, d
     dv_tensor *x, *y;
     DV_NO_GRAD_BEGIN
     int64_t B = in->proprio->shape[0];
+    /* drawn on the CPU rng (the same numbers on any device), moved by dv_dit_sample_cond */
     x = noise ? dv_retain(noise) : dv_randn(rng, m->dt, DV_SHAPE(B, c->chunk, c->action_dim));
     dv_dit_cond *cd = dv_dit_encode(m, in);
     y = dv_dit_sample_cond(m, cd, x);
@@ -698,7 +771,7 @@ static bool steps_on_one_thread(int64_t rows) {
 dv_tensor *dv_dit_sample_cond(dv_dit *m, const dv_dit_cond *cd, dv_tensor *noise) {
     const dv_dit_config *c = &m->cfg;
     dv_ddim *s = m->ddim;
-    dv_tensor *x = dv_retain(noise);
+    dv_tensor *x = on_model(m, noise);
     DV_NO_GRAD_BEGIN
     dv_pool pool = {0};
     int64_t B = noise->shape[0], S = s->num_timesteps;
@@ -709,7 +782,7 @@ dv_tensor *dv_dit_sample_cond(dv_dit *m, const dv_dit_cond *cd, dv_tensor *noise
     dv_dit_cond *c2 = guided ? dv_dit_cond_repeat2(cd) : NULL;
     const dv_dit_cond *cc = guided ? c2 : cd;
     int64_t R = cc->B;
-    dv_tensor *drop = NULL;
+    dv_tensor *drop = NULL;   /* drop flags and timesteps: host control data */
     if (guided) {
         drop = dv_pool_add(&pool, dv_empty(DV_BOOL, DV_SHAPE(R)));
         for (int64_t r = 0; r < R; r++) ((bool *)dv_data(drop))[r] = r >= B;
