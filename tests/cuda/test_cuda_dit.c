@@ -23,6 +23,7 @@
 #include "tests/cuda/cuda_util.h"
 
 #include "models/dit/model.h"
+#include "nn/timestep.h"
 #include "tensor/ops.h"
 
 #include <math.h>
@@ -156,5 +157,28 @@ TEST(cuda_dit_matches_cpu) {
     dv_release(actions), dv_release(noise), dv_release(t), dv_release(drop);
     free_inputs(&x);
     dv_dit_free(mc), dv_dit_free(mg);
+}
+
+/* nn/timestep.c with t on the device: computed on the host, returned on t's device, the same
+ * numbers bit for bit; the embedder with host t and device weights moves the embedding */
+TEST(cuda_timestep_embedding_device_t) {
+    dv_tensor *t = dv_from_f64(DV_I64, DV_SHAPE(3), (const double[]){0, 41, 99});
+    dv_tensor *td = dv_tensor_to(t, dv_device_cuda(0));
+    dv_timestep_opts o = dv_timestep_opts_dit();
+    dv_tensor *ec = dv_timestep_embedding(t, 33, &o, DV_F32), *eg = dv_timestep_embedding(td, 33, &o, DV_F32);
+    compare("timestep embedding", eg, ec, 0);
+    dv_tensor *pc = dv_sinusoidal_pos_emb(t, 16, DV_F32), *pg = dv_sinusoidal_pos_emb(td, 16, DV_F32);
+    compare("sinusoidal position embedding", pg, pc, 0);
+    dv_registry r1 = {0}, r2 = {0};
+    dv_nn_timestep_embedder e1, e2;
+    dv_rng g1 = dv_rng_new(3), g2 = dv_rng_new(3);
+    dv_nn_timestep_embedder_init(&e1, &r1, "t", 32, 64, DV_F32, &g1);
+    dv_nn_timestep_embedder_init(&e2, &r2, "t", 32, 64, DV_F32, &g2);
+    dv_reg_to(&r2, dv_device_cuda(0));
+    dv_tensor *yc = dv_nn_timestep_embedder_forward(&e1, t), *yg = dv_nn_timestep_embedder_forward(&e2, t);
+    compare("timestep embedder (host t, device weights)", yg, yc, 1e-5);
+    dv_release(t), dv_release(td), dv_release(ec), dv_release(eg), dv_release(pc), dv_release(pg);
+    dv_release(yc), dv_release(yg);
+    dv_reg_free(&r1), dv_reg_free(&r2);
 }
 #endif
