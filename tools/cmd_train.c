@@ -365,7 +365,6 @@ int dv_cmd_train(int argc, char **argv) {
         fprintf(stderr, "dualvla train: --rgb-encoder: %s\n", err);
         goto done;
     }
-    dv_reg_print_summary(reg, stdout);
     dv_reg_trainable(reg, &trainable);
     if (cfg.no_decay_norms) dv_params_split_decay(&trainable, dit_no_decay_pred, NULL, &decay, &no_decay);
     else for (int i = 0; i < trainable.n; i++) dv_params_add(&decay, trainable.names[i], trainable.tensors[i]);
@@ -409,7 +408,11 @@ int dv_cmd_train(int argc, char **argv) {
         }
         step = ck.step;
         printf("resumed from %s at step %lld\n", path, (long long)step);
+        char src[1300];
+        snprintf(src, sizeof src, "restored from %s with every other tensor", path);
+        dv_dit_set_rgb_source(m, src);
     }
+    dv_dit_print_summary(m, stdout); /* parameters by part, as the paper counts them */
     char cfg_path[1200];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.txt", out);
     if (dv_write_file_atomic(cfg_path, cfg_text, strlen(cfg_text), err, sizeof err)) {

@@ -87,6 +87,8 @@ void dv_dit_to(dv_dit *m, dv_device d);
 const dv_dit_config *dv_dit_cfg(const dv_dit *m);
 /* parameter counts per part (action transformer, adapters, each encoder), trainable / total */
 void dv_dit_print_summary(const dv_dit *m, FILE *f);
+/* what the summary says of the frozen RGB ViT's weights (e.g. "restored from <checkpoint>") */
+void dv_dit_set_rgb_source(dv_dit *m, const char *source);
 /* frozen RGB ViT weights from safetensors (logs whether they were loaded or are random) */
 int dv_dit_load_rgb_encoder(dv_dit *m, const char *path, char *err, size_t errlen);
 

@@ -243,6 +243,10 @@ void dv_dit_free(dv_dit *m) {
 dv_registry *dv_dit_registry(dv_dit *m) { return &m->reg; }
 const dv_dit_config *dv_dit_cfg(const dv_dit *m) { return &m->cfg; }
 
+void dv_dit_set_rgb_source(dv_dit *m, const char *source) {
+    snprintf(m->rgb_source, sizeof m->rgb_source, "%s", source);
+}
+
 void dv_dit_print_summary(const dv_dit *m, FILE *f) {
     static const struct { const char *label, *pattern; } parts[] = {
         {"action/timestep/proprio embedders", "model.*embedder*"},
