@@ -7,12 +7,14 @@
  * buffers (the tensor core accumulates them so); other layouts are handled through a copy.
  */
 #include "optim/internal.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 
 #include <math.h>
 
 static double sum_squares(const dv_tensor *g) {
-    dv_require_cpu("clip_grad_norm", g); /* no CUDA kernel yet: abort with a message, not a fault */
+    if (dv_backend_of(g) == DV_BACKEND_CUDA) return dv_cuda_sum_squares(g); /* in double, on the device */
+    dv_require_cpu("clip_grad_norm", g);
     int64_t n = dv_numel(g);
     double s = 0;
     if (g->dtype == DV_F32) {
@@ -28,6 +30,10 @@ static double sum_squares(const dv_tensor *g) {
 }
 
 static void scale_in_place(dv_tensor *g, double coef) {
+    if (dv_backend_of(g) == DV_BACKEND_CUDA) {
+        dv_cuda_mul_scalar_(g, coef);
+        return;
+    }
     dv_require_cpu("clip_grad_norm", g);
     int64_t n = dv_numel(g);
     if (g->dtype == DV_F32) {

@@ -8,6 +8,7 @@
  * swapped back before training goes on. Swapping exchanges contents in place: no extra memory.
  */
 #include "optim/internal.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 
 #include <stdlib.h>
@@ -46,7 +47,10 @@ void dv_ema_update(dv_ema *e) {
     double a = 1.0 - e->decay;
     for (int k = 0; k < e->params.n; k++) {
         dv_tensor *p = e->params.tensors[k], *s = e->shadow[k];
-        dv_require_cpu("ema_update", p); /* no CUDA kernel yet */
+        if (dv_backend_of(p) == DV_BACKEND_CUDA) { /* kernels/cuda/optim.cu, the same arithmetic */
+            dv_cuda_ema(s, p, a);
+            continue;
+        }
         int64_t n = dv_numel(p);
         if (p->dtype == DV_F32) {
             float *x = dv_data(p), *y = dv_data(s), af = (float)a;
@@ -64,6 +68,10 @@ void dv_ema_update(dv_ema *e) {
 static void swap_all(dv_ema *e) {
     for (int k = 0; k < e->params.n; k++) {
         dv_tensor *p = e->params.tensors[k];
+        if (dv_backend_of(p) == DV_BACKEND_CUDA) {
+            dv_cuda_swap_(p, e->shadow[k]);
+            continue;
+        }
         dv_require_cpu("ema_swap", p);
         unsigned char *x = dv_data(p), *y = dv_data(e->shadow[k]);
         int64_t nbytes = dv_numel(p) * (int64_t)dv_dtype_size(p->dtype);

@@ -11,6 +11,7 @@
  * f32 and f64, split by OpenMP when large.
  */
 #include "optim/internal.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 
 #include <stdlib.h>
@@ -116,14 +117,16 @@ void dv_sgd_step(dv_sgd *o, double lr_scale) {
             dv_tensor *p = o->params.tensors[i];
             dv_tensor *g = dv_optim_grad("sgd", o->params.names[i], p);
             if (!g) continue; /* no gradient: skipped, the momentum buffer is left alone */
-            dv_require_cpu("sgd_step", p); /* no CUDA kernel yet */
             int64_t *t = dv_data(o->step[i]);
             DV_ASSERT(cfg->momentum == 0 || o->momentum_buffer[i],
                       "sgd: group %d's momentum was changed from 0 after the group was added", gi);
             sgd_args a = {cfg->lr * lr_scale, cfg->momentum, cfg->dampening, cfg->weight_decay,
                           cfg->nesterov, cfg->momentum != 0, *t == 0};
             void *buf = a.use_momentum ? dv_data(o->momentum_buffer[i]) : NULL;
-            if (p->dtype == DV_F64) sgd_f64(dv_numel(p), dv_data(p), dv_data(g), buf, &a);
+            if (dv_backend_of(p) == DV_BACKEND_CUDA) /* kernels/cuda/optim.cu, the same arithmetic */
+                dv_cuda_sgd(p, g, a.use_momentum ? o->momentum_buffer[i] : NULL, a.lr, a.momentum, a.dampening,
+                            a.weight_decay, a.nesterov, a.first);
+            else if (p->dtype == DV_F64) sgd_f64(dv_numel(p), dv_data(p), dv_data(g), buf, &a);
             else sgd_f32(dv_numel(p), dv_data(p), dv_data(g), buf, &a);
             *t += 1;
             dv_release(g);

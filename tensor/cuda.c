@@ -923,6 +923,79 @@ void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t
     if (col) dv_cuda_free(dev, col, cb);
 }
 
+/* ---- reductions beyond sum, where, optimisers (kernels/cuda/{reduce_ext,select,optim}.cu) -- */
+void dv_cuda_binary_bwd(int op, const dv_tensor *a, const dv_tensor *b, const dv_tensor *gy, dv_tensor *ga,
+                        dv_tensor *gb) {
+    dv_cuda_check(dv_cu_binary_bwd_f32((dv_binary_op)op, dv_numel(gy), dp(a), dp(b), dp(gy), dp(ga), dp(gb), st(gy)),
+                  "binary backward (cuda)");
+}
+void dv_cuda_extreme(bool is_max, int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y,
+                     dv_tensor *idx) {
+    require_f32(is_max ? "max / argmax" : "min", x);
+    dv_cuda_check(dv_cu_extreme_f32(is_max, outer, n, inner, dp(x), dp(y), dp(idx), st(x)),
+                  is_max ? "max / argmax (cuda)" : "min (cuda)");
+}
+void dv_cuda_logsumexp(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y) {
+    require_f32("logsumexp", x);
+    dv_cuda_check(dv_cu_logsumexp_f32(outer, n, inner, dp(x), dp(y), st(x)), "logsumexp (cuda)");
+}
+void dv_cuda_cumsum(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y, int reverse) {
+    require_f32("cumsum", x);
+    dv_cuda_check(dv_cu_cumsum_f32(outer, n, inner, dp(x), dp(y), reverse, st(x)),
+                  reverse ? "cumsum backward (cuda)" : "cumsum (cuda)");
+}
+void dv_cuda_scatter_dim(int64_t outer, int64_t n, int64_t inner, const dv_tensor *idx, const dv_tensor *g,
+                         dv_tensor *gx) {
+    require_f32("max / min backward", g);
+    dv_cuda_check(dv_cu_scatter_dim_f32(outer, n, inner, dp(idx), dp(g), dp(gx), st(g)), "max / min backward (cuda)");
+}
+void dv_cuda_where(const dv_tensor *m, const dv_tensor *a, const dv_tensor *b, dv_tensor *y) {
+    require_f32("where", a);
+    dv_cuda_check(dv_cu_where_f32(dv_numel(y), dp(m), dp(a), dp(b), dp(y), st(a)), "where (cuda)");
+}
+void dv_cuda_sgd(dv_tensor *p, const dv_tensor *g, dv_tensor *buf, double lr, double momentum, double dampening,
+                 double weight_decay, bool nesterov, bool first) {
+    require_f32("sgd_step", p);
+    DV_ASSERT(g->device.type == DV_CUDA && g->device.index == p->device.index &&
+                  (!buf || (buf->device.type == DV_CUDA && buf->device.index == p->device.index)),
+              "sgd_step (cuda): the gradient and momentum buffer must be on %s with the parameter (move the "
+              "parameters before creating the optimiser)", dv_device_str(p->device));
+    dv_cu_sgd_coefs c = {(float)lr, (float)weight_decay, (float)momentum, (float)(1.0 - dampening),
+                         weight_decay != 0, buf != NULL, nesterov, first};
+    dv_cuda_check(dv_cu_sgd_f32(dv_numel(p), dp(p), dp(g), dp(buf), &c, st(p)), "sgd_step (cuda)");
+}
+void dv_cuda_ema(dv_tensor *shadow, const dv_tensor *param, double a) {
+    require_f32("ema_update", param);
+    DV_ASSERT(shadow->device.type == DV_CUDA && shadow->device.index == param->device.index,
+              "ema_update (cuda): the average of %s is on %s (move the parameters before creating the EMA)",
+              dv_device_str(param->device), dv_device_str(shadow->device));
+    dv_cuda_check(dv_cu_ema_f32(dv_numel(param), dp(shadow), dp(param), (float)a, st(param)), "ema_update (cuda)");
+}
+void dv_cuda_swap_(dv_tensor *a, dv_tensor *b) {
+    DV_ASSERT(dv_is_contiguous(a) && dv_is_contiguous(b) && dv_numel(a) == dv_numel(b) && a->dtype == b->dtype &&
+                  b->device.type == DV_CUDA && b->device.index == a->device.index,
+              "swap (cuda): %s and %s must be contiguous, of one size, dtype and device", dv_shape_str(a, NULL, 0),
+              dv_shape_str(b, NULL, 0));
+    dv_cuda_check(dv_cu_swap_bytes(dv_numel(a) * (int64_t)dv_dtype_size(a->dtype), dp(a), dp(b), st(a)), "swap (cuda)");
+}
+double dv_cuda_sum_squares(const dv_tensor *g) {
+    require_f32("sum of squares (clip_grad_norm)", g);
+    DV_ASSERT(dv_is_contiguous(g), "sum of squares (cuda): %s is not contiguous", dv_shape_str(g, NULL, 0));
+    int dev = g->device.index;
+    int64_t wb = (int64_t)dv_cu_sum_squares_work_bytes();
+    void *work = dv_cuda_alloc(dev, wb + 8);
+    double *out = (double *)((char *)work + wb), s = 0;
+    dv_cuda_check(dv_cu_sum_squares_f32(dv_numel(g), dp(g), out, work, st(g)), "sum of squares (cuda)");
+    dv_cuda_copy_d2h(dev, &s, out, 8); /* synchronises the stream */
+    dv_cuda_free(dev, work, wb + 8);
+    return s;
+}
+void dv_cuda_mul_scalar_(dv_tensor *t, double c) {
+    require_f32("clip_grad_norm", t);
+    DV_ASSERT(dv_is_contiguous(t), "mul_scalar_ (cuda): %s is not contiguous", dv_shape_str(t, NULL, 0));
+    dv_cuda_check(dv_cu_scale_f32(dv_numel(t), dp(t), (float)c, st(t)), "mul_scalar_ (cuda)");
+}
+
 #else /* ---- built without CUDA ---------------------------------------------------------- */
 
 static const char k_no_cuda[] = "CUDA unavailable: this build has no CUDA (nvcc was not found, or CUDA=0)";
@@ -1149,6 +1222,33 @@ void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t
                         const dv_tensor *w, const dv_tensor *gy, dv_tensor *dx, dv_tensor *dw, dv_tensor *db) {
     NO_CUDA_OP("conv2d backward");
 }
+void dv_cuda_binary_bwd(int op, const dv_tensor *a, const dv_tensor *b, const dv_tensor *gy, dv_tensor *ga,
+                        dv_tensor *gb) {
+    NO_CUDA_OP("binary backward");
+}
+void dv_cuda_extreme(bool is_max, int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y,
+                     dv_tensor *idx) {
+    NO_CUDA_OP("max / min");
+}
+void dv_cuda_logsumexp(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y) {
+    NO_CUDA_OP("logsumexp");
+}
+void dv_cuda_cumsum(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y, int reverse) {
+    NO_CUDA_OP("cumsum");
+}
+void dv_cuda_scatter_dim(int64_t outer, int64_t n, int64_t inner, const dv_tensor *idx, const dv_tensor *g,
+                         dv_tensor *gx) {
+    NO_CUDA_OP("max / min backward");
+}
+void dv_cuda_where(const dv_tensor *m, const dv_tensor *a, const dv_tensor *b, dv_tensor *y) { NO_CUDA_OP("where"); }
+void dv_cuda_sgd(dv_tensor *p, const dv_tensor *g, dv_tensor *buf, double lr, double momentum, double dampening,
+                 double weight_decay, bool nesterov, bool first) {
+    NO_CUDA_OP("sgd_step");
+}
+void dv_cuda_ema(dv_tensor *shadow, const dv_tensor *param, double a) { NO_CUDA_OP("ema_update"); }
+void dv_cuda_swap_(dv_tensor *a, dv_tensor *b) { NO_CUDA_OP("swap"); }
+double dv_cuda_sum_squares(const dv_tensor *g) { NO_CUDA_OP("sum of squares"); }
+void dv_cuda_mul_scalar_(dv_tensor *t, double c) { NO_CUDA_OP("mul_scalar_"); }
 void dv_cuda_set_tf32(bool on) { (void)on; }
 bool dv_cuda_tf32(void) { return false; }
 #endif

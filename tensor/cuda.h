@@ -228,4 +228,27 @@ void dv_cuda_conv2d(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cou
 void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
                         const dv_tensor *w, const dv_tensor *gy, dv_tensor *dx, dv_tensor *dw, dv_tensor *db);
 
+/* tensor/ops_reduce.c (max / min / argmax, logsumexp, cumsum), ops_binary.c's where and the
+ * optimisers (optim/sgd.c, ema.c, clip.c) on CUDA tensors: f32, contiguous, one device,
+ * outputs allocated there by the caller (kernels/cuda/kernels.h contracts) */
+void dv_cuda_extreme(bool is_max, int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y,
+                     dv_tensor *idx); /* y may be NULL (argmax); idx i64 */
+void dv_cuda_logsumexp(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y);
+void dv_cuda_cumsum(int64_t outer, int64_t n, int64_t inner, const dv_tensor *x, dv_tensor *y, int reverse);
+void dv_cuda_scatter_dim(int64_t outer, int64_t n, int64_t inner, const dv_tensor *idx, const dv_tensor *g,
+                         dv_tensor *gx);
+/* the backward of a same-shape binary op (contiguous a, b, gy; ga / gb may be NULL):
+ * dv_cu_binary_bwd_f32, used for max / min (1 to the winner, 0.5 on a tie, 0 at a NaN) */
+void dv_cuda_binary_bwd(int op, const dv_tensor *a, const dv_tensor *b, const dv_tensor *gy, dv_tensor *ga,
+                        dv_tensor *gb);
+void dv_cuda_where(const dv_tensor *m, const dv_tensor *a, const dv_tensor *b, dv_tensor *y); /* m 0 / 1 f32 */
+/* one SGD step of optim/sgd.c on p (buf: the momentum buffer, NULL without momentum) */
+void dv_cuda_sgd(dv_tensor *p, const dv_tensor *g, dv_tensor *buf, double lr, double momentum, double dampening,
+                 double weight_decay, bool nesterov, bool first);
+void dv_cuda_ema(dv_tensor *shadow, const dv_tensor *param, double a); /* shadow -= a (shadow - param) */
+void dv_cuda_swap_(dv_tensor *a, dv_tensor *b);                      /* exchange the contents */
+/* sum of g^2 in double (deterministic order on the device); waits for g's stream */
+double dv_cuda_sum_squares(const dv_tensor *g);
+void dv_cuda_mul_scalar_(dv_tensor *t, double c); /* t *= (float)c, as optim/clip.c's scaling */
+
 #endif

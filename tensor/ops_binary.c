@@ -55,6 +55,20 @@ static dv_tensor *winner_weight(dv_tensor *a, dv_tensor *b, bool max, bool first
     return y;
 }
 
+/* CUDA: weights and product in one kernel (dv_cu_binary_bwd_f32, winner_weight's rule) on a
+ * and b expanded to g's shape; dv_ag_give sums broadcast operands back */
+static void minmax_backward_cuda(dv_node *n, dv_binary_op op, dv_tensor *a, dv_tensor *b, dv_tensor *g) {
+    dv_tensor *gc = dv_contiguous(g);
+    dv_tensor *ae = dv_expand(a, gc->shape, gc->ndim), *be = dv_expand(b, gc->shape, gc->ndim);
+    dv_tensor *ac = dv_contiguous(ae), *bc = dv_contiguous(be);
+    dv_tensor *ga = dv_ag_input_wants(n, 0) ? dv_empty_like(gc) : NULL;
+    dv_tensor *gb = dv_ag_input_wants(n, 1) ? dv_empty_like(gc) : NULL;
+    dv_cuda_binary_bwd(op, ac, bc, gc, ga, gb);
+    if (ga) dv_ag_give(n, 0, ga);
+    if (gb) dv_ag_give(n, 1, gb);
+    dv_release(gc), dv_release(ae), dv_release(be), dv_release(ac), dv_release(bc);
+}
+
 static void binary_backward(dv_node *n, dv_tensor *g) {
     dv_binary_op op = (dv_binary_op)n->iarg[0];
     dv_tensor *a = n->in[0], *b = n->in[1];
@@ -96,6 +110,10 @@ static void binary_backward(dv_node *n, dv_tensor *g) {
     }
     case DV_BINARY_MAX:
     case DV_BINARY_MIN:
+        if (dv_backend_of(a) == DV_BACKEND_CUDA) {
+            minmax_backward_cuda(n, op, a, b, g);
+            break;
+        }
         for (int i = 0; i < 2; i++) {
             if (!dv_ag_input_wants(n, i)) continue;
             dv_tensor *w = winner_weight(a, b, op == DV_BINARY_MAX, i == 0);
@@ -135,9 +153,9 @@ dv_tensor *dv_minimum(dv_tensor *a, dv_tensor *b) { return dv_binary(DV_BINARY_M
 /* cond as 0/1 in dtype dt, broadcast to shape (contiguous) */
 static dv_tensor *cond_as(dv_tensor *cond, dv_dtype dt, const int64_t *shape, int n) {
     dv_tensor *ce = dv_expand(cond, shape, n);
-    dv_tensor *b = dv_empty(DV_BOOL, shape, n);
+    dv_tensor *b = dv_empty_on(DV_BOOL, shape, n, cond->device);
     dv_copy_(b, ce); /* any nonzero -> 1 */
-    dv_tensor *m = dv_empty(dt, shape, n);
+    dv_tensor *m = dv_empty_on(dt, shape, n, cond->device);
     dv_copy_(m, b);
     dv_release(ce);
     dv_release(b);
@@ -157,7 +175,8 @@ static void where_backward(dv_node *n, dv_tensor *g) {
 dv_tensor *dv_where(dv_tensor *cond, dv_tensor *a, dv_tensor *b) {
     dv_check_float("where", a);
     dv_check_float("where", b);
-    dv_require_cpu("where", cond), dv_require_cpu("where", a), dv_require_cpu("where", b);
+    dv_require_kernel("where", a), dv_require_kernel("where", b);
+    dv_check_same_device("where", cond, a), dv_check_same_device("where", a, b);
     if (a->dtype != b->dtype) dv_panic("where: dtypes differ (%s vs %s)", dv_dtype_name(a->dtype), dv_dtype_name(b->dtype));
     int64_t s1[DV_MAX_DIMS], shape[DV_MAX_DIMS];
     int n1 = dv_broadcast_shape("where", a, b, s1);
@@ -167,9 +186,13 @@ dv_tensor *dv_where(dv_tensor *cond, dv_tensor *a, dv_tensor *b) {
     int n = dv_broadcast_shape("where", cond, &tmp, shape);
     dv_tensor *m = cond_as(cond, a->dtype, shape, n);
     dv_tensor *ae = dv_expand(a, shape, n), *be = dv_expand(b, shape, n);
-    dv_tensor *y = dv_empty(a->dtype, shape, n);
+    dv_tensor *y = dv_empty_on(a->dtype, shape, n, a->device);
     int64_t k = dv_numel(y);
-    if (a->dtype == DV_F32) {
+    if (dv_backend_of(a) == DV_BACKEND_CUDA) {
+        dv_tensor *ac = dv_contiguous(ae), *bc = dv_contiguous(be);
+        dv_cuda_where(m, ac, bc, y);
+        dv_release(ac), dv_release(bc);
+    } else if (a->dtype == DV_F32) {
         const float *pm = dv_data(m);
         float *py = dv_data(y);
         dv_tensor *ac = dv_contiguous(ae), *bc = dv_contiguous(be);
@@ -192,6 +215,11 @@ dv_tensor *dv_where(dv_tensor *cond, dv_tensor *a, dv_tensor *b) {
 dv_tensor *dv_masked_fill(dv_tensor *x, dv_tensor *mask, double value) {
     dv_check_float("masked_fill", x);
     dv_tensor *v = dv_scalar(x->dtype, value);
+    if (x->device.type == DV_CUDA) { /* the fill value on x's device, for where */
+        dv_tensor *vd = dv_tensor_to(v, x->device);
+        dv_release(v);
+        v = vd;
+    }
     dv_tensor *y = dv_where(mask, v, x);
     dv_release(v);
     return y;

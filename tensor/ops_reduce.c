@@ -5,8 +5,10 @@
  * The kernels (kernels/reduce_ext.h) see the input as a contiguous (outer, n, inner) block,
  * n being the reduced dim. A 0-d input is treated as a tensor of one element, as in torch.
  * var is composed from mean / sub / square / sum (two-pass, and autograd comes for free).
+ * f32 tensors on a CUDA device run kernels/cuda/reduce_ext.cu (the same loops, the same bits).
  */
 #include "tensor/autograd.h"
+#include "tensor/cuda.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "kernels/reduce_ext.h"
@@ -52,8 +54,9 @@ static void extreme_backward(dv_node *n, dv_tensor *g) {
     int64_t outer, m, inner;
     split_at(x, (int)n->iarg[0], &outer, &m, &inner);
     dv_tensor *gc = dv_contiguous(g);
-    dv_tensor *gx = dv_empty(x->dtype, x->shape, x->ndim);
-    if (x->dtype == DV_F64) dv_scatter_dim_f64_portable(outer, m, inner, dv_data(idx), dv_data(gc), dv_data(gx));
+    dv_tensor *gx = dv_empty_on(x->dtype, x->shape, x->ndim, x->device);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_scatter_dim(outer, m, inner, idx, gc, gx);
+    else if (x->dtype == DV_F64) dv_scatter_dim_f64_portable(outer, m, inner, dv_data(idx), dv_data(gc), dv_data(gx));
     else dv_scatter_dim_f32_portable(outer, m, inner, dv_data(idx), dv_data(gc), dv_data(gx));
     dv_release(gc);
     dv_ag_give(n, 0, gx);
@@ -62,7 +65,7 @@ static void extreme_backward(dv_node *n, dv_tensor *g) {
 static dv_tensor *extreme_impl(ext_kind kind, dv_tensor *x, int dim, bool keepdim) {
     const char *op = kind == EXT_MAX ? "max" : kind == EXT_MIN ? "min" : "argmax";
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     if (x->ndim == 0) {
         check_0d_dim(op, dim);
         dv_tensor *x1 = dv_reshape(x, DV_SHAPE(1));
@@ -78,10 +81,12 @@ static dv_tensor *extreme_impl(ext_kind kind, dv_tensor *x, int dim, bool keepdi
     split_at(x, d, &outer, &n, &inner);
     int nd = reduced_shape(x, d, keepdim, sh);
     dv_tensor *xc = contiguous_no_grad(x);
-    dv_tensor *idx = dv_empty(DV_I64, sh, nd);
-    dv_tensor *y = kind == EXT_ARGMAX ? NULL : dv_empty(x->dtype, sh, nd);
+    dv_tensor *idx = dv_empty_on(DV_I64, sh, nd, x->device);
+    dv_tensor *y = kind == EXT_ARGMAX ? NULL : dv_empty_on(x->dtype, sh, nd, x->device);
     void *py = y ? dv_data(y) : NULL;
-    if (x->dtype == DV_F64) {
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) {
+        dv_cuda_extreme(kind != EXT_MIN, outer, n, inner, xc, y, idx);
+    } else if (x->dtype == DV_F64) {
         if (kind == EXT_MIN) dv_min_f64_portable(outer, n, inner, dv_data(xc), py, dv_data(idx));
         else dv_max_f64_portable(outer, n, inner, dv_data(xc), py, dv_data(idx));
     } else {
@@ -119,7 +124,7 @@ static void logsumexp_backward(dv_node *n, dv_tensor *g) {
 dv_tensor *dv_logsumexp(dv_tensor *x, int dim, bool keepdim) {
     const char *op = "logsumexp";
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     if (x->ndim == 0) {
         check_0d_dim(op, dim);
         dv_tensor *x1 = dv_reshape(x, DV_SHAPE(1));
@@ -132,8 +137,9 @@ dv_tensor *dv_logsumexp(dv_tensor *x, int dim, bool keepdim) {
     split_at(x, d, &outer, &n, &inner);
     int nd = reduced_shape(x, d, keepdim, sh);
     dv_tensor *xc = contiguous_no_grad(x);
-    dv_tensor *y = dv_empty(x->dtype, sh, nd);
-    if (x->dtype == DV_F64) dv_logsumexp_f64_portable(outer, n, inner, dv_data(xc), dv_data(y));
+    dv_tensor *y = dv_empty_on(x->dtype, sh, nd, x->device);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_logsumexp(outer, n, inner, xc, y);
+    else if (x->dtype == DV_F64) dv_logsumexp_f64_portable(outer, n, inner, dv_data(xc), dv_data(y));
     else dv_logsumexp_f32_portable(outer, n, inner, dv_data(xc), dv_data(y));
     dv_release(xc);
     if (dv_ag_wanted(1, &x)) {
@@ -169,7 +175,8 @@ dv_tensor *dv_var(dv_tensor *x, const int *dims, int ndims, int correction, bool
 static void cumsum_run(dv_tensor *x, int d, int reverse, dv_tensor *y) {
     int64_t outer, n, inner;
     split_at(x, d, &outer, &n, &inner);
-    if (x->dtype == DV_F64) dv_cumsum_f64_portable(outer, n, inner, dv_data(x), dv_data(y), reverse);
+    if (dv_backend_of(x) == DV_BACKEND_CUDA) dv_cuda_cumsum(outer, n, inner, x, y, reverse);
+    else if (x->dtype == DV_F64) dv_cumsum_f64_portable(outer, n, inner, dv_data(x), dv_data(y), reverse);
     else dv_cumsum_f32_portable(outer, n, inner, dv_data(x), dv_data(y), reverse);
 }
 
@@ -185,7 +192,7 @@ static void cumsum_backward(dv_node *n, dv_tensor *g) {
 dv_tensor *dv_cumsum(dv_tensor *x, int dim) {
     const char *op = "cumsum";
     dv_check_float(op, x);
-    dv_require_cpu(op, x);
+    dv_require_kernel(op, x);
     if (x->ndim == 0) {
         check_0d_dim(op, dim);
         dv_tensor *x1 = dv_reshape(x, DV_SHAPE(1));
@@ -197,7 +204,7 @@ dv_tensor *dv_cumsum(dv_tensor *x, int dim) {
     }
     int d = dv_dim(x, dim);
     dv_tensor *xc = contiguous_no_grad(x);
-    dv_tensor *y = dv_empty(x->dtype, x->shape, x->ndim);
+    dv_tensor *y = dv_empty_on(x->dtype, x->shape, x->ndim, x->device);
     cumsum_run(xc, d, 0, y);
     dv_release(xc);
     if (dv_ag_wanted(1, &x)) {

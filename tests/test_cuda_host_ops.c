@@ -7,8 +7,11 @@
  * (build/test-cuda). */
 #include "kernels/conv.h"
 #include "kernels/cuda/op_math.h"
+#include "kernels/cuda/reduce_math.h"
+#include "kernels/reduce_ext.h"
 #include "kernels/pool.h"
 #include "kernels/resize.h"
+#include "optim/optim.h"
 #include "tensor/ops.h"
 #include "tests/test.h"
 
@@ -376,4 +379,124 @@ TEST(cuda_host_tf32_tile_maps) {
     CHECK(dv_cu_tf32_round(1.0f + 0x1p-11f) == 1.0f + 0x1p-10f);      /* a tie rounds away */
     CHECK(dv_cu_tf32_round(-(1.0f + 0x1p-11f)) == -(1.0f + 0x1p-10f));
     CHECK(dv_cu_tf32_round(1.0f + 0x1p-12f) == 1.0f);                 /* below the tie: down */
+}
+
+/* x (5, 37, 6) with ties (every other value on a grid of 1/4), NaNs (one line with two), +-inf and a
+ * line of equal values, for the extreme / logsumexp / cumsum line loops */
+static dv_tensor *reduce_input(void) {
+    dv_tensor *x = dv_empty(DV_F32, DV_SHAPE(5, 37, 6));
+    float *p = dv_data(x);
+    fill(p, 5 * 37 * 6, 21);
+    for (int64_t i = 0; i < 5 * 37 * 6; i += 2) p[i] = roundf(p[i] * 8.0f) / 4.0f; /* the rest off the grid */
+    p[(1 * 37 + 4) * 6 + 2] = NAN, p[(1 * 37 + 30) * 6 + 2] = NAN, p[(3 * 37 + 0) * 6 + 5] = NAN;
+    p[(2 * 37 + 9) * 6 + 1] = INFINITY, p[(4 * 37 + 11) * 6 + 3] = -INFINITY;
+    for (int64_t i = 0; i < 37; i++) p[(0 * 37 + i) * 6 + 4] = 0.5f; /* a tied line along dim 1 */
+    return x;
+}
+
+/* the reduce_ext.cu kernels' per-output loops (kernels/cuda/reduce_math.h) replayed over every
+ * dim of a tied, NaN-holding input against dv_max / dv_min / dv_argmax / dv_logsumexp /
+ * dv_cumsum and the portable reverse cumsum and scatter: all bit for bit */
+TEST(cuda_host_reduce_ext_lines_match_ops) {
+    dv_tensor *x = reduce_input();
+    const float *xp = dv_data(x);
+    for (int dim = 0; dim < 3; dim++) {
+        int64_t n = x->shape[dim], outer = 1, inner = 1;
+        for (int k = 0; k < dim; k++) outer *= x->shape[k];
+        for (int k = dim + 1; k < 3; k++) inner *= x->shape[k];
+        dv_tensor *mx = dv_max(x, dim, false), *mn = dv_min(x, dim, false), *am = dv_argmax(x, dim, false);
+        dv_tensor *lse = dv_logsumexp(x, dim, false), *cs = dv_cumsum(x, dim);
+        const float *pmx = dv_data(mx), *pmn = dv_data(mn), *plse = dv_data(lse), *pcs = dv_data(cs);
+        const int64_t *pam = dv_data(am);
+        int64_t nx = outer * n * inner;
+        float *rev = malloc(nx * 4), *mine = malloc(nx * 4), *mrev = malloc(nx * 4), *g = malloc(outer * inner * 4);
+        float *gx = malloc(nx * 4), *mgx = malloc(nx * 4);
+        int64_t *imin = malloc(outer * inner * 8);
+        fill(g, outer * inner, 30 + dim);
+        dv_cumsum_f32_portable(outer, n, inner, xp, rev, 1);
+        dv_min_f32_portable(outer, n, inner, xp, NULL, imin);
+        dv_scatter_dim_f32_portable(outer, n, inner, pam, g, gx);
+        int bad_ext = 0, bad_lse = 0;
+        for (int64_t p = 0; p < outer * inner; p++) {
+            int64_t base = (p / inner) * n * inner + p % inner, bi;
+            float best;
+            dv_cu_extreme_line_f32(xp + base, n, inner, 1, &best, &bi);
+            bad_ext += memcmp(&best, &pmx[p], 4) != 0 || bi != pam[p];
+            dv_cu_extreme_line_f32(xp + base, n, inner, 0, &best, &bi);
+            bad_ext += memcmp(&best, &pmn[p], 4) != 0 || bi != imin[p];
+            float l = dv_cu_logsumexp_line_f32(xp + base, n, inner);
+            bad_lse += memcmp(&l, &plse[p], 4) != 0;
+            dv_cu_cumsum_line_f32(xp + base, mine + base, n, inner, 0);
+            dv_cu_cumsum_line_f32(xp + base, mrev + base, n, inner, 1);
+            /* the scatter kernel's loop */
+            for (int64_t i = 0; i < n; i++) mgx[base + i * inner] = 0.0f;
+            mgx[base + pam[p] * inner] = g[p];
+        }
+        CHECK_MSG(bad_ext == 0, "dim %d: %d max / min outputs differ", dim, bad_ext);
+        CHECK_MSG(bad_lse == 0, "dim %d: %d logsumexp outputs differ", dim, bad_lse);
+        CHECK_MSG(memcmp(mine, pcs, nx * 4) == 0, "dim %d: cumsum differs", dim);
+        CHECK_MSG(memcmp(mrev, rev, nx * 4) == 0, "dim %d: reverse cumsum differs", dim);
+        CHECK_MSG(memcmp(mgx, gx, nx * 4) == 0, "dim %d: scatter differs", dim);
+        free(rev), free(mine), free(mrev), free(g), free(gx), free(mgx), free(imin);
+        dv_release(mx), dv_release(mn), dv_release(am), dv_release(lse), dv_release(cs);
+    }
+    /* the cases the input must exercise, so the comparison above means something */
+    float b;
+    int64_t bi;
+    dv_cu_extreme_line_f32(xp + (1 * 37 + 0) * 6 + 2, 37, 6, 1, &b, &bi);
+    CHECK_MSG(b != b && bi == 4, "the first of two NaNs must win (got %g at %lld)", b, (long long)bi);
+    dv_cu_extreme_line_f32(xp + (0 * 37 + 0) * 6 + 4, 37, 6, 0, &b, &bi);
+    CHECK_MSG(b == 0.5f && bi == 0, "a tied line's first index must win (got %g at %lld)", b, (long long)bi);
+    const float all_ninf[3] = {-INFINITY, -INFINITY, -INFINITY}, with_inf[3] = {1.0f, INFINITY, 2.0f};
+    CHECK(dv_cu_logsumexp_line_f32(all_ninf, 3, 1) == -INFINITY);
+    CHECK(dv_cu_logsumexp_line_f32(with_inf, 3, 1) == INFINITY);
+    CHECK(dv_cu_logsumexp_line_f32(all_ninf, 0, 1) == -INFINITY);
+    dv_release(x);
+}
+
+/* optim.cu's per-element SGD and EMA updates (kernels/cuda/reduce_math.h, coefficients rounded
+ * as tensor/cuda.c's dv_cuda_sgd does) replayed against dv_sgd_step and dv_ema_update over
+ * three steps, each configuration: bit for bit */
+TEST(cuda_host_sgd_ema_updates_match_optim) {
+    const double cfgs[][4] = {{0.1, 0, 0, 0}, {0.05, 0.9, 0.1, 0.01}, {0.02, 0.8, 0, 0.003}}; /* lr mom damp wd */
+    const int64_t n = 1003;
+    for (int ci = 0; ci < 4; ci++) {
+        const double *c = cfgs[ci < 3 ? ci : 2];
+        bool nesterov = ci == 3;
+        dv_tensor *w = dv_empty(DV_F32, DV_SHAPE(n));
+        fill(dv_data(w), n, 40 + ci);
+        float *p = malloc(n * 4), *buf = calloc(n, 4), *sh = malloc(n * 4);
+        memcpy(p, dv_data(w), n * 4);
+        memcpy(sh, p, n * 4);
+        dv_params ps = {0};
+        dv_params_add(&ps, "w", w);
+        dv_sgd *o = dv_sgd_new();
+        dv_sgd_config cfg = dv_sgd_config_default(c[0]);
+        cfg.momentum = c[1], cfg.dampening = c[2], cfg.weight_decay = c[3], cfg.nesterov = nesterov;
+        dv_sgd_add_group(o, &ps, cfg);
+        dv_ema *e = dv_ema_new(&ps, 0.9);
+        int bad = 0, bad_ema = 0;
+        for (int t = 0; t < 3; t++) {
+            w->grad = dv_empty(DV_F32, DV_SHAPE(n));
+            fill(dv_data(w->grad), n, 50 + 3 * ci + t);
+            const float *g = dv_data(w->grad);
+            dv_cu_sgd_coefs k = {(float)c[0], (float)c[3], (float)c[1], (float)(1.0 - c[2]), c[3] != 0, c[1] != 0,
+                                 nesterov, t == 0};
+            for (int64_t i = 0; i < n; i++) dv_cu_sgd_one(&k, &p[i], g[i], &buf[i]);
+            dv_sgd_step(o, 1.0);
+            bad += memcmp(p, dv_data(w), n * 4) != 0;
+            for (int64_t i = 0; i < n; i++) sh[i] = dv_cu_ema_one(sh[i], p[i], (float)(1.0 - 0.9));
+            dv_ema_update(e);
+            const char *const *names;
+            dv_tensor *const *st;
+            dv_ema_state(e, &names, &st);
+            bad_ema += memcmp(sh, dv_data(st[0]), n * 4) != 0;
+            dv_release(w->grad);
+            w->grad = NULL;
+        }
+        CHECK_MSG(bad == 0, "sgd config %d: %d of 3 steps differ", ci, bad);
+        CHECK_MSG(bad_ema == 0, "ema (sgd config %d): %d of 3 updates differ", ci, bad_ema);
+        dv_ema_free(e), dv_sgd_free(o), dv_params_free(&ps), dv_release(w);
+        free(p), free(buf), free(sh);
+    }
 }

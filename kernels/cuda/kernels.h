@@ -3,7 +3,7 @@
  * Same contracts as the CPU kernels they mirror (kernels/elementwise.h, kernels/norm.h,
  * kernels/reduce.h, kernels/adamw.h, kernels/gemm.h, kernels/attention.h, kernels/rotary.h,
  * kernels/bias_act.h, kernels/modulate.h, kernels/diffusion.h, kernels/pool.h,
- * kernels/resize.h, kernels/conv.h, and tensor/ops_index.c / ops_loss.c for indexing and the
+ * kernels/resize.h, kernels/conv.h, kernels/reduce_ext.h, optim/sgd.c / ema.c / clip.c, and tensor/ops_index.c / ops_loss.c for indexing and the
  * fused losses); differences are stated at each function. Every pointer is a device pointer (cudaMalloc'd, never managed
  * memory). `stream` is a cudaStream_t (NULL = the legacy default stream); every function only
  * enqueues work and returns the cudaError_t of the launch (0 = cudaSuccess), it never
@@ -27,6 +27,7 @@
 #include "kernels/diffusion.h"
 #include "kernels/elementwise.h"
 #include "kernels/pool.h"
+#include "kernels/cuda/reduce_math.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -248,6 +249,38 @@ int dv_cu_im2col_f32(const dv_conv2d_geom *g, const float *x, float *col, dv_cu_
 int dv_cu_col2im_f32(const dv_conv2d_geom *g, const float *col, float *x, dv_cu_stream stream);
 /* y (B, C, N) [b][c][:] = bias[c] */
 int dv_cu_bias_fill_f32(int64_t B, int64_t C, int64_t N, const float *bias, float *y, dv_cu_stream stream);
+
+/* ---- reductions beyond sum (reduce_ext.cu): kernels/reduce_ext.h's contracts, f32 ------- */
+/* x contiguous (outer, n, inner); y and idx (outer, inner). The CPU's loops per output
+ * (kernels/cuda/reduce_math.h), so the results are its bits: the first extreme index, a NaN
+ * wins (the first one); logsumexp -inf for n == 0; cumsum accumulates in double. */
+/* max (is_max 1) or min (0), n >= 1; y or idx may be NULL */
+int dv_cu_extreme_f32(int is_max, int64_t outer, int64_t n, int64_t inner, const float *x, float *y,
+                      int64_t *idx, dv_cu_stream stream);
+int dv_cu_logsumexp_f32(int64_t outer, int64_t n, int64_t inner, const float *x, float *y, dv_cu_stream stream);
+/* y (outer, n, inner); reverse: suffix sums (the backward of cumsum) */
+int dv_cu_cumsum_f32(int64_t outer, int64_t n, int64_t inner, const float *x, float *y, int reverse,
+                     dv_cu_stream stream);
+/* gx (outer, n, inner) = 0 except gx[o, idx[o,j], j] = g[o,j] (idx in [0, n), from the forward) */
+int dv_cu_scatter_dim_f32(int64_t outer, int64_t n, int64_t inner, const int64_t *idx, const float *g, float *gx,
+                          dv_cu_stream stream);
+
+/* ---- where (select.cu): y[i] = m[i] != 0 ? a[i] : b[i], n contiguous f32 ----------------- */
+int dv_cu_where_f32(int64_t n, const float *m, const float *a, const float *b, float *y, dv_cu_stream stream);
+
+/* ---- optimisers besides AdamW (optim.cu), f32, contiguous -------------------------------- */
+/* optim/sgd.c's step (buf read / written only with c->use_momentum) */
+int dv_cu_sgd_f32(int64_t n, float *p, const float *g, float *buf, const dv_cu_sgd_coefs *c, dv_cu_stream stream);
+/* optim/ema.c's update: shadow -= a (shadow - param), a = 1 - decay */
+int dv_cu_ema_f32(int64_t n, float *shadow, const float *param, float a, dv_cu_stream stream);
+/* x *= c */
+int dv_cu_scale_f32(int64_t n, float *x, float c, dv_cu_stream stream);
+/* exchange nbytes bytes of a and b (the EMA swap) */
+int dv_cu_swap_bytes(int64_t nbytes, void *a, void *b, dv_cu_stream stream);
+/* out[0] (one double on the device) = sum x[i]^2 accumulated in double by a fixed-shape tree:
+ * deterministic, run to run and GPU to GPU. work: dv_cu_sum_squares_work_bytes bytes. */
+size_t dv_cu_sum_squares_work_bytes(void);
+int dv_cu_sum_squares_f32(int64_t n, const float *x, double *out, void *work, dv_cu_stream stream);
 
 #ifdef __cplusplus
 }
