@@ -4,7 +4,9 @@
  * offsets; the window / tap inversions the pooling and resize backward kernels gather
  * through) and compares with the portable CPU kernels. What it cannot check — the kernels'
  * grids and launch code — is tests/cuda/test_cuda_index_loss_pool.c and test_cuda_conv.c
- * (build/test-cuda). */
+ * (build/test-cuda). The per-line loops of the reductions beyond sum (reduce_ext.cu) and the
+ * per-element SGD / EMA updates (optim.cu), kernels/cuda/reduce_math.h, are replayed against
+ * the CPU ops the same way; their GPU tests are tests/cuda/test_cuda_reduce_optim.c. */
 #include "kernels/conv.h"
 #include "kernels/cuda/op_math.h"
 #include "kernels/cuda/reduce_math.h"

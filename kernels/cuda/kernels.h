@@ -3,9 +3,9 @@
  * Same contracts as the CPU kernels they mirror (kernels/elementwise.h, kernels/norm.h,
  * kernels/reduce.h, kernels/adamw.h, kernels/gemm.h, kernels/attention.h, kernels/rotary.h,
  * kernels/bias_act.h, kernels/modulate.h, kernels/diffusion.h, kernels/pool.h,
- * kernels/resize.h, kernels/conv.h, kernels/reduce_ext.h, optim/sgd.c / ema.c / clip.c, and tensor/ops_index.c / ops_loss.c for indexing and the
- * fused losses); differences are stated at each function. Every pointer is a device pointer (cudaMalloc'd, never managed
- * memory). `stream` is a cudaStream_t (NULL = the legacy default stream); every function only
+ * kernels/resize.h, kernels/conv.h, kernels/reduce_ext.h, optim/sgd.c / ema.c / clip.c, and
+ * tensor/ops_index.c / ops_loss.c for indexing and the fused losses); differences are stated
+ * at each function. Every pointer is a device pointer (cudaMalloc'd, never managed memory). `stream` is a cudaStream_t (NULL = the legacy default stream); every function only
  * enqueues work and returns the cudaError_t of the launch (0 = cudaSuccess), it never
  * synchronises. Error text: dv_cuda_error_str() in tensor/cuda.h.
  *

@@ -110,7 +110,7 @@ TEST(cuda_sgd_ema_clip_match_cpu) {
         dv_ema *e[2];
         dv_rng r = dv_rng_new(60 + ci);
         p[0][0] = dv_randn(&r, DV_F32, DV_SHAPE(37, 29)), p[0][1] = dv_randn(&r, DV_F32, DV_SHAPE(1001));
-        for (int k = 0; k < 2; k++) p[1][k] = dv_tensor_to(p[0][k], dv_device_cuda(0));
+        for (int k = 0; k < 2; k++) p[1][k] = dv_clone(p[0][k]); /* moved to the device below */
         for (int side = 0; side < 2; side++) {
             dv_params_add(&ps[side], "w", p[side][0]), dv_params_add(&ps[side], "b", p[side][1]);
             dv_sgd_config cfg = dv_sgd_config_default(c[0]);
@@ -119,6 +119,17 @@ TEST(cuda_sgd_ema_clip_match_cpu) {
             dv_sgd_add_group(o[side], &ps[side], cfg);
             e[side] = dv_ema_new(&ps[side], 0.95);
         }
+        /* the optimisers are built on CPU parameters (dv_optim_check_param); then the
+         * parameters and the state move in place, as a training run does. Not the SGD step
+         * counters: the host reads them. */
+        dv_tensors_move_(ps[1].tensors, ps[1].n, dv_device_cuda(0));
+        const char *const *names;
+        dv_tensor *const *state;
+        int ns = dv_ema_state(e[1], &names, &state);
+        dv_tensors_move_(state, ns, dv_device_cuda(0));
+        ns = dv_sgd_state(o[1], &names, &state);
+        for (int k = 0; k < ns; k++)
+            if (strstr(names[k], "momentum_buffer")) dv_tensor_move_(state[k], dv_device_cuda(0));
         for (int t = 0; t < 3; t++) {
             for (int k = 0; k < 2; k++) {
                 p[0][k]->grad = dv_randn(&r, DV_F32, p[0][k]->shape, p[0][k]->ndim);
