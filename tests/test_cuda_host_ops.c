@@ -502,3 +502,65 @@ TEST(cuda_host_sgd_ema_updates_match_optim) {
         free(p), free(buf), free(sh);
     }
 }
+
+/* extreme_rows_kernel (reduce_ext.cu, inner == 1, long rows) replayed: 256 threads take their
+ * strided shares in ascending order, then warp butterflies (xor 16 .. 1), the 8 warp leaders
+ * into the first warp, and a butterfly again — all through dv_cu_extreme_take — against the
+ * portable max / min: value bits and index. Rows with ties, -0 / +0, NaNs (one late, two),
+ * all -inf. */
+static void rows_replay(const float *xr, int64_t n, int is_max, float *best_out, int64_t *idx_out) {
+    float v[256], w[32];
+    int64_t id[256], wi[32];
+    for (int t = 0; t < 256; t++) {
+        v[t] = 0.0f, id[t] = -1;
+        for (int64_t i = t; i < n; i += 256) dv_cu_extreme_take(xr[i], i, &v[t], &id[t], is_max);
+    }
+    for (int wp = 0; wp < 8; wp++)
+        for (int o = 16; o > 0; o >>= 1) {
+            float nv[32];
+            int64_t ni[32];
+            for (int l = 0; l < 32; l++) {
+                nv[l] = v[wp * 32 + l], ni[l] = id[wp * 32 + l];
+                dv_cu_extreme_take(v[wp * 32 + (l ^ o)], id[wp * 32 + (l ^ o)], &nv[l], &ni[l], is_max);
+            }
+            for (int l = 0; l < 32; l++) v[wp * 32 + l] = nv[l], id[wp * 32 + l] = ni[l];
+        }
+    for (int l = 0; l < 32; l++) w[l] = l < 8 ? v[l * 32] : 0.0f, wi[l] = l < 8 ? id[l * 32] : -1;
+    for (int o = 16; o > 0; o >>= 1) {
+        float nv[32];
+        int64_t ni[32];
+        for (int l = 0; l < 32; l++) {
+            nv[l] = w[l], ni[l] = wi[l];
+            dv_cu_extreme_take(w[l ^ o], wi[l ^ o], &nv[l], &ni[l], is_max);
+        }
+        memcpy(w, nv, sizeof w), memcpy(wi, ni, sizeof wi);
+    }
+    *best_out = w[0], *idx_out = wi[0];
+}
+
+TEST(cuda_host_extreme_rows_block_matches_portable) {
+    const int64_t n = 1001, rows = 7;
+    float *x = malloc(rows * n * 4);
+    fill(x, rows * n, 61);
+    for (int64_t i = 0; i < rows * n; i++) x[i] = roundf(x[i] * 8.0f) / 4.0f; /* many ties */
+    x[1 * n + 700] = NAN;                                                        /* a late NaN */
+    x[2 * n + 900] = NAN, x[2 * n + 5] = NAN;                                    /* two NaNs */
+    for (int64_t i = 0; i < n; i++) x[3 * n + i] = -INFINITY;                    /* all -inf */
+    for (int64_t i = 0; i < n; i++) x[4 * n + i] = i % 3 ? -0.0f : 0.0f;         /* signed zeros */
+    x[5 * n + 1000] = 9.0f, x[5 * n + 999] = 9.0f;                               /* the tail ties */
+    int bad = 0;
+    for (int is_max = 0; is_max < 2; is_max++) {
+        float want[7];
+        int64_t wi[7];
+        if (is_max) dv_max_f32_portable(rows, n, 1, x, want, wi);
+        else dv_min_f32_portable(rows, n, 1, x, want, wi);
+        for (int64_t r = 0; r < rows; r++) {
+            float b;
+            int64_t bi;
+            rows_replay(x + r * n, n, is_max, &b, &bi);
+            bad += memcmp(&b, &want[r], 4) != 0 || bi != wi[r];
+        }
+    }
+    CHECK_MSG(bad == 0, "%d of %lld rows differ", bad, (long long)(2 * rows));
+    free(x);
+}

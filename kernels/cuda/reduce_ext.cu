@@ -6,9 +6,11 @@
  * over its line (kernels/cuda/reduce_math.h, shared with the host test), reading at stride
  * inner: coalesced across threads when inner > 1, one row per thread when inner == 1. That
  * keeps the results the CPU's bits (first NaN / first extreme wins, cumsum in double) and the
- * order fixed; it is not a fast row reduction (a block-per-row tree would be, for long rows
- * with inner == 1 — these ops are off the training hot path: argmax for decoding, logsumexp
- * and cumsum in small heads). Not here: f64, f16 / bf16.
+ * order fixed. Max / min over long rows with inner == 1 (argmax over a vocabulary when
+ * decoding) take a block per row instead, combining (value, index) pairs by a total order that
+ * gives the same pick (dv_cu_extreme_prefer). logsumexp and cumsum have no block-per-row path
+ * yet (one thread walks a whole row: slow for long rows; off the training hot path).
+ * Not here: f64, f16 / bf16.
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
@@ -23,6 +25,8 @@ namespace {
 using dvcu::grid_for;
 using dvcu::kThreads;
 
+constexpr int64_t kRowMin = 512; /* rows (inner == 1) at least this long: extreme_rows_kernel */
+
 __global__ void extreme_kernel(int is_max, int64_t outer, int64_t n, int64_t inner, const float *__restrict__ x,
                                float *__restrict__ y, int64_t *__restrict__ idx) {
     DV_CU_GRID_STRIDE(p, outer * inner) {
@@ -31,6 +35,48 @@ __global__ void extreme_kernel(int is_max, int64_t outer, int64_t n, int64_t inn
         dv_cu_extreme_line_f32(x + (p / inner) * n * inner + p % inner, n, inner, is_max, &best, &bi);
         if (y) y[p] = best;
         if (idx) idx[p] = bi;
+    }
+}
+
+/* inner == 1, long rows: one block of kThreads per row. Each thread takes the preferred pair
+ * of its strided share (ascending indices), then warp shuffles and one shared-memory hop
+ * combine them by dv_cu_extreme_prefer — a total order, so the result does not depend on
+ * the combination order and is the CPU's. */
+__global__ void extreme_rows_kernel(int is_max, int64_t n, const float *__restrict__ x, float *__restrict__ y,
+                                    int64_t *__restrict__ idx) {
+    __shared__ float sv[32];
+    __shared__ long long si[32];
+    const float *xr = x + (int64_t)blockIdx.x * n;
+    float best = 0.0f;
+    long long bi = -1;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        int64_t b64 = bi;
+        dv_cu_extreme_take(xr[i], i, &best, &b64, is_max);
+        bi = b64;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float v = __shfl_xor_sync(0xffffffffu, best, o);
+        long long j = __shfl_xor_sync(0xffffffffu, bi, o);
+        int64_t b64 = bi;
+        dv_cu_extreme_take(v, j, &best, &b64, is_max);
+        bi = b64;
+    }
+    int lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32;
+    if (lane == 0) sv[w] = best, si[w] = bi;
+    __syncthreads();
+    if (w != 0) return; /* the first warp finishes; no __syncthreads below */
+    best = lane < nw ? sv[lane] : 0.0f;
+    bi = lane < nw ? si[lane] : -1;
+    for (int o = 16; o > 0; o >>= 1) {
+        float v = __shfl_xor_sync(0xffffffffu, best, o);
+        long long j = __shfl_xor_sync(0xffffffffu, bi, o);
+        int64_t b64 = bi;
+        dv_cu_extreme_take(v, j, &best, &b64, is_max);
+        bi = b64;
+    }
+    if (lane == 0) {
+        if (y) y[blockIdx.x] = best;
+        if (idx) idx[blockIdx.x] = bi;
     }
 }
 
@@ -62,7 +108,11 @@ extern "C" int dv_cu_extreme_f32(int is_max, int64_t outer, int64_t n, int64_t i
                                  int64_t *idx, dv_cu_stream stream) {
     if (outer <= 0 || inner <= 0) return 0;
     if (n < 1) return (int)cudaErrorInvalidValue; /* no extreme of an empty line (the CPU op refuses it first) */
-    extreme_kernel<<<grid_for(outer * inner), kThreads, 0, (cudaStream_t)stream>>>(is_max, outer, n, inner, x, y, idx);
+    if (inner == 1 && n >= kRowMin && outer <= 2147483647LL) /* argmax over a vocabulary: a block per row */
+        extreme_rows_kernel<<<(unsigned)outer, kThreads, 0, (cudaStream_t)stream>>>(is_max, n, x, y, idx);
+    else
+        extreme_kernel<<<grid_for(outer * inner), kThreads, 0, (cudaStream_t)stream>>>(is_max, outer, n, inner, x,
+                                                                                          y, idx);
     return (int)cudaGetLastError();
 }
 

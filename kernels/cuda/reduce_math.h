@@ -38,6 +38,28 @@ DV_HD void dv_cu_extreme_line_f32(const float *xp, int64_t n, int64_t inner, int
     *idx_out = bi;
 }
 
+/* The same result as a reduction of (value, index) pairs in any order, for the block-per-row
+ * kernel: the CPU's scan keeps the first NaN, else the first index of the extreme value, i.e.
+ * it picks the top of this total order — a NaN above every number, then the larger (is_max)
+ * or smaller value, then (equal values, -0 == +0, or two NaNs) the smaller index. An index
+ * < 0 marks an empty slot, below everything. */
+DV_HD int dv_cu_extreme_prefer(float va, int64_t ia, float vb, int64_t ib, int is_max) {
+    if (ib < 0) return ia >= 0;
+    if (ia < 0) return 0;
+    int na = va != va, nb = vb != vb;
+    if (na || nb) return na && nb ? ia < ib : na;
+    if (va == vb) return ia < ib;
+    return is_max ? va > vb : va < vb;
+}
+
+/* keep the preferred of (best, bi) and (v, i) in (best, bi) */
+DV_HD void dv_cu_extreme_take(float v, int64_t i, float *best, int64_t *bi, int is_max) {
+    if (dv_cu_extreme_prefer(v, i, *best, *bi, is_max)) {
+        *best = v;
+        *bi = i;
+    }
+}
+
 /* log sum_i exp(x_i) over the line: max + log(sum exp(x - max)) with the sum in double; the
  * max itself when it is +-inf (all -inf, or any +inf); -inf for n == 0. A NaN propagates
  * through the sum (the CPU's max pass skips it, the exp pass does not). */

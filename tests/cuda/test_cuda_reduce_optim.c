@@ -60,6 +60,11 @@ TEST(cuda_reduce_ext_forward_and_gradients_match_cpu) {
         CHECK_MSG(memcmp(dv_data(ab), dv_data(ac), (size_t)dv_numel(ac) * 8) == 0, "argmax dim %d differs", dim);
         dv_release(ac), dv_release(ad), dv_release(ab);
     }
+    /* rows of 1001 (inner == 1): the block-per-row kernel, NaN / inf / ties in row 0 */
+    dv_tensor *rowd = dv_tensor_to(row, dv_device_cuda(0));
+    dv_tensor *rc = dv_argmax(row, -1, false), *rd = dv_argmax(rowd, -1, false), *rb = dv_tensor_to(rd, DV_DEVICE_CPU);
+    CHECK_MSG(memcmp(dv_data(rb), dv_data(rc), (size_t)dv_numel(rc) * 8) == 0, "argmax over rows of 1001 differs");
+    dv_release(rowd), dv_release(rc), dv_release(rd), dv_release(rb);
     /* empty outer dims launch nothing; logsumexp over an empty dim is -inf */
     dv_tensor *e = dv_zeros_on(DV_F32, DV_SHAPE(0, 5), dv_device_cuda(0));
     dv_tensor *em = dv_max(e, 1, false), *ec = dv_cumsum(e, 0);
