@@ -11,9 +11,9 @@
 #include "tensor/internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static double sum_squares(const dv_tensor *g) {
-    if (dv_backend_of(g) == DV_BACKEND_CUDA) return dv_cuda_sum_squares(g); /* in double, on the device */
     dv_require_cpu("clip_grad_norm", g);
     int64_t n = dv_numel(g);
     double s = 0;
@@ -48,13 +48,28 @@ static void scale_in_place(dv_tensor *g, double coef) {
 }
 
 double dv_grad_norm(const dv_params *ps) {
-    double s = 0;
+    /* per-parameter sums, added in parameter order; those of CUDA gradients are computed
+     * together (dv_cuda_sum_squares_batch: one wait per device, not one per parameter) */
+    size_t cap = (size_t)(ps->n > 0 ? ps->n : 1);
+    double *part = dv_optim_realloc(NULL, sizeof(double) * cap), *dpart = dv_optim_realloc(NULL, sizeof(double) * cap);
+    dv_tensor **dg = dv_optim_realloc(NULL, sizeof(dv_tensor *) * cap);
+    int *di = dv_optim_realloc(NULL, sizeof(int) * cap), nd = 0;
     for (int i = 0; i < ps->n; i++) {
+        part[i] = 0;
         dv_tensor *g = dv_optim_grad("grad_norm", ps->names[i], ps->tensors[i]);
         if (!g) continue;
-        s += sum_squares(g);
+        if (dv_backend_of(g) == DV_BACKEND_CUDA) {
+            di[nd] = i, dg[nd++] = g; /* released below */
+            continue;
+        }
+        part[i] = sum_squares(g);
         dv_release(g);
     }
+    if (nd > 0) dv_cuda_sum_squares_batch(dg, nd, dpart);
+    for (int k = 0; k < nd; k++) part[di[k]] = dpart[k], dv_release(dg[k]);
+    double s = 0;
+    for (int i = 0; i < ps->n; i++) s += part[i];
+    free(part), free(dpart), free(dg), free(di);
     return sqrt(s);
 }
 

@@ -978,16 +978,41 @@ void dv_cuda_swap_(dv_tensor *a, dv_tensor *b) {
               dv_shape_str(b, NULL, 0));
     dv_cuda_check(dv_cu_swap_bytes(dv_numel(a) * (int64_t)dv_dtype_size(a->dtype), dp(a), dp(b), st(a)), "swap (cuda)");
 }
-double dv_cuda_sum_squares(const dv_tensor *g) {
-    require_f32("sum of squares (clip_grad_norm)", g);
-    DV_ASSERT(dv_is_contiguous(g), "sum of squares (cuda): %s is not contiguous", dv_shape_str(g, NULL, 0));
-    int dev = g->device.index;
+/* per device: every tensor's kernels on its stream (one shared partial-sum buffer, safe in
+ * stream order), each total into its own slot, then one download of the slots */
+void dv_cuda_sum_squares_batch(dv_tensor *const *gs, int n, double *out) {
     int64_t wb = (int64_t)dv_cu_sum_squares_work_bytes();
-    void *work = dv_cuda_alloc(dev, wb + 8);
-    double *out = (double *)((char *)work + wb), s = 0;
-    dv_cuda_check(dv_cu_sum_squares_f32(dv_numel(g), dp(g), out, work, st(g)), "sum of squares (cuda)");
-    dv_cuda_copy_d2h(dev, &s, out, 8); /* synchronises the stream */
-    dv_cuda_free(dev, work, wb + 8);
+    int *which = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    double *host = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    unsigned char *done = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!which || !host || !done) dv_panic("sum of squares (cuda): out of memory");
+    for (int k = 0; k < n; k++) {
+        if (done[k]) continue;
+        int dev = gs[k]->device.index, m = 0;
+        for (int j = k; j < n; j++) m += !done[j] && gs[j]->device.index == dev;
+        void *work = dv_cuda_alloc(dev, wb + 8 * (int64_t)m);
+        double *slots = (double *)((char *)work + wb);
+        int s = 0;
+        for (int j = k; j < n; j++) {
+            const dv_tensor *g = gs[j];
+            if (done[j] || g->device.index != dev) continue;
+            require_f32("sum of squares (clip_grad_norm)", g);
+            DV_ASSERT(g->device.type == DV_CUDA && dv_is_contiguous(g), "sum of squares (cuda): %s on %s must be a "
+                      "contiguous device tensor", dv_shape_str(g, NULL, 0), dv_device_str(g->device));
+            dv_cuda_check(dv_cu_sum_squares_f32(dv_numel(g), dp(g), slots + s, work, st(g)), "sum of squares (cuda)");
+            which[s++] = j;
+            done[j] = 1;
+        }
+        dv_cuda_copy_d2h(dev, host, slots, 8 * (int64_t)m); /* synchronises the stream */
+        for (int i = 0; i < m; i++) out[which[i]] = host[i];
+        dv_cuda_free(dev, work, wb + 8 * (int64_t)m);
+    }
+    free(which), free(host), free(done);
+}
+double dv_cuda_sum_squares(const dv_tensor *g) {
+    double s = 0;
+    dv_tensor *one = (dv_tensor *)g;
+    dv_cuda_sum_squares_batch(&one, 1, &s);
     return s;
 }
 void dv_cuda_mul_scalar_(dv_tensor *t, double c) {
@@ -1248,6 +1273,7 @@ void dv_cuda_sgd(dv_tensor *p, const dv_tensor *g, dv_tensor *buf, double lr, do
 void dv_cuda_ema(dv_tensor *shadow, const dv_tensor *param, double a) { NO_CUDA_OP("ema_update"); }
 void dv_cuda_swap_(dv_tensor *a, dv_tensor *b) { NO_CUDA_OP("swap"); }
 double dv_cuda_sum_squares(const dv_tensor *g) { NO_CUDA_OP("sum of squares"); }
+void dv_cuda_sum_squares_batch(dv_tensor *const *gs, int n, double *out) { NO_CUDA_OP("sum of squares"); }
 void dv_cuda_mul_scalar_(dv_tensor *t, double c) { NO_CUDA_OP("mul_scalar_"); }
 void dv_cuda_set_tf32(bool on) { (void)on; }
 bool dv_cuda_tf32(void) { return false; }

@@ -249,6 +249,9 @@ void dv_cuda_ema(dv_tensor *shadow, const dv_tensor *param, double a); /* shadow
 void dv_cuda_swap_(dv_tensor *a, dv_tensor *b);                      /* exchange the contents */
 /* sum of g^2 in double (deterministic order on the device); waits for g's stream */
 double dv_cuda_sum_squares(const dv_tensor *g);
+/* out[k] = the sum of squares of gs[k] (contiguous f32 on CUDA devices, any mix of devices):
+ * one wait per device instead of one per tensor (clip_grad_norm's per-parameter sums) */
+void dv_cuda_sum_squares_batch(dv_tensor *const *gs, int n, double *out);
 void dv_cuda_mul_scalar_(dv_tensor *t, double c); /* t *= (float)c, as optim/clip.c's scaling */
 
 #endif
