@@ -22,11 +22,23 @@ static void permute_backward(dv_node *n, dv_tensor *g) {
 static void slice_backward(dv_node *n, dv_tensor *g) {
     /* iarg: dim, start, end, step, and 1 when the dim was dropped (select) */
     dv_tensor *x = n->in[0];
-    dv_tensor *gx = dv_zeros(g->dtype, x->shape, x->ndim);
-    dv_tensor *dst = dv_slice(gx, (int)n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
-    dv_tensor *src = n->iarg[4] ? dv_unsqueeze(g, (int)n->iarg[0]) : dv_retain(g);
-    dv_copy_(dst, src);
-    dv_release(dst);
+    const int d = (int)n->iarg[0];
+    dv_tensor *src = n->iarg[4] ? dv_unsqueeze(g, d) : dv_retain(g);
+    dv_tensor *gx;
+    if (x->device.type == DV_CUDA) {
+        /* a CUDA copy needs a contiguous destination: the gradient goes into the zeros as one block
+         * along the dim, as concat writes its pieces; a strided slice has no such kernel yet */
+        if (n->iarg[3] != 1)
+            dv_panic("slice backward on %s: slices with step %lld are not supported on CUDA yet (x %s, dim %d)",
+                     dv_device_str(x->device), (long long)n->iarg[3], dv_shape_str(x, NULL, 0), d);
+        gx = dv_zeros_on(g->dtype, x->shape, x->ndim, x->device);
+        dv_cuda_concat_piece(src, gx, d, n->iarg[1]);
+    } else {
+        gx = dv_zeros(g->dtype, x->shape, x->ndim);
+        dv_tensor *dst = dv_slice(gx, d, n->iarg[1], n->iarg[2], n->iarg[3]);
+        dv_copy_(dst, src);
+        dv_release(dst);
+    }
     dv_release(src);
     dv_ag_give(n, 0, gx);
 }

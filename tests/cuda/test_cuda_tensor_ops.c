@@ -1,5 +1,6 @@
 /* tests/cuda/test_cuda_tensor_ops.c — the tensor ops that dispatch to CUDA (unary, binary with
- * broadcasting, sum / mean, softmax / log-softmax over any dim, LayerNorm, RMSNorm): forward
+ * broadcasting, sum / mean, softmax / log-softmax over any dim, LayerNorm, RMSNorm, slice /
+ * select backward): forward
  * and gradients through autograd on cuda:0 against the very same graph on the CPU.
  * Tolerance 2e-5 relative (f32 kernels on both sides; sums in a different order). */
 #ifdef DV_HAVE_CUDA
@@ -71,6 +72,20 @@ static dv_tensor *g_linear_mlp(dv_tensor **in) {
     return c;
 }
 
+/* slices and selects on every dim, their gradients scattered back into zeros (slice_backward's
+ * CUDA path: one block per slice, as concat writes its pieces) */
+static dv_tensor *g_slices(dv_tensor **in) {
+    dv_tensor *a = dv_slice(in[0], 2, 5, 40, 1), *b = dv_select(in[0], 1, 7), *c = dv_slice(in[0], 0, 1, 4, 1);
+    dv_tensor *sa = dv_sum(a, (const int[]){2}, 1, false);           /* (6, 33) */
+    dv_tensor *sb = dv_mul(b, b);                                     /* (6, 70) */
+    dv_tensor *sc = dv_select(c, 2, 69);                              /* (3, 33) */
+    dv_tensor *t1 = dv_sum_all(sa), *t2 = dv_sum_all(sb), *t3 = dv_sum_all(sc);
+    dv_tensor *u = dv_add(t1, t2), *y = dv_add(u, t3);
+    dv_release(a), dv_release(b), dv_release(c), dv_release(sa), dv_release(sb), dv_release(sc);
+    dv_release(t1), dv_release(t2), dv_release(t3), dv_release(u);
+    return y;
+}
+
 TEST(cuda_tensor_ops_forward_and_gradients_match_cpu) {
     dv_rng r = dv_rng_new(3);
     dv_tensor *x = dv_randn(&r, DV_F32, DV_SHAPE(6, 33, 70));
@@ -84,6 +99,7 @@ TEST(cuda_tensor_ops_forward_and_gradients_match_cpu) {
     parity("softmax dim 1", g_softmax_mid, (dv_tensor *[]){x}, 1, 2e-5);
     parity("log_softmax", g_log_softmax, (dv_tensor *[]){x}, 1, 2e-5);
     parity("layer_norm", g_layer_norm, (dv_tensor *[]){x, w, b}, 3, 5e-5);
+    parity("slice / select backward", g_slices, (dv_tensor *[]){x}, 1, 2e-5);
     parity("rms_norm", g_rms_norm, (dv_tensor *[]){x, w}, 2, 5e-5);
     parity("rms_norm -> silu -> mean (loss)", g_loss, (dv_tensor *[]){x, w}, 2, 5e-5);
     /* f32 layers (the policy's trainable weights): linear + bias, matmul, every gradient */
