@@ -126,6 +126,11 @@ static dv_tensor *per_batch_coef(const char *op, const dv_noise_schedule *s, con
     }
     dv_tensor *c = dv_from_f64(x->dtype, shape, x->ndim > 0 ? x->ndim : 0, v);
     free(v);
+    if (x->device.type != DV_CPU) { /* host arithmetic on the schedule; the result joins x */
+        dv_tensor *d = dv_tensor_to(c, x->device);
+        dv_release(c);
+        c = d;
+    }
     return c;
 }
 
