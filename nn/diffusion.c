@@ -116,14 +116,17 @@ static dv_tensor *per_batch_coef(const char *op, const dv_noise_schedule *s, con
     for (int d = 0; d < nd; d++) shape[d] = 1;
     shape[0] = B;
     double *v = malloc((size_t)(B > 0 ? B : 1) * sizeof(double));
+    dv_tensor *th = timesteps->device.type == DV_CPU ? dv_retain(timesteps)   /* read on the host */
+                                                      : dv_tensor_to(timesteps, DV_DEVICE_CPU);
     for (int64_t b = 0; b < B; b++) {
-        double tv = dv_flat_get(timesteps, b);
+        double tv = dv_flat_get(th, b);
         if (!(tv >= 0 && tv < (double)s->num_train_timesteps))
             dv_panic("%s: timestep %g outside [0, %lld)", op, tv, (long long)s->num_train_timesteps);
         double a = s->alphas_cumprod[(int64_t)tv];
         if (one_minus) a = x->dtype == DV_F32 ? (double)(float)(1.0 - a) : 1.0 - a;
         v[b] = sqrt(a);
     }
+    dv_release(th);
     dv_tensor *c = dv_from_f64(x->dtype, shape, x->ndim > 0 ? x->ndim : 0, v);
     free(v);
     if (x->device.type != DV_CPU) { /* host arithmetic on the schedule; the result joins x */
