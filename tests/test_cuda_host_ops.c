@@ -1,8 +1,9 @@
 /* tests/test_cuda_host_ops.c — the index arithmetic of the CUDA tensor-op kernels
  * (kernels/cuda/op_math.h) compiled for the host and checked inside `make test`, without a
- * GPU: each test replays, on the host, the loop a GPU kernel runs per element (gather
- * offsets; the window / tap inversions the pooling and resize backward kernels gather
- * through) and compares with the portable CPU kernels. What it cannot check — the kernels'
+ * GPU: each test runs, on the host, the function a GPU kernel runs per element (gather
+ * offsets; the pooling and resize kernels' bodies, dv_cu_*_elem, including the window / tap
+ * inversions their backward kernels gather through) and compares with the portable CPU
+ * kernels. What it cannot check — the kernels'
  * grids and launch code — is tests/cuda/test_cuda_index_loss_pool.c and test_cuda_conv.c
  * (build/test-cuda). The per-line loops of the reductions beyond sum (reduce_ext.cu) and the
  * per-element SGD / EMA updates (optim.cu), kernels/cuda/reduce_math.h, are replayed against
@@ -75,19 +76,9 @@ TEST(cuda_host_pool_forward_windows_match_portable) {
         dv_avg_pool2d_f32_portable(&g, P, x, ya);
         int bad = 0;
         for (int64_t e = 0; e < no; e++) {
-            int64_t ow = e % g.OW, oh = (e / g.OW) % g.OH, p = e / (g.OW * g.OH), h0, h1, w0, w1;
+            int64_t ow = e % g.OW, oh = (e / g.OW) % g.OH, p = e / (g.OW * g.OH), best_i;
             const float *xp = x + p * H * W;
-            dv_cu_pool_window(oh, g.sh, g.ph, g.kh, g.H, &h0, &h1);
-            dv_cu_pool_window(ow, g.sw, g.pw, g.kw, g.W, &w0, &w1);
-            int64_t best_i = h0 * W + w0;
-            float best = -INFINITY, s = 0.0f;
-            for (int64_t ih = h0; ih < h1; ih++)
-                for (int64_t iw = w0; iw < w1; iw++) {
-                    float v = xp[ih * W + iw];
-                    if (v > best || v != v) best = v, best_i = ih * W + iw;
-                    s += v;
-                }
-            float avg = s / (float)dv_cu_pool_avg_divisor(oh, ow, H, W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+            float best = dv_cu_max_pool_elem(&g, xp, oh, ow, &best_i), avg = dv_cu_avg_pool_elem(&g, xp, oh, ow);
             bad += memcmp(&best, &ym[e], 4) != 0 || idx[e] != (int32_t)best_i || memcmp(&avg, &ya[e], 4) != 0;
         }
         CHECK_MSG(bad == 0, "pool forward, geometry %d: %d outputs differ", gi, bad);
@@ -101,12 +92,7 @@ TEST(cuda_host_pool_forward_windows_match_portable) {
         int bad = 0;
         for (int64_t e = 0; e < no; e++) {
             int64_t ow = e % OW, oh = (e / OW) % OH, p = e / (OW * OH);
-            int64_t h0 = dv_cu_adaptive_start(oh, H, OH), h1 = dv_cu_adaptive_end(oh, H, OH);
-            int64_t w0 = dv_cu_adaptive_start(ow, W, OW), w1 = dv_cu_adaptive_end(ow, W, OW);
-            float s = 0.0f;
-            for (int64_t ih = h0; ih < h1; ih++)
-                for (int64_t iw = w0; iw < w1; iw++) s += x[(p * H + ih) * W + iw];
-            s = s / (float)((h1 - h0) * (w1 - w0));
+            float s = dv_cu_adaptive_pool_elem(x + p * H * W, oh, ow, H, W, OH, OW);
             bad += memcmp(&s, &y[e], 4) != 0;
         }
         CHECK_MSG(bad == 0, "adaptive pool forward to (%lld, %lld): %d outputs differ", (long long)OH, (long long)OW, bad);
@@ -135,17 +121,9 @@ TEST(cuda_host_pool_backward_gather_matches_portable) {
             if (avg) dv_avg_pool2d_backward_f32_portable(&g, P, gy, gx);
             else dv_max_pool2d_backward_f32_portable(&g, P, gy, idx, gx);
             for (int64_t e = 0; e < P * H * W; e++) {
-                int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H), o0h, o1h, o0w, o1w;
-                dv_cu_pool_outputs_of(ih, g.sh, g.ph, g.kh, g.OH, &o0h, &o1h);
-                dv_cu_pool_outputs_of(iw, g.sw, g.pw, g.kw, g.OW, &o0w, &o1w);
-                float s = 0;
-                for (int64_t oh = o0h; oh < o1h; oh++)
-                    for (int64_t ow = o0w; ow < o1w; ow++) {
-                        int64_t o = p * out + oh * g.OW + ow;
-                        if (avg) s += gy[o] / (float)dv_cu_pool_avg_divisor(oh, ow, H, W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
-                        else if (idx[o] == ih * W + iw) s += gy[o];
-                    }
-                mine[e] = s;
+                int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H);
+                mine[e] = avg ? dv_cu_avg_pool_grad_elem(&g, gy, p, ih, iw)
+                              : dv_cu_max_pool_grad_elem(&g, gy, idx, p, ih, iw);
             }
             int bad = count_diff(mine, gx, P * H * W, 0.0f);
             CHECK_MSG(bad == 0, "%s pool backward, geometry %d: %d elements differ", avg ? "avg" : "max", gi, bad);
@@ -160,20 +138,8 @@ TEST(cuda_host_pool_backward_gather_matches_portable) {
         fill(gy, P * OH * OW, 20 + oi);
         dv_adaptive_avg_pool2d_backward_f32_portable(P, H, W, OH, OW, gy, gx);
         for (int64_t e = 0; e < P * H * W; e++) {
-            int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H), o0h, o1h, o0w, o1w;
-            dv_cu_adaptive_outputs_of(ih, H, OH, &o0h, &o1h);
-            dv_cu_adaptive_outputs_of(iw, W, OW, &o0w, &o1w);
-            float s = 0;
-            for (int64_t oh = o0h; oh < o1h; oh++) {
-                int64_t h0 = dv_cu_adaptive_start(oh, H, OH), h1 = dv_cu_adaptive_end(oh, H, OH);
-                if (ih < h0 || ih >= h1) continue;
-                for (int64_t ow = o0w; ow < o1w; ow++) {
-                    int64_t w0 = dv_cu_adaptive_start(ow, W, OW), w1 = dv_cu_adaptive_end(ow, W, OW);
-                    if (iw < w0 || iw >= w1) continue;
-                    s += gy[(p * OH + oh) * OW + ow] / (float)((h1 - h0) * (w1 - w0));
-                }
-            }
-            mine[e] = s;
+            int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H);
+            mine[e] = dv_cu_adaptive_pool_grad_elem(gy, p, ih, iw, H, W, OH, OW);
         }
         int bad = count_diff(mine, gx, P * H * W, 0.0f);
         CHECK_MSG(bad == 0, "adaptive pool backward to (%lld, %lld): %d elements differ", (long long)OH, (long long)OW, bad);
@@ -204,48 +170,13 @@ TEST(cuda_host_resize_taps_match_portable) {
             }
             for (int64_t e = 0; e < no; e++) {
                 int64_t ow = e % OW, oh = (e / OW) % OH, p = e / (OW * OH);
-                if (mode < 2) {
-                    int64_t h0, h1, c0, c1;
-                    float a0, a1, b0, b1;
-                    dv_cu_linear_tap(oh, H, OH, align, &h0, &h1, &a0, &a1);
-                    dv_cu_linear_tap(ow, W, OW, align, &c0, &c1, &b0, &b1);
-                    const float *r0 = x + (p * H + h0) * W, *r1 = x + (p * H + h1) * W;
-                    my[e] = a0 * (b0 * r0[c0] + b1 * r0[c1]) + a1 * (b0 * r1[c0] + b1 * r1[c1]);
-                } else {
-                    my[e] = x[(p * H + dv_cu_nearest_src(oh, H, OH)) * W + dv_cu_nearest_src(ow, W, OW)];
-                }
+                my[e] = mode < 2 ? dv_cu_bilinear_elem(x, p, oh, ow, H, W, OH, OW, align)
+                                 : dv_cu_nearest_elem(x, p, oh, ow, H, W, OH, OW);
             }
             for (int64_t e = 0; e < P * H * W; e++) {
                 int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H);
-                float s = 0;
-                if (mode < 2) {
-                    int64_t oh0 = dv_cu_linear_first(ih - 1, H, OH, align), oh1 = dv_cu_linear_first(ih + 1, H, OH, align);
-                    int64_t ow0 = dv_cu_linear_first(iw - 1, W, OW, align), ow1 = dv_cu_linear_first(iw + 1, W, OW, align);
-                    for (int64_t oh = oh0; oh < oh1; oh++) {
-                        int64_t h0, h1;
-                        float a0, a1;
-                        dv_cu_linear_tap(oh, H, OH, align, &h0, &h1, &a0, &a1);
-                        for (int64_t ow = ow0; ow < ow1; ow++) {
-                            int64_t c0, c1;
-                            float b0, b1, g = gy[(p * OH + oh) * OW + ow];
-                            dv_cu_linear_tap(ow, W, OW, align, &c0, &c1, &b0, &b1);
-                            if (h0 == ih) {
-                                if (c0 == iw) s += a0 * b0 * g;
-                                if (c1 == iw) s += a0 * b1 * g;
-                            }
-                            if (h1 == ih) {
-                                if (c0 == iw) s += a1 * b0 * g;
-                                if (c1 == iw) s += a1 * b1 * g;
-                            }
-                        }
-                    }
-                } else {
-                    int64_t oh0 = dv_cu_nearest_first(ih, H, OH), oh1 = dv_cu_nearest_first(ih + 1, H, OH);
-                    int64_t ow0 = dv_cu_nearest_first(iw, W, OW), ow1 = dv_cu_nearest_first(iw + 1, W, OW);
-                    for (int64_t oh = oh0; oh < oh1; oh++)
-                        for (int64_t ow = ow0; ow < ow1; ow++) s += gy[(p * OH + oh) * OW + ow];
-                }
-                mine[e] = s;
+                mine[e] = mode < 2 ? dv_cu_bilinear_grad_elem(gy, p, ih, iw, H, W, OH, OW, align)
+                                   : dv_cu_nearest_grad_elem(gy, p, ih, iw, H, W, OH, OW);
             }
             int bf = count_diff(my, y, no, 1e-6f), bb = count_diff(mine, gx, P * H * W, 1e-6f);
             CHECK_MSG(bf == 0 && bb == 0, "resize mode %d to (%lld, %lld): %d outputs, %d input gradients differ", mode,

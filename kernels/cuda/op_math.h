@@ -11,9 +11,11 @@
 #ifndef DV_KERNELS_CUDA_OP_MATH_H
 #define DV_KERNELS_CUDA_OP_MATH_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "kernels/conv.h"
+#include "kernels/pool.h"
 #include "kernels/cuda/common.h"
 
 /* ---- gather (tensor/ops_index.c) ------------------------------------------------------- */
@@ -68,6 +70,91 @@ DV_HD void dv_cu_adaptive_outputs_of(int64_t i, int64_t n, int64_t out, int64_t 
     *o1 = hi < out ? hi : out;
 }
 
+/* The per-element bodies of pool.cu's kernels (one thread per output for the forward, per
+ * input element for the backward); xp / gy are one plane (H, W) / all planes (P, OH, OW). */
+/* max over the window of output (oh, ow): NaN wins, the first maximum is kept; *arg its flat
+ * position in the plane */
+DV_HD float dv_cu_max_pool_elem(const dv_pool2d_geom *g, const float *xp, int64_t oh, int64_t ow, int64_t *arg) {
+    int64_t h0, h1, w0, w1;
+    dv_cu_pool_window(oh, g->sh, g->ph, g->kh, g->H, &h0, &h1);
+    dv_cu_pool_window(ow, g->sw, g->pw, g->kw, g->W, &w0, &w1);
+    int64_t best_i = h0 * g->W + w0;
+    float best = -INFINITY;
+    for (int64_t ih = h0; ih < h1; ih++)
+        for (int64_t iw = w0; iw < w1; iw++) {
+            float v = xp[ih * g->W + iw];
+            if (v > best || v != v) best = v, best_i = ih * g->W + iw;
+        }
+    *arg = best_i;
+    return best;
+}
+
+/* the gradient of input (p, ih, iw): the outputs whose argmax it is, ascending */
+DV_HD float dv_cu_max_pool_grad_elem(const dv_pool2d_geom *g, const float *gy, const int32_t *idx, int64_t p,
+                                     int64_t ih, int64_t iw) {
+    int64_t o0h, o1h, o0w, o1w, out = g->OH * g->OW;
+    dv_cu_pool_outputs_of(ih, g->sh, g->ph, g->kh, g->OH, &o0h, &o1h);
+    dv_cu_pool_outputs_of(iw, g->sw, g->pw, g->kw, g->OW, &o0w, &o1w);
+    const int32_t me = (int32_t)(ih * g->W + iw);
+    float s = 0.0f;
+    for (int64_t oh = o0h; oh < o1h; oh++)
+        for (int64_t ow = o0w; ow < o1w; ow++) {
+            int64_t o = p * out + oh * g->OW + ow;
+            if (idx[o] == me) s += gy[o];
+        }
+    return s;
+}
+
+DV_HD float dv_cu_avg_pool_elem(const dv_pool2d_geom *g, const float *xp, int64_t oh, int64_t ow) {
+    int64_t h0, h1, w0, w1;
+    dv_cu_pool_window(oh, g->sh, g->ph, g->kh, g->H, &h0, &h1);
+    dv_cu_pool_window(ow, g->sw, g->pw, g->kw, g->W, &w0, &w1);
+    float s = 0.0f;
+    for (int64_t ih = h0; ih < h1; ih++)
+        for (int64_t iw = w0; iw < w1; iw++) s += xp[ih * g->W + iw];
+    return s / (float)dv_cu_pool_avg_divisor(oh, ow, g->H, g->W, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw);
+}
+
+DV_HD float dv_cu_avg_pool_grad_elem(const dv_pool2d_geom *g, const float *gy, int64_t p, int64_t ih, int64_t iw) {
+    int64_t o0h, o1h, o0w, o1w, out = g->OH * g->OW;
+    dv_cu_pool_outputs_of(ih, g->sh, g->ph, g->kh, g->OH, &o0h, &o1h);
+    dv_cu_pool_outputs_of(iw, g->sw, g->pw, g->kw, g->OW, &o0w, &o1w);
+    float s = 0.0f;
+    for (int64_t oh = o0h; oh < o1h; oh++)
+        for (int64_t ow = o0w; ow < o1w; ow++)
+            s += gy[p * out + oh * g->OW + ow] /
+                 (float)dv_cu_pool_avg_divisor(oh, ow, g->H, g->W, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw);
+    return s;
+}
+
+DV_HD float dv_cu_adaptive_pool_elem(const float *xp, int64_t oh, int64_t ow, int64_t H, int64_t W, int64_t OH,
+                                     int64_t OW) {
+    int64_t h0 = dv_cu_adaptive_start(oh, H, OH), h1 = dv_cu_adaptive_end(oh, H, OH);
+    int64_t w0 = dv_cu_adaptive_start(ow, W, OW), w1 = dv_cu_adaptive_end(ow, W, OW);
+    float s = 0.0f;
+    for (int64_t ih = h0; ih < h1; ih++)
+        for (int64_t iw = w0; iw < w1; iw++) s += xp[ih * W + iw];
+    return s / (float)((h1 - h0) * (w1 - w0));
+}
+
+DV_HD float dv_cu_adaptive_pool_grad_elem(const float *gy, int64_t p, int64_t ih, int64_t iw, int64_t H, int64_t W,
+                                          int64_t OH, int64_t OW) {
+    int64_t o0h, o1h, o0w, o1w;
+    dv_cu_adaptive_outputs_of(ih, H, OH, &o0h, &o1h);
+    dv_cu_adaptive_outputs_of(iw, W, OW, &o0w, &o1w);
+    float s = 0.0f;
+    for (int64_t oh = o0h; oh < o1h; oh++) {
+        int64_t h0 = dv_cu_adaptive_start(oh, H, OH), h1 = dv_cu_adaptive_end(oh, H, OH);
+        if (ih < h0 || ih >= h1) continue;
+        for (int64_t ow = o0w; ow < o1w; ow++) {
+            int64_t w0 = dv_cu_adaptive_start(ow, W, OW), w1 = dv_cu_adaptive_end(ow, W, OW);
+            if (iw < w0 || iw >= w1) continue;
+            s += gy[(p * OH + oh) * OW + ow] / (float)((h1 - h0) * (w1 - w0));
+        }
+    }
+    return s;
+}
+
 /* ---- resize (kernels/resize.h), f32 as the CPU f32 kernel computes it ------------------ */
 /* the two taps and weights of output coordinate o along an axis of in -> out */
 DV_HD void dv_cu_linear_tap(int64_t o, int64_t in, int64_t out, int align_corners, int64_t *i0, int64_t *i1,
@@ -119,6 +206,60 @@ DV_HD int64_t dv_cu_nearest_first(int64_t i, int64_t in, int64_t out) {
         else lo = mid + 1;
     }
     return lo;
+}
+
+/* The per-element bodies of resize.cu's kernels; x / gy are all planes (P, H, W) / (P, OH, OW). */
+DV_HD float dv_cu_bilinear_elem(const float *x, int64_t p, int64_t oh, int64_t ow, int64_t H, int64_t W, int64_t OH,
+                                int64_t OW, int align) {
+    int64_t h0, h1, c0, c1;
+    float a0, a1, b0, b1;
+    dv_cu_linear_tap(oh, H, OH, align, &h0, &h1, &a0, &a1);
+    dv_cu_linear_tap(ow, W, OW, align, &c0, &c1, &b0, &b1);
+    const float *r0 = x + (p * H + h0) * W, *r1 = x + (p * H + h1) * W;
+    return a0 * (b0 * r0[c0] + b1 * r0[c1]) + a1 * (b0 * r1[c0] + b1 * r1[c1]);
+}
+
+/* the gradient of input (p, ih, iw): the outputs whose first tap is ih - 1 or ih (the second
+ * tap is the first + 1, or equal at the last row), ascending */
+DV_HD float dv_cu_bilinear_grad_elem(const float *gy, int64_t p, int64_t ih, int64_t iw, int64_t H, int64_t W,
+                                     int64_t OH, int64_t OW, int align) {
+    int64_t oh0 = dv_cu_linear_first(ih - 1, H, OH, align), oh1 = dv_cu_linear_first(ih + 1, H, OH, align);
+    int64_t ow0 = dv_cu_linear_first(iw - 1, W, OW, align), ow1 = dv_cu_linear_first(iw + 1, W, OW, align);
+    float s = 0.0f;
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        int64_t h0, h1;
+        float a0, a1;
+        dv_cu_linear_tap(oh, H, OH, align, &h0, &h1, &a0, &a1);
+        for (int64_t ow = ow0; ow < ow1; ow++) {
+            int64_t c0, c1;
+            float b0, b1, g = gy[(p * OH + oh) * OW + ow];
+            dv_cu_linear_tap(ow, W, OW, align, &c0, &c1, &b0, &b1);
+            if (h0 == ih) {
+                if (c0 == iw) s += a0 * b0 * g;
+                if (c1 == iw) s += a0 * b1 * g;
+            }
+            if (h1 == ih) {
+                if (c0 == iw) s += a1 * b0 * g;
+                if (c1 == iw) s += a1 * b1 * g;
+            }
+        }
+    }
+    return s;
+}
+
+DV_HD float dv_cu_nearest_elem(const float *x, int64_t p, int64_t oh, int64_t ow, int64_t H, int64_t W, int64_t OH,
+                               int64_t OW) {
+    return x[(p * H + dv_cu_nearest_src(oh, H, OH)) * W + dv_cu_nearest_src(ow, W, OW)];
+}
+
+DV_HD float dv_cu_nearest_grad_elem(const float *gy, int64_t p, int64_t ih, int64_t iw, int64_t H, int64_t W,
+                                    int64_t OH, int64_t OW) {
+    int64_t oh0 = dv_cu_nearest_first(ih, H, OH), oh1 = dv_cu_nearest_first(ih + 1, H, OH);
+    int64_t ow0 = dv_cu_nearest_first(iw, W, OW), ow1 = dv_cu_nearest_first(iw + 1, W, OW);
+    float s = 0.0f;
+    for (int64_t oh = oh0; oh < oh1; oh++)
+        for (int64_t ow = ow0; ow < ow1; ow++) s += gy[(p * OH + oh) * OW + ow];
+    return s;
 }
 
 /* ---- convolution (kernels/conv.h): im2col per element, col2im as a gather --------------- */

@@ -16,70 +16,35 @@
 
 namespace {
 
+/* one thread per output (forward) or per input element (backward); the bodies are op_math.h's */
 __global__ void max_fwd(int64_t total, dv_pool2d_geom g, const float *__restrict__ x, float *__restrict__ y,
                         int32_t *__restrict__ idx) {
     DV_CU_GRID_STRIDE(e, total) {
-        int64_t ow = e % g.OW, oh = (e / g.OW) % g.OH, p = e / (g.OW * g.OH);
-        const float *xp = x + p * g.H * g.W;
-        int64_t h0, h1, w0, w1;
-        dv_cu_pool_window(oh, g.sh, g.ph, g.kh, g.H, &h0, &h1);
-        dv_cu_pool_window(ow, g.sw, g.pw, g.kw, g.W, &w0, &w1);
-        int64_t best_i = h0 * g.W + w0;
-        float best = -INFINITY;
-        for (int64_t ih = h0; ih < h1; ih++)
-            for (int64_t iw = w0; iw < w1; iw++) {
-                float v = xp[ih * g.W + iw];
-                if (v > best || v != v) best = v, best_i = ih * g.W + iw;
-            }
-        y[e] = best;
-        idx[e] = (int32_t)best_i;
+        int64_t ow = e % g.OW, oh = (e / g.OW) % g.OH, p = e / (g.OW * g.OH), arg;
+        y[e] = dv_cu_max_pool_elem(&g, x + p * g.H * g.W, oh, ow, &arg);
+        idx[e] = (int32_t)arg;
     }
 }
 
 __global__ void max_bwd(int64_t total, dv_pool2d_geom g, const float *__restrict__ gy, const int32_t *__restrict__ idx,
                         float *__restrict__ gx) {
     DV_CU_GRID_STRIDE(e, total) {
-        int64_t iw = e % g.W, ih = (e / g.W) % g.H, p = e / (g.W * g.H), out = g.OH * g.OW;
-        int64_t o0h, o1h, o0w, o1w;
-        dv_cu_pool_outputs_of(ih, g.sh, g.ph, g.kh, g.OH, &o0h, &o1h);
-        dv_cu_pool_outputs_of(iw, g.sw, g.pw, g.kw, g.OW, &o0w, &o1w);
-        const int32_t me = (int32_t)(ih * g.W + iw);
-        float s = 0.0f;
-        for (int64_t oh = o0h; oh < o1h; oh++)
-            for (int64_t ow = o0w; ow < o1w; ow++) {
-                int64_t o = p * out + oh * g.OW + ow;
-                if (idx[o] == me) s += gy[o];
-            }
-        gx[e] = s;
+        int64_t iw = e % g.W, ih = (e / g.W) % g.H, p = e / (g.W * g.H);
+        gx[e] = dv_cu_max_pool_grad_elem(&g, gy, idx, p, ih, iw);
     }
 }
 
 __global__ void avg_fwd(int64_t total, dv_pool2d_geom g, const float *__restrict__ x, float *__restrict__ y) {
     DV_CU_GRID_STRIDE(e, total) {
         int64_t ow = e % g.OW, oh = (e / g.OW) % g.OH, p = e / (g.OW * g.OH);
-        const float *xp = x + p * g.H * g.W;
-        int64_t h0, h1, w0, w1;
-        dv_cu_pool_window(oh, g.sh, g.ph, g.kh, g.H, &h0, &h1);
-        dv_cu_pool_window(ow, g.sw, g.pw, g.kw, g.W, &w0, &w1);
-        float s = 0.0f;
-        for (int64_t ih = h0; ih < h1; ih++)
-            for (int64_t iw = w0; iw < w1; iw++) s += xp[ih * g.W + iw];
-        y[e] = s / (float)dv_cu_pool_avg_divisor(oh, ow, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+        y[e] = dv_cu_avg_pool_elem(&g, x + p * g.H * g.W, oh, ow);
     }
 }
 
 __global__ void avg_bwd(int64_t total, dv_pool2d_geom g, const float *__restrict__ gy, float *__restrict__ gx) {
     DV_CU_GRID_STRIDE(e, total) {
-        int64_t iw = e % g.W, ih = (e / g.W) % g.H, p = e / (g.W * g.H), out = g.OH * g.OW;
-        int64_t o0h, o1h, o0w, o1w;
-        dv_cu_pool_outputs_of(ih, g.sh, g.ph, g.kh, g.OH, &o0h, &o1h);
-        dv_cu_pool_outputs_of(iw, g.sw, g.pw, g.kw, g.OW, &o0w, &o1w);
-        float s = 0.0f;
-        for (int64_t oh = o0h; oh < o1h; oh++)
-            for (int64_t ow = o0w; ow < o1w; ow++)
-                s += gy[p * out + oh * g.OW + ow] /
-                     (float)dv_cu_pool_avg_divisor(oh, ow, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
-        gx[e] = s;
+        int64_t iw = e % g.W, ih = (e / g.W) % g.H, p = e / (g.W * g.H);
+        gx[e] = dv_cu_avg_pool_grad_elem(&g, gy, p, ih, iw);
     }
 }
 
@@ -87,13 +52,7 @@ __global__ void adaptive_fwd(int64_t total, int64_t H, int64_t W, int64_t OH, in
                              float *__restrict__ y) {
     DV_CU_GRID_STRIDE(e, total) {
         int64_t ow = e % OW, oh = (e / OW) % OH, p = e / (OW * OH);
-        const float *xp = x + p * H * W;
-        int64_t h0 = dv_cu_adaptive_start(oh, H, OH), h1 = dv_cu_adaptive_end(oh, H, OH);
-        int64_t w0 = dv_cu_adaptive_start(ow, W, OW), w1 = dv_cu_adaptive_end(ow, W, OW);
-        float s = 0.0f;
-        for (int64_t ih = h0; ih < h1; ih++)
-            for (int64_t iw = w0; iw < w1; iw++) s += xp[ih * W + iw];
-        y[e] = s / (float)((h1 - h0) * (w1 - w0));
+        y[e] = dv_cu_adaptive_pool_elem(x + p * H * W, oh, ow, H, W, OH, OW);
     }
 }
 
@@ -101,20 +60,7 @@ __global__ void adaptive_bwd(int64_t total, int64_t H, int64_t W, int64_t OH, in
                              float *__restrict__ gx) {
     DV_CU_GRID_STRIDE(e, total) {
         int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H);
-        int64_t o0h, o1h, o0w, o1w;
-        dv_cu_adaptive_outputs_of(ih, H, OH, &o0h, &o1h);
-        dv_cu_adaptive_outputs_of(iw, W, OW, &o0w, &o1w);
-        float s = 0.0f;
-        for (int64_t oh = o0h; oh < o1h; oh++) {
-            int64_t h0 = dv_cu_adaptive_start(oh, H, OH), h1 = dv_cu_adaptive_end(oh, H, OH);
-            if (ih < h0 || ih >= h1) continue;
-            for (int64_t ow = o0w; ow < o1w; ow++) {
-                int64_t w0 = dv_cu_adaptive_start(ow, W, OW), w1 = dv_cu_adaptive_end(ow, W, OW);
-                if (iw < w0 || iw >= w1) continue;
-                s += gy[(p * OH + oh) * OW + ow] / (float)((h1 - h0) * (w1 - w0));
-            }
-        }
-        gx[e] = s;
+        gx[e] = dv_cu_adaptive_pool_grad_elem(gy, p, ih, iw, H, W, OH, OW);
     }
 }
 

@@ -15,16 +15,12 @@
 
 namespace {
 
+/* one thread per output (forward) or per input element (backward); the bodies are op_math.h's */
 __global__ void bilinear_fwd(int64_t total, int64_t H, int64_t W, int64_t OH, int64_t OW, int align,
                              const float *__restrict__ x, float *__restrict__ y) {
     DV_CU_GRID_STRIDE(e, total) {
         int64_t ow = e % OW, oh = (e / OW) % OH, p = e / (OW * OH);
-        int64_t h0, h1, c0, c1;
-        float a0, a1, b0, b1;
-        dv_cu_linear_tap(oh, H, OH, align, &h0, &h1, &a0, &a1);
-        dv_cu_linear_tap(ow, W, OW, align, &c0, &c1, &b0, &b1);
-        const float *r0 = x + (p * H + h0) * W, *r1 = x + (p * H + h1) * W;
-        y[e] = a0 * (b0 * r0[c0] + b1 * r0[c1]) + a1 * (b0 * r1[c0] + b1 * r1[c1]);
+        y[e] = dv_cu_bilinear_elem(x, p, oh, ow, H, W, OH, OW, align);
     }
 }
 
@@ -32,30 +28,7 @@ __global__ void bilinear_bwd(int64_t total, int64_t H, int64_t W, int64_t OH, in
                              const float *__restrict__ gy, float *__restrict__ gx) {
     DV_CU_GRID_STRIDE(e, total) {
         int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H);
-        /* outputs whose first tap is ih - 1 or ih (the second tap is the first + 1, or equal
-         * at the last row) */
-        int64_t oh0 = dv_cu_linear_first(ih - 1, H, OH, align), oh1 = dv_cu_linear_first(ih + 1, H, OH, align);
-        int64_t ow0 = dv_cu_linear_first(iw - 1, W, OW, align), ow1 = dv_cu_linear_first(iw + 1, W, OW, align);
-        float s = 0.0f;
-        for (int64_t oh = oh0; oh < oh1; oh++) {
-            int64_t h0, h1;
-            float a0, a1;
-            dv_cu_linear_tap(oh, H, OH, align, &h0, &h1, &a0, &a1);
-            for (int64_t ow = ow0; ow < ow1; ow++) {
-                int64_t c0, c1;
-                float b0, b1, g = gy[(p * OH + oh) * OW + ow];
-                dv_cu_linear_tap(ow, W, OW, align, &c0, &c1, &b0, &b1);
-                if (h0 == ih) {
-                    if (c0 == iw) s += a0 * b0 * g;
-                    if (c1 == iw) s += a0 * b1 * g;
-                }
-                if (h1 == ih) {
-                    if (c0 == iw) s += a1 * b0 * g;
-                    if (c1 == iw) s += a1 * b1 * g;
-                }
-            }
-        }
-        gx[e] = s;
+        gx[e] = dv_cu_bilinear_grad_elem(gy, p, ih, iw, H, W, OH, OW, align);
     }
 }
 
@@ -63,7 +36,7 @@ __global__ void nearest_fwd(int64_t total, int64_t H, int64_t W, int64_t OH, int
                             float *__restrict__ y) {
     DV_CU_GRID_STRIDE(e, total) {
         int64_t ow = e % OW, oh = (e / OW) % OH, p = e / (OW * OH);
-        y[e] = x[(p * H + dv_cu_nearest_src(oh, H, OH)) * W + dv_cu_nearest_src(ow, W, OW)];
+        y[e] = dv_cu_nearest_elem(x, p, oh, ow, H, W, OH, OW);
     }
 }
 
@@ -71,12 +44,7 @@ __global__ void nearest_bwd(int64_t total, int64_t H, int64_t W, int64_t OH, int
                             float *__restrict__ gx) {
     DV_CU_GRID_STRIDE(e, total) {
         int64_t iw = e % W, ih = (e / W) % H, p = e / (W * H);
-        int64_t oh0 = dv_cu_nearest_first(ih, H, OH), oh1 = dv_cu_nearest_first(ih + 1, H, OH);
-        int64_t ow0 = dv_cu_nearest_first(iw, W, OW), ow1 = dv_cu_nearest_first(iw + 1, W, OW);
-        float s = 0.0f;
-        for (int64_t oh = oh0; oh < oh1; oh++)
-            for (int64_t ow = ow0; ow < ow1; ow++) s += gy[(p * OH + oh) * OW + ow];
-        gx[e] = s;
+        gx[e] = dv_cu_nearest_grad_elem(gy, p, ih, iw, H, W, OH, OW);
     }
 }
 
