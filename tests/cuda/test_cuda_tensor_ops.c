@@ -10,36 +10,6 @@
 
 #include <stdlib.h>
 
-typedef dv_tensor *(*graph_fn)(dv_tensor **in);
-
-/* run f on CPU leaves and on their device copies; compare outputs and input gradients */
-static void parity(const char *what, graph_fn f, dv_tensor **cpu_in, int n, double tol) {
-    dv_tensor *dev_in[4];
-    for (int i = 0; i < n; i++) {
-        dev_in[i] = dv_tensor_to(cpu_in[i], dv_device_cuda(0));
-        dv_set_requires_grad(cpu_in[i], true);
-        dv_set_requires_grad(dev_in[i], true);
-    }
-    dv_tensor *yc = f(cpu_in), *yd = f(dev_in);
-    CHECK_MSG(yd->device.type == DV_CUDA, "%s: output not on the device", what);
-    dv_rng r = dv_rng_new(77);
-    dv_tensor *gout = dv_randn(&r, DV_F32, yc->shape, yc->ndim);
-    dv_tensor *goutd = dv_tensor_to(gout, dv_device_cuda(0));
-    dv_backward_with(yc, gout);
-    dv_backward_with(yd, goutd);
-    dv_tensor *yb = dv_tensor_to(yd, DV_DEVICE_CPU), *ycc = dv_contiguous(yc);
-    tc_compare_f32(what, dv_data(yb), dv_data(ycc), dv_numel(yc), tol);
-    for (int i = 0; i < n; i++) {
-        CHECK_MSG(dev_in[i]->grad && dev_in[i]->grad->device.type == DV_CUDA, "%s: no device gradient for input %d", what, i);
-        if (!dev_in[i]->grad || !cpu_in[i]->grad) continue;
-        dv_tensor *gb = dv_tensor_to(dev_in[i]->grad, DV_DEVICE_CPU);
-        tc_compare_f32(what, dv_data(gb), dv_data(cpu_in[i]->grad), dv_numel(gb), tol);
-        dv_release(gb);
-    }
-    for (int i = 0; i < n; i++) dv_zero_grad(cpu_in[i]), dv_release(dev_in[i]);
-    dv_release(yc), dv_release(yd), dv_release(gout), dv_release(goutd), dv_release(yb), dv_release(ycc);
-}
-
 static dv_tensor *g_gelu_chain(dv_tensor **in) {
     dv_tensor *a = dv_gelu(in[0]), *b = dv_tanh(a), *c = dv_scale(b, 3.0);
     dv_release(a), dv_release(b);
@@ -93,19 +63,19 @@ TEST(cuda_tensor_ops_forward_and_gradients_match_cpu) {
     dv_fill_(col, 0); /* re-drawn below, away from 0 (a divisor) */
     dv_rng_fill_uniform(&r, col, 0.5, 2.0);
     dv_tensor *w = dv_randn(&r, DV_F32, DV_SHAPE(70)), *b = dv_randn(&r, DV_F32, DV_SHAPE(70));
-    parity("gelu/tanh/scale", g_gelu_chain, (dv_tensor *[]){x}, 1, 2e-5);
-    parity("broadcast mul/add/div/sub", g_bcast, (dv_tensor *[]){x, row, col}, 3, 2e-5);
-    parity("sum/mean", g_sum, (dv_tensor *[]){x}, 1, 2e-5);
-    parity("softmax dim 1", g_softmax_mid, (dv_tensor *[]){x}, 1, 2e-5);
-    parity("log_softmax", g_log_softmax, (dv_tensor *[]){x}, 1, 2e-5);
-    parity("layer_norm", g_layer_norm, (dv_tensor *[]){x, w, b}, 3, 5e-5);
-    parity("slice / select backward", g_slices, (dv_tensor *[]){x}, 1, 2e-5);
-    parity("rms_norm", g_rms_norm, (dv_tensor *[]){x, w}, 2, 5e-5);
-    parity("rms_norm -> silu -> mean (loss)", g_loss, (dv_tensor *[]){x, w}, 2, 5e-5);
+    tc_graph_parity("gelu/tanh/scale", g_gelu_chain, (dv_tensor *[]){x}, 1, 2e-5);
+    tc_graph_parity("broadcast mul/add/div/sub", g_bcast, (dv_tensor *[]){x, row, col}, 3, 2e-5);
+    tc_graph_parity("sum/mean", g_sum, (dv_tensor *[]){x}, 1, 2e-5);
+    tc_graph_parity("softmax dim 1", g_softmax_mid, (dv_tensor *[]){x}, 1, 2e-5);
+    tc_graph_parity("log_softmax", g_log_softmax, (dv_tensor *[]){x}, 1, 2e-5);
+    tc_graph_parity("layer_norm", g_layer_norm, (dv_tensor *[]){x, w, b}, 3, 5e-5);
+    tc_graph_parity("slice / select backward", g_slices, (dv_tensor *[]){x}, 1, 2e-5);
+    tc_graph_parity("rms_norm", g_rms_norm, (dv_tensor *[]){x, w}, 2, 5e-5);
+    tc_graph_parity("rms_norm -> silu -> mean (loss)", g_loss, (dv_tensor *[]){x, w}, 2, 5e-5);
     /* f32 layers (the policy's trainable weights): linear + bias, matmul, every gradient */
     dv_tensor *lw = dv_randn(&r, DV_F32, DV_SHAPE(48, 70)), *lb = dv_randn(&r, DV_F32, DV_SHAPE(48));
     dv_tensor *m2 = dv_randn(&r, DV_F32, DV_SHAPE(48, 17));
-    parity("linear f32 -> gelu -> matmul", g_linear_mlp, (dv_tensor *[]){x, lw, lb, m2}, 4, 1e-4);
+    tc_graph_parity("linear f32 -> gelu -> matmul", g_linear_mlp, (dv_tensor *[]){x, lw, lb, m2}, 4, 1e-4);
     dv_release(lw), dv_release(lb), dv_release(m2);
     dv_release(x), dv_release(row), dv_release(col), dv_release(w), dv_release(b);
 }
