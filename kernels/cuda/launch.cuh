@@ -1,11 +1,13 @@
 /* kernels/cuda/launch.cuh — device helpers shared by the .cu files written after the first
- * ones (rotary, bias_act, diffusion, modulate, index, loss, pool, resize, conv): the grid of
- * a grid-stride loop and the block-wide sum. CUDA only (never included by C code).
+ * ones (rotary, bias_act, diffusion, modulate, index, loss, pool, resize, conv) and by
+ * reduce.cu: the grid of a grid-stride loop and the block-wide sum and maximum. CUDA only
+ * (never included by C code).
  */
 #ifndef DV_KERNELS_CUDA_LAUNCH_CUH
 #define DV_KERNELS_CUDA_LAUNCH_CUH
 
 #include <cuda_runtime.h>
+#include <math.h>
 #include <stdint.h>
 
 namespace dvcu {
@@ -39,6 +41,22 @@ __device__ __forceinline__ float block_sum(float v, float *sh) {
     __syncthreads();
     v = lane < nw ? sh[lane] : 0.0f;
     return warp_sum(v);
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* the same for the maximum (-inf past the last warp) */
+__device__ __forceinline__ float block_max(float v, float *sh) {
+    int lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : -INFINITY;
+    return warp_max(v);
 }
 
 } // namespace dvcu

@@ -13,6 +13,7 @@
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch.cuh"
 
 #include <cuda_runtime.h>
 #include <math.h>
@@ -22,33 +23,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kChunks = 128; /* row chunks of the weight-gradient partial sums */
 
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-/* every thread of the block gets the block's sum (or max); sh has 32 floats */
-__device__ float block_sum(float v, float *sh) {
-    int lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32;
-    v = warp_sum(v);
-    __syncthreads(); /* sh may still be read by a previous call */
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : 0.0f;
-    return warp_sum(v);
-}
-__device__ float block_max(float v, float *sh) {
-    int lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : -INFINITY;
-    return warp_max(v);
-}
+using dvcu::block_max; /* kernels/cuda/launch.cuh */
+using dvcu::block_sum;
 
 /* inner == 1: one block per row */
 __global__ void reduce_rows(dv_cu_reduce kind, int64_t n, const float *__restrict__ x, float *__restrict__ y) {

@@ -1,7 +1,7 @@
 /* tests/cuda/test_cuda_tensor_ops.c — the tensor ops that dispatch to CUDA (unary, binary with
  * broadcasting, sum / mean, softmax / log-softmax over any dim, LayerNorm, RMSNorm, slice /
- * select backward): forward
- * and gradients through autograd on cuda:0 against the very same graph on the CPU.
+ * select backward): forward and gradients through autograd on cuda:0 against the very same
+ * graph on the CPU (tc_graph_parity).
  * Tolerance 2e-5 relative (f32 kernels on both sides; sums in a different order). */
 #ifdef DV_HAVE_CUDA
 #include "tests/cuda/cuda_util.h"
