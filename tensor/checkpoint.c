@@ -19,16 +19,6 @@
 #define KEY_CONFIG "dualvla.config"
 #define KEY_RNG "dualvla.rng." /* + the rng's name */
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static char *xprintf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -70,7 +60,7 @@ int dv_checkpoint_save(const char *path, const dv_checkpoint *ck, char *err, siz
     for (int k = 0; k < ck->n_rngs && !rc; k++) {
         const dv_ckpt_rng *r = &ck->rngs[k];
         if (!r->name || !*r->name || !r->rng) {
-            rc = fail(err, errlen, "%s: checkpoint save: rng %d has no name or no state", path, k);
+            rc = dv_errf(err, errlen, "%s: checkpoint save: rng %d has no name or no state", path, k);
             break;
         }
         char *key = owned[nowned++] = xprintf(KEY_RNG "%s", r->name);
@@ -90,28 +80,28 @@ static int check(dv_st_file *f, const char *path, const dv_checkpoint *ck, int *
                  int64_t *step, char *err, size_t errlen) {
     const char *mark = dv_st_meta(f, KEY_MARK);
     if (!mark || strcmp(mark, "1"))
-        return fail(err, errlen, "%s: not a dualvla checkpoint (expected __metadata__ \"" KEY_MARK "\": \"1\", found %s%s%s)",
-                    path, mark ? "\"" : "", mark ? mark : "none", mark ? "\"" : "");
+        return dv_errf(err, errlen, "%s: not a dualvla checkpoint (expected __metadata__ \"" KEY_MARK "\": \"1\", found %s%s%s)",
+                       path, mark ? "\"" : "", mark ? mark : "none", mark ? "\"" : "");
     /* step */
     const char *s = dv_st_meta(f, KEY_STEP), *end;
     uint64_t u;
     bool neg = s && s[0] == '-';
     if (!s || !parse_u64(s + neg, &u, &end) || *end || u > (uint64_t)INT64_MAX)
-        return fail(err, errlen, "%s: __metadata__ \"" KEY_STEP "\" is %s%s%s, expected a decimal integer", path,
-                    s ? "\"" : "", s ? s : "missing", s ? "\"" : "");
+        return dv_errf(err, errlen, "%s: __metadata__ \"" KEY_STEP "\" is %s%s%s, expected a decimal integer", path,
+                       s ? "\"" : "", s ? s : "missing", s ? "\"" : "");
     *step = neg ? -(int64_t)u : (int64_t)u;
 
     /* rngs: each asked for is present and well formed; none in the file is unasked for */
     for (int k = 0; k < ck->n_rngs; k++) {
         if (!ck->rngs[k].name || !ck->rngs[k].rng)
-            return fail(err, errlen, "%s: checkpoint load: rng %d has no name or no state", path, k);
+            return dv_errf(err, errlen, "%s: checkpoint load: rng %d has no name or no state", path, k);
         char *key = xprintf(KEY_RNG "%s", ck->rngs[k].name);
         const char *v = dv_st_meta(f, key);
         uint64_t seed = 0, off = 0;
         int rc = 0;
-        if (!v) rc = fail(err, errlen, "%s: no state for rng '%s' (__metadata__ \"%s\")", path, ck->rngs[k].name, key);
+        if (!v) rc = dv_errf(err, errlen, "%s: no state for rng '%s' (__metadata__ \"%s\")", path, ck->rngs[k].name, key);
         else if (!parse_u64(v, &seed, &end) || *end != ':' || !parse_u64(end + 1, &off, &end) || *end)
-            rc = fail(err, errlen, "%s: __metadata__ \"%s\" is \"%s\", expected \"<seed>:<offset>\" in decimal", path, key, v);
+            rc = dv_errf(err, errlen, "%s: __metadata__ \"%s\" is \"%s\", expected \"<seed>:<offset>\" in decimal", path, key, v);
         free(key);
         if (rc) return rc;
         rng_vals[k] = (dv_rng){seed, off};
@@ -122,8 +112,8 @@ static int check(dv_st_file *f, const char *path, const dv_checkpoint *ck, int *
         bool asked = false;
         for (int k = 0; k < ck->n_rngs && !asked; k++) asked = !strcmp(key + strlen(KEY_RNG), ck->rngs[k].name);
         if (!asked)
-            return fail(err, errlen, "%s: the file has rng '%s' that the run does not have (%d rngs asked for)", path,
-                        key + strlen(KEY_RNG), ck->n_rngs);
+            return dv_errf(err, errlen, "%s: the file has rng '%s' that the run does not have (%d rngs asked for)", path,
+                           key + strlen(KEY_RNG), ck->n_rngs);
     }
 
     /* tensors: each asked for once, present, same dtype and shape; none in the file unasked for */
@@ -135,9 +125,9 @@ static int check(dv_st_file *f, const char *path, const dv_checkpoint *ck, int *
         const char *name = ck->tensors[i].name;
         const dv_tensor *t = ck->tensors[i].tensor;
         int j = name ? dv_st_find(f, name) : -1;
-        if (!name || !t) { rc = fail(err, errlen, "%s: checkpoint load: tensor %d has no name or no tensor", path, i); break; }
-        if (j < 0) { rc = fail(err, errlen, "%s: no tensor '%s' in the checkpoint (%d tensors in the file)", path, name, nf); break; }
-        if (claimed[j]) { rc = fail(err, errlen, "%s: checkpoint load: tensor '%s' asked for twice", path, name); break; }
+        if (!name || !t) { rc = dv_errf(err, errlen, "%s: checkpoint load: tensor %d has no name or no tensor", path, i); break; }
+        if (j < 0) { rc = dv_errf(err, errlen, "%s: no tensor '%s' in the checkpoint (%d tensors in the file)", path, name, nf); break; }
+        if (claimed[j]) { rc = dv_errf(err, errlen, "%s: checkpoint load: tensor '%s' asked for twice", path, name); break; }
         claimed[j] = 1;
         idx[i] = j;
         const dv_st_info *in = dv_st_info_at(f, j);
@@ -149,18 +139,18 @@ static int check(dv_st_file *f, const char *path, const dv_checkpoint *ck, int *
             o += (size_t)snprintf(fs + o, sizeof fs - o, d ? ", %lld" : "%lld", (long long)in->shape[d]);
         if (o < sizeof fs) snprintf(fs + o, sizeof fs - o, ")");
         if (in->dtype != (int)t->dtype)
-            rc = fail(err, errlen, "%s: tensor '%s': the file has dtype %s, the run's tensor is %s", path, name,
-                      in->dtype_name, dv_st_dtype_name(t->dtype));
+            rc = dv_errf(err, errlen, "%s: tensor '%s': the file has dtype %s, the run's tensor is %s", path, name,
+                         in->dtype_name, dv_st_dtype_name(t->dtype));
         else if (!same)
-            rc = fail(err, errlen, "%s: tensor '%s': the file has shape %s, the run's tensor is %s", path, name, fs,
-                      dv_shape_str(t, NULL, 0));
+            rc = dv_errf(err, errlen, "%s: tensor '%s': the file has shape %s, the run's tensor is %s", path, name, fs,
+                         dv_shape_str(t, NULL, 0));
         else if (t->device.type != DV_CPU)
-            rc = fail(err, errlen, "%s: tensor '%s': the run's tensor is not on the CPU (load on the CPU, then move it)", path, name);
+            rc = dv_errf(err, errlen, "%s: tensor '%s': the run's tensor is not on the CPU (load on the CPU, then move it)", path, name);
     }
     for (int j = 0; j < nf && !rc; j++)
         if (!claimed[j])
-            rc = fail(err, errlen, "%s: the file has tensor '%s' that the run does not have (%d asked for, %d in the file)",
-                      path, dv_st_info_at(f, j)->name, ck->n_tensors, nf);
+            rc = dv_errf(err, errlen, "%s: the file has tensor '%s' that the run does not have (%d asked for, %d in the file)",
+                         path, dv_st_info_at(f, j)->name, ck->n_tensors, nf);
     free(claimed);
     return rc;
 }

@@ -30,16 +30,6 @@
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ---- dtypes --------------------------------------------------------------------------------- */
 
 /* every fixed-width dtype of the format; dv = -1 where dualvla has no such type */
@@ -644,15 +634,15 @@ static int check_layout(st_shard *s, char *err, size_t errlen) {
         int64_t nbytes = k_dtypes[dtype_index(t->dtype_name)].size;
         for (int d = 0; d < t->ndim; d++)
             if (__builtin_mul_overflow(nbytes, t->shape[d], &nbytes))
-                return fail(err, errlen, "%s: tensor '%s': shape %s of %s is more bytes than int64 can count", s->path,
-                            t->name, info_shape_str(t, sh, sizeof sh), t->dtype_name);
+                return dv_errf(err, errlen, "%s: tensor '%s': shape %s of %s is more bytes than int64 can count", s->path,
+                               t->name, info_shape_str(t, sh, sizeof sh), t->dtype_name);
         if (t->end > s->data_len)
-            return fail(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld] run past the data buffer (%lld bytes)",
-                        s->path, t->name, (long long)t->begin, (long long)t->end, (long long)s->data_len);
+            return dv_errf(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld] run past the data buffer (%lld bytes)",
+                           s->path, t->name, (long long)t->begin, (long long)t->end, (long long)s->data_len);
         if (t->end - t->begin != nbytes)
-            return fail(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld] hold %lld bytes but dtype %s shape %s needs %lld",
-                        s->path, t->name, (long long)t->begin, (long long)t->end, (long long)(t->end - t->begin),
-                        t->dtype_name, info_shape_str(t, sh, sizeof sh), (long long)nbytes);
+            return dv_errf(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld] hold %lld bytes but dtype %s shape %s needs %lld",
+                           s->path, t->name, (long long)t->begin, (long long)t->end, (long long)(t->end - t->begin),
+                           t->dtype_name, info_shape_str(t, sh, sizeof sh), (long long)nbytes);
         t->file_offset = s->data_start + t->begin;
     }
     dv_st_info **ord = malloc(((size_t)s->n + 1) * sizeof *ord);
@@ -664,19 +654,19 @@ static int check_layout(st_shard *s, char *err, size_t errlen) {
     int rc = 0;
     for (int i = 0; i < s->n && !rc; i++) {
         if (ord[i]->begin < pos)
-            rc = fail(err, errlen, "%s: tensor '%s' (data_offsets [%lld, %lld]) overlaps tensor '%s' (which ends at %lld)",
-                      s->path, ord[i]->name, (long long)ord[i]->begin, (long long)ord[i]->end, prev, (long long)pos);
+            rc = dv_errf(err, errlen, "%s: tensor '%s' (data_offsets [%lld, %lld]) overlaps tensor '%s' (which ends at %lld)",
+                         s->path, ord[i]->name, (long long)ord[i]->begin, (long long)ord[i]->end, prev, (long long)pos);
         else if (ord[i]->begin > pos)
-            rc = fail(err, errlen, "%s: data buffer bytes [%lld, %lld) belong to no tensor (next is '%s' at %lld)",
-                      s->path, (long long)pos, (long long)ord[i]->begin, ord[i]->name, (long long)ord[i]->begin);
+            rc = dv_errf(err, errlen, "%s: data buffer bytes [%lld, %lld) belong to no tensor (next is '%s' at %lld)",
+                         s->path, (long long)pos, (long long)ord[i]->begin, ord[i]->name, (long long)ord[i]->begin);
         pos = ord[i]->end;
         prev = ord[i]->name;
     }
     free(ord);
     if (!rc && pos != s->data_len)
-        rc = fail(err, errlen, "%s: data buffer bytes [%lld, %lld) (file offset %lld on) belong to no tensor: "
-                  "the file has %lld bytes after the last tensor", s->path, (long long)pos, (long long)s->data_len,
-                  (long long)(s->data_start + pos), (long long)(s->data_len - pos));
+        rc = dv_errf(err, errlen, "%s: data buffer bytes [%lld, %lld) (file offset %lld on) belong to no tensor: "
+                     "the file has %lld bytes after the last tensor", s->path, (long long)pos, (long long)s->data_len,
+                     (long long)(s->data_start + pos), (long long)(s->data_len - pos));
     return rc;
 }
 
@@ -692,31 +682,31 @@ static int shard_open(const char *path, st_shard *s, char *err, size_t errlen) {
     s->path = strdup(path);
     if (!s->path) dv_panic("safetensors: out of memory");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return dv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st)) { int e = errno; close(fd); return fail(err, errlen, "%s: cannot stat: %s", path, strerror(e)); }
-    if (!S_ISREG(st.st_mode)) { close(fd); return fail(err, errlen, "%s: not a regular file", path); }
+    if (fstat(fd, &st)) { int e = errno; close(fd); return dv_errf(err, errlen, "%s: cannot stat: %s", path, strerror(e)); }
+    if (!S_ISREG(st.st_mode)) { close(fd); return dv_errf(err, errlen, "%s: not a regular file", path); }
     if (st.st_size < 8) {
         close(fd);
-        return fail(err, errlen, "%s: file is %lld bytes, too short for the 8-byte header length", path, (long long)st.st_size);
+        return dv_errf(err, errlen, "%s: file is %lld bytes, too short for the 8-byte header length", path, (long long)st.st_size);
     }
     /* MAP_PRIVATE + PROT_WRITE: views may be written (copy-on-write), the file never is.
      * MAP_NORESERVE: a 100 GB file does not count 100 GB against the commit limit. */
     void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
     int e = errno;
     close(fd);
-    if (base == MAP_FAILED) return fail(err, errlen, "%s: cannot mmap %lld bytes: %s", path, (long long)st.st_size, strerror(e));
+    if (base == MAP_FAILED) return dv_errf(err, errlen, "%s: cannot mmap %lld bytes: %s", path, (long long)st.st_size, strerror(e));
     s->map = calloc(1, sizeof *s->map);
     if (!s->map) dv_panic("safetensors: out of memory");
     *s->map = (st_map){base, (size_t)st.st_size, 1};
 
     uint64_t hlen = le64(base);
     if (hlen > DV_ST_MAX_HEADER)
-        return fail(err, errlen, "%s: header length %llu (file offset 0) is over the %d-byte limit", path,
-                    (unsigned long long)hlen, DV_ST_MAX_HEADER);
+        return dv_errf(err, errlen, "%s: header length %llu (file offset 0) is over the %d-byte limit", path,
+                       (unsigned long long)hlen, DV_ST_MAX_HEADER);
     if (hlen > (uint64_t)st.st_size - 8)
-        return fail(err, errlen, "%s: header length %llu (file offset 0) runs past the end of the file (%lld bytes; "
-                    "expected at most %lld)", path, (unsigned long long)hlen, (long long)st.st_size, (long long)st.st_size - 8);
+        return dv_errf(err, errlen, "%s: header length %llu (file offset 0) runs past the end of the file (%lld bytes; "
+                       "expected at most %lld)", path, (unsigned long long)hlen, (long long)st.st_size, (long long)st.st_size - 8);
     s->data_start = 8 + (int64_t)hlen;
     s->data_len = st.st_size - s->data_start;
     /* parse a heap copy of exactly hlen bytes: a sanitizer then sees any read past the header's
@@ -804,7 +794,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 /* every *.safetensors of a directory (sorted), names unique across them */
 static int open_dir(const char *dir, dv_st_file **out, char *err, size_t errlen) {
     DIR *d = opendir(dir);
-    if (!d) return fail(err, errlen, "%s: cannot open directory: %s", dir, strerror(errno));
+    if (!d) return dv_errf(err, errlen, "%s: cannot open directory: %s", dir, strerror(errno));
     char **names = NULL;
     int n = 0, cap = 0;
     struct dirent *e;
@@ -821,7 +811,7 @@ static int open_dir(const char *dir, dv_st_file **out, char *err, size_t errlen)
     closedir(d);
     if (!n) {
         free(names);
-        return fail(err, errlen, "%s: no *.safetensors files and no model.safetensors.index.json in the directory", dir);
+        return dv_errf(err, errlen, "%s: no *.safetensors files and no model.safetensors.index.json in the directory", dir);
     }
     qsort(names, (size_t)n, sizeof *names, cmp_str);
     dv_st_file *f = file_new();
@@ -834,7 +824,7 @@ static int open_dir(const char *dir, dv_st_file **out, char *err, size_t errlen)
         for (int i = 0; i < s->n && !rc; i++) {
             int prev = table_get(&f->names, s->info[i].name);
             if (prev >= 0)
-                rc = fail(err, errlen, "%s: tensor '%s' is also in %s", s->path, s->info[i].name, f->info[prev].file);
+                rc = dv_errf(err, errlen, "%s: tensor '%s' is also in %s", s->path, s->info[i].name, f->info[prev].file);
             else file_add(f, &s->info[i], f->nshards - 1, &icap);
         }
     }
@@ -848,11 +838,11 @@ static int open_dir(const char *dir, dv_st_file **out, char *err, size_t errlen)
 /* model.safetensors.index.json: {"metadata": {...}, "weight_map": {"<tensor>": "<shard file>"}} */
 static int open_index(const char *path, dv_st_file **out, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return dv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > DV_ST_MAX_HEADER) {
         close(fd);
-        return fail(err, errlen, "%s: not a regular file of at most %d bytes", path, DV_ST_MAX_HEADER);
+        return dv_errf(err, errlen, "%s: not a regular file of at most %d bytes", path, DV_ST_MAX_HEADER);
     }
     char *text = malloc(st.st_size ? (size_t)st.st_size : 1); /* exact size: see shard_open */
     if (!text) dv_panic("safetensors: out of memory");
@@ -864,7 +854,7 @@ static int open_index(const char *path, dv_st_file **out, char *err, size_t errl
         got += (size_t)k;
     }
     close(fd);
-    if (got != (size_t)st.st_size) { free(text); return fail(err, errlen, "%s: short read", path); }
+    if (got != (size_t)st.st_size) { free(text); return dv_errf(err, errlen, "%s: short read", path); }
 
     /* parse: collect (tensor, shard file) pairs */
     jp j = {.s = text, .n = got, .base = 0, .file = path, .err = err, .errlen = errlen};
@@ -889,7 +879,7 @@ static int open_index(const char *path, dv_st_file **out, char *err, size_t errl
         }
         if (ok && r < 0) ok = false;
         if (ok) ok = jp_end(&j);
-        if (ok && !have_wm) { fail(err, errlen, "%s: no \"weight_map\" object", path); ok = false; }
+        if (ok && !have_wm) { dv_errf(err, errlen, "%s: no \"weight_map\" object", path); ok = false; }
     }
     free(text);
 
@@ -904,8 +894,8 @@ static int open_index(const char *path, dv_st_file **out, char *err, size_t errl
     for (int k = 0; k < nwm && ok; k++) {
         const char *file = wm[k].value;
         if (!*file || strchr(file, '/') || !strcmp(file, ".") || !strcmp(file, "..")) {
-            fail(err, errlen, "%s: weight_map: tensor '%s' names shard \"%s\"; expected a file name in the index's directory",
-                 path, wm[k].key, file);
+            dv_errf(err, errlen, "%s: weight_map: tensor '%s' names shard \"%s\"; expected a file name in the index's directory",
+                    path, wm[k].key, file);
             ok = false;
             break;
         }
@@ -922,7 +912,7 @@ static int open_index(const char *path, dv_st_file **out, char *err, size_t errl
         st_shard *s = &f->shards[sk];
         int ti = table_get(&s->names, wm[k].key);
         if (ti < 0) {
-            fail(err, errlen, "%s: weight_map puts tensor '%s' in %s, which has no such tensor", path, wm[k].key, s->path);
+            dv_errf(err, errlen, "%s: weight_map puts tensor '%s' in %s, which has no such tensor", path, wm[k].key, s->path);
             ok = false;
             break;
         }
@@ -941,7 +931,7 @@ int dv_st_open(const char *path, dv_st_file **out, char *err, size_t errlen) {
     *out = NULL;
     if (err && errlen) err[0] = 0;
     struct stat st;
-    if (stat(path, &st)) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (stat(path, &st)) return dv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         char *idx = path_join(path, "model.safetensors.index.json");
         int rc = access(idx, F_OK) == 0 ? open_index(idx, out, err, errlen) : open_dir(path, out, err, errlen);
@@ -975,12 +965,12 @@ const char *dv_st_meta(const dv_st_file *f, const char *key) {
 
 int dv_st_load(dv_st_file *f, int i, int flags, dv_tensor **out, char *err, size_t errlen) {
     *out = NULL;
-    if (i < 0 || i >= f->n) return fail(err, errlen, "safetensors: tensor index %d out of range [0, %d)", i, f->n);
+    if (i < 0 || i >= f->n) return dv_errf(err, errlen, "safetensors: tensor index %d out of range [0, %d)", i, f->n);
     const dv_st_info *t = &f->info[i];
     st_shard *s = &f->shards[f->shard_of[i]];
     if (t->dtype < 0)
-        return fail(err, errlen, "%s: tensor '%s' has dtype %s, which dualvla has no type for (it reads F32, F64, F16, BF16, "
-                    "I32, I64, U8, BOOL)", t->file, t->name, t->dtype_name);
+        return dv_errf(err, errlen, "%s: tensor '%s' has dtype %s, which dualvla has no type for (it reads F32, F64, F16, BF16, "
+                       "I32, I64, U8, BOOL)", t->file, t->name, t->dtype_name);
     dv_dtype dt = (dv_dtype)t->dtype;
     char *p = (char *)s->map->base + s->data_start + t->begin;
     bool aligned = (uintptr_t)p % dv_dtype_size(dt) == 0;
@@ -1005,8 +995,8 @@ int dv_st_get(dv_st_file *f, const char *name, int flags, dv_tensor **out, char 
     int i = dv_st_find(f, name);
     if (i < 0) {
         *out = NULL;
-        return fail(err, errlen, "%s%s: no tensor named '%s'", f->nshards ? f->shards[0].path : "safetensors",
-                    f->nshards > 1 ? " (and the other shards)" : "", name);
+        return dv_errf(err, errlen, "%s%s: no tensor named '%s'", f->nshards ? f->shards[0].path : "safetensors",
+                       f->nshards > 1 ? " (and the other shards)" : "", name);
     }
     return dv_st_load(f, i, flags, out, err, errlen);
 }
@@ -1088,7 +1078,7 @@ static int cmp_order(const void *a, const void *b) { /* widest dtype first, then
 int dv_st_save(const char *path, const char *const *names, dv_tensor *const *tensors, int n,
                const dv_st_kv *meta, int n_meta, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
-    if (n < 0 || n_meta < 0) return fail(err, errlen, "%s: save: negative count", path);
+    if (n < 0 || n_meta < 0) return dv_errf(err, errlen, "%s: save: negative count", path);
     /* check the arguments before touching the disk */
     st_table seen = {0};
     int rc = 0;
@@ -1096,18 +1086,18 @@ int dv_st_save(const char *path, const char *const *names, dv_tensor *const *ten
         const char *nm = names[i];
         const dv_tensor *t = tensors[i];
         if (!nm || !*nm || !strcmp(nm, "__metadata__") || !utf8_valid(nm))
-            rc = fail(err, errlen, "%s: save: tensor %d: name \"%s\" is empty, reserved or not UTF-8", path, i, nm ? nm : "(null)");
-        else if (!t) rc = fail(err, errlen, "%s: save: tensor '%s' is NULL", path, nm);
-        else if (t->device.type != DV_CPU) rc = fail(err, errlen, "%s: save: tensor '%s' is not on the CPU", path, nm);
-        else if (!dv_st_dtype_name(t->dtype)) rc = fail(err, errlen, "%s: save: tensor '%s' has a bad dtype %d", path, nm, (int)t->dtype);
-        else if (table_put(&seen, nm, i) >= 0) rc = fail(err, errlen, "%s: save: duplicate tensor name '%s'", path, nm);
+            rc = dv_errf(err, errlen, "%s: save: tensor %d: name \"%s\" is empty, reserved or not UTF-8", path, i, nm ? nm : "(null)");
+        else if (!t) rc = dv_errf(err, errlen, "%s: save: tensor '%s' is NULL", path, nm);
+        else if (t->device.type != DV_CPU) rc = dv_errf(err, errlen, "%s: save: tensor '%s' is not on the CPU", path, nm);
+        else if (!dv_st_dtype_name(t->dtype)) rc = dv_errf(err, errlen, "%s: save: tensor '%s' has a bad dtype %d", path, nm, (int)t->dtype);
+        else if (table_put(&seen, nm, i) >= 0) rc = dv_errf(err, errlen, "%s: save: duplicate tensor name '%s'", path, nm);
     }
     table_free(&seen);
     for (int k = 0; k < n_meta && !rc; k++) {
         if (!meta[k].key || !meta[k].value || !utf8_valid(meta[k].key) || !utf8_valid(meta[k].value))
-            rc = fail(err, errlen, "%s: save: metadata entry %d is NULL or not UTF-8", path, k);
+            rc = dv_errf(err, errlen, "%s: save: metadata entry %d is NULL or not UTF-8", path, k);
         else if (table_put(&seen, meta[k].key, k) >= 0)
-            rc = fail(err, errlen, "%s: save: duplicate metadata key '%s'", path, meta[k].key);
+            rc = dv_errf(err, errlen, "%s: save: duplicate metadata key '%s'", path, meta[k].key);
     }
     table_free(&seen);
     if (rc) return rc;
@@ -1155,13 +1145,13 @@ int dv_st_save(const char *path, const char *const *names, dv_tensor *const *ten
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof tmp) {
         free(h.s); free(ord); free(begin);
-        return fail(err, errlen, "%s: save: path too long", path);
+        return dv_errf(err, errlen, "%s: save: path too long", path);
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
         free(h.s); free(ord); free(begin);
-        return fail(err, errlen, "%s: save: cannot create %s: %s", path, tmp, strerror(e));
+        return dv_errf(err, errlen, "%s: save: cannot create %s: %s", path, tmp, strerror(e));
     }
     const char *step = "write the header";
     bool ok = !write_all(fd, len8, 8) && !write_all(fd, h.s, h.n);
@@ -1180,9 +1170,9 @@ int dv_st_save(const char *path, const char *const *names, dv_tensor *const *ten
     free(h.s); free(ord); free(begin);
     if (!ok) {
         unlink(tmp);
-        return fail(err, errlen, "%s: save: could not %s (%s); the old file, if any, is untouched", path, step, strerror(e));
+        return dv_errf(err, errlen, "%s: save: could not %s (%s); the old file, if any, is untouched", path, step, strerror(e));
     }
     if (fsync_dir_of(path))
-        return fail(err, errlen, "%s: save: written, but fsync of its directory failed: %s", path, strerror(errno));
+        return dv_errf(err, errlen, "%s: save: written, but fsync of its directory failed: %s", path, strerror(errno));
     return 0;
 }

@@ -39,6 +39,16 @@ void dv_panic(const char *fmt, ...) {
     abort();
 }
 
+int dv_errf(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 const char *dv_shape_str(const dv_tensor *t, char *buf, size_t n) {
     static _Thread_local char ring[8][160];
     static _Thread_local int k;

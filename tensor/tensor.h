@@ -82,6 +82,10 @@ void *dv_data(const dv_tensor *t);               /* pointer to the first element
 /* A broken invariant inside the program: print and abort. */
 __attribute__((noreturn, format(printf, 1, 2))) void dv_panic(const char *fmt, ...);
 #define DV_ASSERT(cond, ...) do { if (!(cond)) dv_panic(__VA_ARGS__); } while (0)
+/* Bad input from outside (a file, a config, a flag), in the `int f(..., char *err, size_t errlen)`
+ * convention: the message goes into err (when err and errlen are given) and -1 comes back, so a
+ * failure reads `return dv_errf(err, errlen, "%s: ...", path, ...);`. */
+__attribute__((format(printf, 3, 4))) int dv_errf(char *err, size_t errlen, const char *fmt, ...);
 /* abort unless a and b have the same shape: "op: shape mismatch (2, 3) vs (3, 2)" */
 void dv_check_same_shape(const char *op, const dv_tensor *a, const dv_tensor *b);
 void dv_check_dtype(const char *op, const dv_tensor *t, dv_dtype dt);

@@ -51,16 +51,6 @@ struct dv_calvin {
     int64_t bytes_read;       /* atomic */
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static char *path_join(const char *a, const char *b) {
     size_t n = strlen(a) + strlen(b) + 2;
     char *p = malloc(n);
@@ -84,12 +74,12 @@ static int load_episodes(dv_calvin *d, char *err, size_t errlen) {
     int rc = -1;
     if (dv_npy_load(path, &a, err, errlen)) goto done;
     if (a.dtype == DV_NPY_F16 || a.dtype == DV_NPY_F32 || a.dtype == DV_NPY_F64 || a.dtype == DV_NPY_BOOL) {
-        fail(err, errlen, "%s: expected an integer array, got %s", path, dv_npy_dtype_name(a.dtype));
+        dv_errf(err, errlen, "%s: expected an integer array, got %s", path, dv_npy_dtype_name(a.dtype));
         goto done;
     }
     if (a.ndim != 2 || a.shape[1] != 2 || a.shape[0] < 1) {
-        fail(err, errlen, "%s: expected shape (E, 2) with E >= 1, got %d dims (%lld, %lld)", path,
-             a.ndim, (long long)(a.ndim > 0 ? a.shape[0] : 0), (long long)(a.ndim > 1 ? a.shape[1] : 0));
+        dv_errf(err, errlen, "%s: expected shape (E, 2) with E >= 1, got %d dims (%lld, %lld)", path,
+                a.ndim, (long long)(a.ndim > 0 ? a.shape[0] : 0), (long long)(a.ndim > 1 ? a.shape[1] : 0));
         goto done;
     }
     d->n_ep = a.shape[0];
@@ -97,8 +87,8 @@ static int load_episodes(dv_calvin *d, char *err, size_t errlen) {
     for (int64_t i = 0; i < 2 * d->n_ep; i++) d->ep[i] = dv_npy_get_i64(&a, i);
     for (int64_t i = 0; i < d->n_ep; i++)
         if (d->ep[2 * i] < 0 || d->ep[2 * i] > d->ep[2 * i + 1]) {
-            fail(err, errlen, "%s: episode %lld has start %lld > end %lld (or a negative id)", path,
-                 (long long)i, (long long)d->ep[2 * i], (long long)d->ep[2 * i + 1]);
+            dv_errf(err, errlen, "%s: episode %lld has start %lld > end %lld (or a negative id)", path,
+                    (long long)i, (long long)d->ep[2 * i], (long long)d->ep[2 * i + 1]);
             goto done;
         }
     rc = 0;
@@ -139,18 +129,18 @@ static int load_annotations(dv_calvin *d, char *err, size_t errlen) {
     dv_pyarena *arena = dv_pyarena_new();
     dv_pyobj *root = NULL;
     int rc = -1;
-    if (!arena) { fail(err, errlen, "%s: out of memory", path); goto done; }
+    if (!arena) { dv_errf(err, errlen, "%s: out of memory", path); goto done; }
     if (dv_npy_load_pickled(path, arena, &root, err, errlen)) goto done;
     if (!root || root->type != DV_PY_DICT) {
-        fail(err, errlen, "%s: expected a dict, got %s", path, root ? dv_pytype_name(root->type) : "nothing");
+        dv_errf(err, errlen, "%s: expected a dict, got %s", path, root ? dv_pytype_name(root->type) : "nothing");
         goto done;
     }
     const dv_pyobj *indx = dv_py_path(root, "info.indx");
     const dv_pyobj *ann = dv_py_path(root, "language.ann");
     const dv_pyobj *task = dv_py_path(root, "language.task");
-    if (!indx) { fail(err, errlen, "%s: missing key 'info.indx'", path); goto done; }
-    if (!ann) { fail(err, errlen, "%s: missing key 'language.ann'", path); goto done; }
-    if (!task) { fail(err, errlen, "%s: missing key 'language.task'", path); goto done; }
+    if (!indx) { dv_errf(err, errlen, "%s: missing key 'info.indx'", path); goto done; }
+    if (!ann) { dv_errf(err, errlen, "%s: missing key 'language.ann'", path); goto done; }
+    if (!task) { dv_errf(err, errlen, "%s: missing key 'language.task'", path); goto done; }
 
     /* info.indx: a sequence of (start, end) pairs, or an (N, 2) integer ndarray */
     int64_t n = 0, n_ann_s = 0, n_task = 0;
@@ -158,28 +148,28 @@ static int load_annotations(dv_calvin *d, char *err, size_t errlen) {
     bool indx_array = indx->type == DV_PY_NDARRAY;
     if (indx_array) {
         if (indx->array.ndim != 2 || indx->array.shape[1] != 2) {
-            fail(err, errlen, "%s: key 'info.indx': expected (N, 2) pairs, got an array of %d dims", path,
-                 indx->array.ndim);
+            dv_errf(err, errlen, "%s: key 'info.indx': expected (N, 2) pairs, got an array of %d dims", path,
+                    indx->array.ndim);
             goto done;
         }
         n = indx->array.shape[0];
     } else if (!py_seq(indx, &n, &iv)) {
-        fail(err, errlen, "%s: key 'info.indx': expected a list of (start, end), got %s", path,
-             dv_pytype_name(indx->type));
+        dv_errf(err, errlen, "%s: key 'info.indx': expected a list of (start, end), got %s", path,
+                dv_pytype_name(indx->type));
         goto done;
     }
     if (!py_seq(ann, &n_ann_s, &as)) {
-        fail(err, errlen, "%s: key 'language.ann': expected a list of strings, got %s", path, dv_pytype_name(ann->type));
+        dv_errf(err, errlen, "%s: key 'language.ann': expected a list of strings, got %s", path, dv_pytype_name(ann->type));
         goto done;
     }
     if (!py_seq(task, &n_task, &ts)) {
-        fail(err, errlen, "%s: key 'language.task': expected a list of strings, got %s", path, dv_pytype_name(task->type));
+        dv_errf(err, errlen, "%s: key 'language.task': expected a list of strings, got %s", path, dv_pytype_name(task->type));
         goto done;
     }
-    if (n == 0) { fail(err, errlen, "%s: key 'info.indx': no annotations", path); goto done; }
+    if (n == 0) { dv_errf(err, errlen, "%s: key 'info.indx': no annotations", path); goto done; }
     if (n_ann_s != n || n_task != n) {
-        fail(err, errlen, "%s: key 'language.ann' has %lld entries and 'language.task' %lld, but 'info.indx' has %lld",
-             path, (long long)n_ann_s, (long long)n_task, (long long)n);
+        dv_errf(err, errlen, "%s: key 'language.ann' has %lld entries and 'language.task' %lld, but 'info.indx' has %lld",
+                path, (long long)n_ann_s, (long long)n_task, (long long)n);
         goto done;
     }
     d->n_ann = n;
@@ -187,8 +177,8 @@ static int load_annotations(dv_calvin *d, char *err, size_t errlen) {
     size_t bytes = 0;
     for (int64_t i = 0; i < n; i++) {
         const char *a = py_str(as[i]), *t = py_str(ts[i]);
-        if (!a) { fail(err, errlen, "%s: key 'language.ann'[%lld]: expected a string", path, (long long)i); goto done; }
-        if (!t) { fail(err, errlen, "%s: key 'language.task'[%lld]: expected a string", path, (long long)i); goto done; }
+        if (!a) { dv_errf(err, errlen, "%s: key 'language.ann'[%lld]: expected a string", path, (long long)i); goto done; }
+        if (!t) { dv_errf(err, errlen, "%s: key 'language.task'[%lld]: expected a string", path, (long long)i); goto done; }
         bytes += strlen(a) + strlen(t) + 2;
     }
     d->strings = malloc(bytes ? bytes : 1);
@@ -202,8 +192,8 @@ static int load_annotations(dv_calvin *d, char *err, size_t errlen) {
             int64_t m = 0;
             dv_pyobj *const *pair = NULL;
             if (!py_seq(iv[i], &m, &pair) || m != 2 || !py_int(pair[0], &s) || !py_int(pair[1], &e)) {
-                fail(err, errlen, "%s: key 'info.indx'[%lld]: expected a pair of integers (start, end)", path,
-                     (long long)i);
+                dv_errf(err, errlen, "%s: key 'info.indx'[%lld]: expected a pair of integers (start, end)", path,
+                        (long long)i);
                 goto done;
             }
         }
@@ -230,19 +220,19 @@ static int check_annotations(dv_calvin *d, char *err, size_t errlen) {
     for (int64_t i = 0; i < d->n_ann; i++) {
         const dv_calvin_ann *a = &d->ann[i];
         if (a->start < 0 || a->start > a->end)
-            return fail(err, errlen, "%s/lang_annotations/auto_lang_ann.npy: key 'info.indx'[%lld] = (%lld, %lld): start > end or negative",
-                        d->dir, (long long)i, (long long)a->start, (long long)a->end);
+            return dv_errf(err, errlen, "%s/lang_annotations/auto_lang_ann.npy: key 'info.indx'[%lld] = (%lld, %lld): start > end or negative",
+                           d->dir, (long long)i, (long long)a->start, (long long)a->end);
         bool inside = false;
         for (int64_t e = 0; e < d->n_ep && !inside; e++)
             inside = d->ep[2 * e] <= a->start && a->end <= d->ep[2 * e + 1];
         if (!inside)
-            return fail(err, errlen, "%s/lang_annotations/auto_lang_ann.npy: key 'info.indx'[%lld] = (%lld, %lld) is not inside any episode of ep_start_end_ids.npy",
-                        d->dir, (long long)i, (long long)a->start, (long long)a->end);
+            return dv_errf(err, errlen, "%s/lang_annotations/auto_lang_ann.npy: key 'info.indx'[%lld] = (%lld, %lld) is not inside any episode of ep_start_end_ids.npy",
+                           d->dir, (long long)i, (long long)a->start, (long long)a->end);
         for (int k = 0; k < 2; k++) {
             frame_path(d, k ? a->end : a->start, path, sizeof path);
             if (!file_exists(path))
-                return fail(err, errlen, "%s/lang_annotations/auto_lang_ann.npy: key 'info.indx'[%lld] = (%lld, %lld): frame file %s does not exist",
-                            d->dir, (long long)i, (long long)a->start, (long long)a->end, path);
+                return dv_errf(err, errlen, "%s/lang_annotations/auto_lang_ann.npy: key 'info.indx'[%lld] = (%lld, %lld): frame file %s does not exist",
+                               d->dir, (long long)i, (long long)a->start, (long long)a->end, path);
         }
     }
     return 0;
@@ -303,8 +293,8 @@ static int add_stat(dv_calvin *d, const char *path, const char *key, const char 
         double v;
         if (!dv_yaml_number(seq->items[i], &v)) {
             free(e.vals);
-            return fail(err, errlen, "%s:%d: key '%s%s%s': item %d is not a number", path, seq->items[i]->line, key,
-                        *field ? "." : "", field, i);
+            return dv_errf(err, errlen, "%s:%d: key '%s%s%s': item %d is not a number", path, seq->items[i]->line, key,
+                           *field ? "." : "", field, i);
         }
         e.vals[e.n++] = (float)v;
     }
@@ -351,8 +341,8 @@ int dv_calvin_stat(const dv_calvin *d, const char *key, const char *field, const
 int dv_calvin_open(const char *dir, dv_calvin **out, char *err, size_t errlen) {
     *out = NULL;
     struct stat st;
-    if (stat(dir, &st) != 0) return fail(err, errlen, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return fail(err, errlen, "%s: not a directory", dir);
+    if (stat(dir, &st) != 0) return dv_errf(err, errlen, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return dv_errf(err, errlen, "%s: not a directory", dir);
     dv_calvin *d = calloc(1, sizeof *d);
     d->dir = strdup(dir);
     size_t n = strlen(d->dir);
@@ -421,8 +411,8 @@ static int get_vec(dv_npz *z, const char *path, const char *key, int n, float *d
     if (dv_npz_get(z, key, &a, err, errlen)) return -1;
     char sb[96];
     if (!is_float(a.dtype) || a.ndim != 1 || a.shape[0] != n) {
-        fail(err, errlen, "%s: key '%s': expected a float vector of shape (%d,), got %s %s", path, key, n,
-             dv_npy_dtype_name(a.dtype), shape_str(&a, sb, sizeof sb));
+        dv_errf(err, errlen, "%s: key '%s': expected a float vector of shape (%d,), got %s %s", path, key, n,
+                dv_npy_dtype_name(a.dtype), shape_str(&a, sb, sizeof sb));
         dv_npy_free(&a);
         return -1;
     }
@@ -446,8 +436,8 @@ static int get_image_c(dv_npz *z, const char *path, const char *key, bool rgb, i
         char want[64];
         if (!rgb && channels == 1) snprintf(want, sizeof want, "float of shape (H, W)");
         else snprintf(want, sizeof want, "%s of shape (H, W, %d)", rgb ? "uint8" : "float", channels);
-        fail(err, errlen, "%s: key '%s': expected %s, got %s %s", path, key, want, dv_npy_dtype_name(a.dtype),
-             shape_str(&a, sb, sizeof sb));
+        dv_errf(err, errlen, "%s: key '%s': expected %s, got %s %s", path, key, want, dv_npy_dtype_name(a.dtype),
+                shape_str(&a, sb, sizeof sb));
         dv_npy_free(&a);
         return -1;
     }
@@ -471,8 +461,8 @@ static int get_tactile(dv_npz *z, const char *path, dv_calvin_frame *f, char *er
     bool has_rgb = dv_npz_has(z, "rgb_tactile"), has_depth = dv_npz_has(z, "depth_tactile");
     if (!has_rgb && !has_depth) return 0;
     if (!has_rgb || !has_depth) {
-        fail(err, errlen, "%s: key '%s' is present but '%s' is missing", path,
-             has_rgb ? "rgb_tactile" : "depth_tactile", has_rgb ? "depth_tactile" : "rgb_tactile");
+        dv_errf(err, errlen, "%s: key '%s' is present but '%s' is missing", path,
+                has_rgb ? "rgb_tactile" : "depth_tactile", has_rgb ? "depth_tactile" : "rgb_tactile");
         return -1;
     }
     int h, w;
@@ -481,8 +471,8 @@ static int get_tactile(dv_npz *z, const char *path, dv_calvin_frame *f, char *er
         get_image_c(z, path, "depth_tactile", false, 2, (void **)&f->depth_tactile, &h, &w, err, errlen))
         return -1;
     if (h != f->tactile_h || w != f->tactile_w) {
-        fail(err, errlen, "%s: key 'depth_tactile': shape (%d, %d, 2) differs from rgb_tactile's (%d, %d, 6)", path,
-             h, w, f->tactile_h, f->tactile_w);
+        dv_errf(err, errlen, "%s: key 'depth_tactile': shape (%d, %d, 2) differs from rgb_tactile's (%d, %d, 6)", path,
+                h, w, f->tactile_h, f->tactile_w);
         return -1;
     }
     return 0;
@@ -527,8 +517,8 @@ int dv_calvin_frame_load_keys(dv_calvin *d, int64_t id, unsigned keys, dv_calvin
     if (keys & DV_FRAME_DEPTH_STATIC) {
         if (get_image(z, path, "depth_static", false, (void **)&f->depth_static, &h, &w, err, errlen)) goto done;
         if ((keys & DV_FRAME_RGB_STATIC) && (h != f->static_h || w != f->static_w)) {
-            fail(err, errlen, "%s: key 'depth_static': shape (%d, %d) differs from rgb_static's (%d, %d)", path, h, w,
-                 f->static_h, f->static_w);
+            dv_errf(err, errlen, "%s: key 'depth_static': shape (%d, %d) differs from rgb_static's (%d, %d)", path, h, w,
+                    f->static_h, f->static_w);
             goto done;
         }
         f->static_h = h, f->static_w = w;
@@ -536,8 +526,8 @@ int dv_calvin_frame_load_keys(dv_calvin *d, int64_t id, unsigned keys, dv_calvin
     if (keys & DV_FRAME_DEPTH_GRIPPER) {
         if (get_image(z, path, "depth_gripper", false, (void **)&f->depth_gripper, &h, &w, err, errlen)) goto done;
         if ((keys & DV_FRAME_RGB_GRIPPER) && (h != f->gripper_h || w != f->gripper_w)) {
-            fail(err, errlen, "%s: key 'depth_gripper': shape (%d, %d) differs from rgb_gripper's (%d, %d)", path, h,
-                 w, f->gripper_h, f->gripper_w);
+            dv_errf(err, errlen, "%s: key 'depth_gripper': shape (%d, %d) differs from rgb_gripper's (%d, %d)", path, h,
+                    w, f->gripper_h, f->gripper_w);
             goto done;
         }
         f->gripper_h = h, f->gripper_w = w;

@@ -64,16 +64,6 @@ struct dv_calvin_loader {
     bool stop;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 void dv_calvin_loader_defaults(dv_calvin_loader_opts *o, dv_calvin_kind kind) {
     memset(o, 0, sizeof *o);
     o->kind = kind;
@@ -94,29 +84,29 @@ void dv_calvin_loader_defaults(dv_calvin_loader_opts *o, dv_calvin_kind kind) {
 }
 
 static int check_opts(const dv_calvin_loader_opts *o, char *err, size_t errlen) {
-    if (o->batch < 1) return fail(err, errlen, "calvin loader: batch = %lld, must be >= 1", (long long)o->batch);
-    if (o->threads < 0) return fail(err, errlen, "calvin loader: threads = %d, must be >= 0", o->threads);
+    if (o->batch < 1) return dv_errf(err, errlen, "calvin loader: batch = %lld, must be >= 1", (long long)o->batch);
+    if (o->threads < 0) return dv_errf(err, errlen, "calvin loader: threads = %d, must be >= 0", o->threads);
     if (!(o->holdout >= 0 && o->holdout < 1))
-        return fail(err, errlen, "calvin loader: holdout = %g, must be in [0, 1)", o->holdout);
+        return dv_errf(err, errlen, "calvin loader: holdout = %g, must be in [0, 1)", o->holdout);
     if (o->kind == DV_CALVIN_DIT) {
         const dv_calvin_dit_opts *p = &o->dit;
         if (p->chunk < 1 || p->gen_chunk < 1 || p->max_latency < 0 || p->image_size < 1 ||
             (p->static_frames != 1 && p->static_frames != 2) || (p->proprio_dim != 15 && p->proprio_dim != 7))
-            return fail(err, errlen, "calvin loader (dit): bad options chunk=%d gen_chunk=%d max_latency=%d "
-                        "static_frames=%d (1|2) image_size=%d proprio_dim=%d (15|7)", p->chunk, p->gen_chunk,
-                        p->max_latency, p->static_frames, p->image_size, p->proprio_dim);
+            return dv_errf(err, errlen, "calvin loader (dit): bad options chunk=%d gen_chunk=%d max_latency=%d "
+                           "static_frames=%d (1|2) image_size=%d proprio_dim=%d (15|7)", p->chunk, p->gen_chunk,
+                           p->max_latency, p->static_frames, p->image_size, p->proprio_dim);
     } else if (o->kind == DV_CALVIN_3DDA) {
         const dv_calvin_3dda_opts *p = &o->dda;
         if (p->nhist < 1 || p->traj_len < 1 || p->raw_traj < 1 || p->raw_traj > 256 || p->execute_every < 1 ||
             p->crop < 0 || p->image_size < 0 || (p->augment && !(p->rescale_lo > 0 && p->rescale_lo <= p->rescale_hi)))
-            return fail(err, errlen, "calvin loader (3dda): bad options nhist=%d traj_len=%d raw_traj=%d (1..256) "
-                        "execute_every=%d crop=%d image_size=%d rescale=[%g, %g]", p->nhist, p->traj_len,
-                        p->raw_traj, p->execute_every, p->crop, p->image_size, p->rescale_lo, p->rescale_hi);
+            return dv_errf(err, errlen, "calvin loader (3dda): bad options nhist=%d traj_len=%d raw_traj=%d (1..256) "
+                           "execute_every=%d crop=%d image_size=%d rescale=[%g, %g]", p->nhist, p->traj_len,
+                           p->raw_traj, p->execute_every, p->crop, p->image_size, p->rescale_lo, p->rescale_hi);
     } else if (o->kind == DV_CALVIN_MLLM) {
         if (o->mllm_size < 1 || o->mllm_every < 1)
-            return fail(err, errlen, "calvin loader (mllm): bad options size=%d every=%d", o->mllm_size, o->mllm_every);
+            return dv_errf(err, errlen, "calvin loader (mllm): bad options size=%d every=%d", o->mllm_size, o->mllm_every);
     } else {
-        return fail(err, errlen, "calvin loader: unknown kind %d", (int)o->kind);
+        return dv_errf(err, errlen, "calvin loader: unknown kind %d", (int)o->kind);
     }
     return 0;
 }
@@ -218,8 +208,8 @@ int dv_calvin_loader_new(dv_calvin *d, const dv_calvin_loader_opts *o, dv_calvin
     int64_t a0 = o->heldout ? 0 : n_hold, a1 = o->heldout ? n_hold : n_ann;
     if (a1 <= a0) {
         free(ann_perm);
-        return fail(err, errlen, "%s: the %s part of %lld annotations (holdout %g) is empty", dv_calvin_dir(d),
-                    o->heldout ? "held-out" : "training", (long long)n_ann, o->holdout);
+        return dv_errf(err, errlen, "%s: the %s part of %lld annotations (holdout %g) is empty", dv_calvin_dir(d),
+                       o->heldout ? "held-out" : "training", (long long)n_ann, o->holdout);
     }
     /* the chosen annotations in their on-disk order, then their samples */
     uint8_t *use = calloc((size_t)n_ann, 1);
@@ -229,7 +219,7 @@ int dv_calvin_loader_new(dv_calvin *d, const dv_calvin_loader_opts *o, dv_calvin
     for (int64_t a = 0; a < n_ann; a++) if (use[a]) n += dv_calvin_samples_of(d, o, (int32_t)a, NULL, 0);
     if (n > (int64_t)UINT32_MAX) {
         free(use);
-        return fail(err, errlen, "%s: %lld samples is more than this loader indexes", dv_calvin_dir(d), (long long)n);
+        return dv_errf(err, errlen, "%s: %lld samples is more than this loader indexes", dv_calvin_dir(d), (long long)n);
     }
     dv_calvin_loader *l = calloc(1, sizeof *l);
     l->d = d;
@@ -259,7 +249,7 @@ int dv_calvin_loader_new(dv_calvin *d, const dv_calvin_loader_opts *o, dv_calvin
         if (pthread_create(&l->threads[t], NULL, worker, l) != 0) {
             l->nthreads = t;
             dv_calvin_loader_free(l);
-            return fail(err, errlen, "calvin loader: cannot start prefetch thread %d", t);
+            return dv_errf(err, errlen, "calvin loader: cannot start prefetch thread %d", t);
         }
     *out = l;
     return 0;
@@ -311,7 +301,7 @@ static void drop(dv_calvin_loader *l, int64_t i, bool all) {
 }
 
 int dv_calvin_loader_get(dv_calvin_loader *l, int64_t i, void *out, char *err, size_t errlen) {
-    if (i < 0) return fail(err, errlen, "calvin loader: batch index %lld < 0", (long long)i);
+    if (i < 0) return dv_errf(err, errlen, "calvin loader: batch index %lld < 0", (long long)i);
     pthread_mutex_lock(&l->lock);
     slot *s = find(l, i);
     if (!s) {
@@ -330,7 +320,7 @@ int dv_calvin_loader_get(dv_calvin_loader *l, int64_t i, void *out, char *err, s
         default: *(dv_calvin_mllm_batch *)out = s->batch.mllm;
         }
     } else {
-        fail(err, errlen, "%s", s->err);
+        dv_errf(err, errlen, "%s", s->err);
     }
     s->state = SLOT_FREE;
     if (l->cursor <= i) l->cursor = i + 1;

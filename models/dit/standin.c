@@ -18,16 +18,6 @@ struct dv_standin {
     int64_t nframes;         /* 0 for one shared set */
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* numpy.linspace(-1, 1, bins)[i]: start + i * step, the last edge exactly 1 */
 static double edge(int i, int bins) {
     if (i == bins - 1) return 1.0;
@@ -78,26 +68,26 @@ static int load_latents(dv_standin *s, const char *path, char *err, size_t errle
     int rc = -1;
     if (dv_st_get(f, "latents", DV_ST_WIDEN | DV_ST_COPY, &lat, err, errlen)) goto out;
     if (lat->dtype != DV_F32) {
-        fail(err, errlen, "%s: tensor 'latents' is %s, expected F32 (or F16/BF16)", path,
-             dv_dtype_name(lat->dtype));
+        dv_errf(err, errlen, "%s: tensor 'latents' is %s, expected F32 (or F16/BF16)", path,
+                dv_dtype_name(lat->dtype));
         goto out;
     }
     int nd = lat->ndim;
     if ((nd != 2 && nd != 3) || lat->shape[nd - 2] != s->tokens || lat->shape[nd - 1] != s->dim) {
-        fail(err, errlen, "%s: tensor 'latents' has shape %s, expected (%lld, %lld) or "
-             "(frames, %lld, %lld) (gen_latent_tokens, gen_latent_dim)", path,
-             dv_shape_str(lat, NULL, 0), (long long)s->tokens, (long long)s->dim,
-             (long long)s->tokens, (long long)s->dim);
+        dv_errf(err, errlen, "%s: tensor 'latents' has shape %s, expected (%lld, %lld) or "
+                "(frames, %lld, %lld) (gen_latent_tokens, gen_latent_dim)", path,
+                dv_shape_str(lat, NULL, 0), (long long)s->tokens, (long long)s->dim,
+                (long long)s->tokens, (long long)s->dim);
         goto out;
     }
     if (nd == 3) {
         if (dv_st_get(f, "frame_ids", DV_ST_COPY, &ids, err, errlen)) {
-            fail(err, errlen, "%s: 'latents' is per frame (3-D) but there is no 'frame_ids' tensor", path);
+            dv_errf(err, errlen, "%s: 'latents' is per frame (3-D) but there is no 'frame_ids' tensor", path);
             goto out;
         }
         if (ids->dtype != DV_I64 || ids->ndim != 1 || ids->shape[0] != lat->shape[0]) {
-            fail(err, errlen, "%s: 'frame_ids' is %s %s, expected I64 (%lld)", path,
-                 dv_dtype_name(ids->dtype), dv_shape_str(ids, NULL, 0), (long long)lat->shape[0]);
+            dv_errf(err, errlen, "%s: 'frame_ids' is %s %s, expected I64 (%lld)", path,
+                    dv_dtype_name(ids->dtype), dv_shape_str(ids, NULL, 0), (long long)lat->shape[0]);
             goto out;
         }
         int64_t F = lat->shape[0];
@@ -110,7 +100,7 @@ static int load_latents(dv_standin *s, const char *path, char *err, size_t errle
         for (int64_t i = 0; i < F; i++) {
             s->frame_ids[i] = pairs[2 * i], s->rows[i] = pairs[2 * i + 1];
             if (i && s->frame_ids[i] == s->frame_ids[i - 1]) {
-                fail(err, errlen, "%s: 'frame_ids' holds frame %lld twice", path, (long long)s->frame_ids[i]);
+                dv_errf(err, errlen, "%s: 'frame_ids' holds frame %lld twice", path, (long long)s->frame_ids[i]);
                 free(pairs);
                 goto out;
             }
@@ -131,9 +121,9 @@ int dv_standin_new(const dv_standin_config *sc, const dv_dit_config *cfg, dv_sta
                    char *err, size_t errlen) {
     *out = NULL;
     if (sc->bins < 2 || sc->bins > 65536)
-        return fail(err, errlen, "standin.bins = %d: expected 2 .. 65536 (OpenVLA: 256)", sc->bins);
+        return dv_errf(err, errlen, "standin.bins = %d: expected 2 .. 65536 (OpenVLA: 256)", sc->bins);
     if (!(sc->corrupt >= 0.0 && sc->corrupt <= 1.0))
-        return fail(err, errlen, "standin.corrupt = %g: expected a probability in [0, 1]", sc->corrupt);
+        return dv_errf(err, errlen, "standin.corrupt = %g: expected a probability in [0, 1]", sc->corrupt);
     dv_standin *s = calloc(1, sizeof *s);
     s->sc = *sc;
     s->tokens = cfg->gen_latent_tokens;
@@ -141,9 +131,9 @@ int dv_standin_new(const dv_standin_config *sc, const dv_dit_config *cfg, dv_sta
     if (sc->latents_path[0]) {
         if (s->dim <= 0 || s->tokens <= 0) {
             dv_standin_free(s);
-            return fail(err, errlen, "standin.latents = %s, but the specialist takes no generalist "
-                        "latents (gen_latent_dim %d, gen_latent_tokens %d)", sc->latents_path,
-                        cfg->gen_latent_dim, cfg->gen_latent_tokens);
+            return dv_errf(err, errlen, "standin.latents = %s, but the specialist takes no generalist "
+                           "latents (gen_latent_dim %d, gen_latent_tokens %d)", sc->latents_path,
+                           cfg->gen_latent_dim, cfg->gen_latent_tokens);
         }
         if (load_latents(s, sc->latents_path, err, errlen)) { dv_standin_free(s); return -1; }
     }
@@ -213,8 +203,8 @@ int dv_standin_latents(const dv_standin *s, const int64_t *frame, int64_t B, dv_
                 }
                 if (lo == s->nframes || s->frame_ids[lo] != frame[b]) {
                     dv_release(t);
-                    return fail(err, errlen, "%s: no latents for frame %lld (not in 'frame_ids')",
-                                s->sc.latents_path, (long long)frame[b]);
+                    return dv_errf(err, errlen, "%s: no latents for frame %lld (not in 'frame_ids')",
+                                   s->sc.latents_path, (long long)frame[b]);
                 }
                 row = s->rows[lo];
             }
