@@ -220,26 +220,7 @@ TEST(pickle_writer_round_trip) {
     snprintf(path, sizeof path, "%s/auto_lang_ann.npy", dir);
     /* the same dict as gen_npy.py's lang_ann(3), built with the builders */
     dv_pyarena *a = dv_pyarena_new();
-    dv_pyobj *root = dv_py_dict(a), *lang = dv_py_dict(a), *info = dv_py_dict(a);
-    dv_pyobj *ann = dv_py_list(a), *task = dv_py_list(a), *indx = dv_py_list(a);
-    const char *anns[] = {"open the drawer", "push the red block to the left", "lift the blue block from the table"};
-    const char *tasks[] = {"open_drawer", "push_red_block_left", "lift_blue_block_table"};
-    float emb[3 * 384];
-    for (int i = 0; i < 3 * 384; i++) emb[i] = (float)i / 1000.0f - 0.5f;
-    for (int i = 0; i < 3; i++) {
-        dv_py_append(a, ann, dv_py_str(a, anns[i]));
-        dv_py_append(a, task, dv_py_str(a, tasks[i]));
-        dv_pyobj *se[2] = {dv_py_int(a, 10 * i), dv_py_int(a, 10 * i + 7)};
-        dv_py_append(a, indx, dv_py_tuple(a, 2, se));
-    }
-    dv_npy e = dv_npy_wrap(DV_NPY_F32, 3, (int64_t[]){3, 1, 384}, emb);
-    dv_py_set(a, lang, "ann", ann);
-    dv_py_set(a, lang, "task", task);
-    dv_py_set(a, lang, "emb", dv_py_ndarray(a, &e));
-    dv_py_set(a, info, "episodes", dv_py_list(a));
-    dv_py_set(a, info, "indx", indx);
-    dv_py_set(a, root, "language", lang);
-    dv_py_set(a, root, "info", info);
+    dv_pyobj *root = ut_calvin_lang_ann(a, 3);
     /* every other type too */
     dv_py_set(a, root, "mix", dv_py_list(a));
     dv_pyobj *mix = (dv_pyobj *)dv_py_get(root, "mix");
@@ -249,6 +230,7 @@ TEST(pickle_writer_round_trip) {
     dv_py_append(a, mix, dv_py_int(a, -((int64_t)1 << 50)));
     dv_py_append(a, mix, dv_py_int(a, INT64_MIN));
     dv_py_append(a, mix, dv_py_bytes(a, "\0ab", 3));
+    dv_pyobj *info = (dv_pyobj *)dv_py_get(root, "info");
     dv_py_set(a, root, "info", info); /* setting a key again replaces it */
     CHECK(root->dict.n == 3);
     CHECK_MSG(dv_npy_save_pickled(path, root, err, sizeof err) == 0, "%s", err);

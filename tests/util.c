@@ -350,3 +350,29 @@ uint8_t *ut_read_file(const char *path, size_t *len) {
     *len = b ? (size_t)n : 0;
     return b;
 }
+
+dv_pyobj *ut_calvin_lang_ann(dv_pyarena *a, int n) {
+    static const char *anns[] = {"open the drawer", "push the red block to the left",
+                                 "lift the blue block from the table"};
+    static const char *tasks[] = {"open_drawer", "push_red_block_left", "lift_blue_block_table"};
+    DV_ASSERT(n >= 1 && n <= 3, "ut_calvin_lang_ann: n = %d, want 1..3", n);
+    dv_pyobj *root = dv_py_dict(a), *lang = dv_py_dict(a), *info = dv_py_dict(a);
+    dv_pyobj *ann = dv_py_list(a), *task = dv_py_list(a), *indx = dv_py_list(a);
+    float emb[3 * 384]; /* copied into the arena by dv_py_ndarray */
+    for (int i = 0; i < n * 384; i++) emb[i] = (float)i / 1000.0f - 0.5f;
+    for (int i = 0; i < n; i++) {
+        dv_py_append(a, ann, dv_py_str(a, anns[i]));
+        dv_py_append(a, task, dv_py_str(a, tasks[i]));
+        dv_pyobj *se[2] = {dv_py_int(a, 10 * i), dv_py_int(a, 10 * i + 7)};
+        dv_py_append(a, indx, dv_py_tuple(a, 2, se));
+    }
+    dv_npy e = dv_npy_wrap(DV_NPY_F32, 3, (int64_t[]){n, 1, 384}, emb);
+    dv_py_set(a, lang, "ann", ann);
+    dv_py_set(a, lang, "task", task);
+    dv_py_set(a, lang, "emb", dv_py_ndarray(a, &e));
+    dv_py_set(a, info, "episodes", dv_py_list(a));
+    dv_py_set(a, info, "indx", indx);
+    dv_py_set(a, root, "language", lang);
+    dv_py_set(a, root, "info", info);
+    return root;
+}

@@ -12,6 +12,7 @@
 #ifndef DV_TESTS_UTIL_H
 #define DV_TESTS_UTIL_H
 
+#include "data/calvin/pickle.h"
 #include "tensor/ops.h"
 #include "tests/test.h"
 
@@ -51,4 +52,8 @@ uint8_t *ut_read_file(const char *path, size_t *len);
 /* run fn(ctx) in a child process; true when it aborted and its stderr contains want
  * (checks that bad calls die loudly with a message naming the op and the shapes) */
 bool ut_aborts_with(void (*fn)(void *), void *ctx, const char *want);
+/* tests/reference/gen_npy.py's lang_ann(n), n <= 3: CALVIN's auto_lang_ann dict ("language":
+ * ann, task, emb (n, 1, 384) f32; "info": episodes, indx) built with the pickle builders in a */
+dv_pyobj *ut_calvin_lang_ann(dv_pyarena *a, int n);
+
 #endif
