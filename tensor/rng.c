@@ -12,25 +12,15 @@
  * The math is done in double and rounded once to the tensor's dtype.
  */
 #include "tensor/cuda.h"
+#include "kernels/cuda/common.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
 #include <math.h>
 
+/* the rounds live in kernels/cuda/common.h, shared with the GPU's generator (plain C here) */
 void dv_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
-    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3], k0 = key[0], k1 = key[1];
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
-        uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+    dv_cu_philox4x32_10(ctr, key, out);
 }
 
 dv_rng dv_rng_new(uint64_t seed) { return (dv_rng){seed, 0}; }

@@ -40,11 +40,9 @@
 
 DV_HD int64_t dv_cu_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* ---- Philox4x32-10, exactly as tensor/rng.c -------------------------------------------- */
-/* One 128-bit block: counter (c0, c1, 0, 0) = 64-bit block index, key = 64-bit seed. */
-DV_HD void dv_cu_philox(uint64_t counter, uint64_t seed, uint32_t out[4]) {
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+/* ---- Philox4x32-10: the one definition, tensor/rng.c's dv_philox4x32_10 included ----------- */
+DV_HD void dv_cu_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3], k0 = key[0], k1 = key[1];
     for (int r = 0; r < 10; r++) {
         uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
         uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
@@ -57,6 +55,13 @@ DV_HD void dv_cu_philox(uint64_t counter, uint64_t seed, uint32_t out[4]) {
         k1 += 0xBB67AE85u;
     }
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+/* one 128-bit block of dv_rng: counter (c0, c1, 0, 0) = 64-bit block index, key = 64-bit seed */
+DV_HD void dv_cu_philox(uint64_t counter, uint64_t seed, uint32_t out[4]) {
+    const uint32_t ctr[4] = {(uint32_t)counter, (uint32_t)(counter >> 32), 0, 0};
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    dv_cu_philox4x32_10(ctr, key, out);
 }
 
 typedef enum { DV_CU_RNG_UNIFORM = 0, DV_CU_RNG_NORMAL, DV_CU_RNG_RANDINT } dv_cu_rng_kind;
