@@ -12,6 +12,9 @@
  * pred / target must have the same shape: a silent broadcast ((B, 1) against (B)) is a classic
  * bug, so it aborts instead. An empty input gives NaN (0 / 0), as in torch; so does a
  * cross-entropy whose targets are all ignored.
+ * On CUDA the fused losses run on the device (tensor/cuda.c): the per-row losses and their sum
+ * stay there, no host buffer is allocated; only cross_entropy's targets are range-checked on
+ * the host first (one download of the target vector).
  */
 #include "tensor/autograd.h"
 #include "tensor/cuda.h"
@@ -146,13 +149,15 @@ dv_tensor *dv_cross_entropy(dv_tensor *logits, dv_tensor *target, int64_t ignore
     dv_release(th);
 
     dv_tensor *xc = contiguous_no_grad(logits);
-    dv_tensor *loss = dv_empty(logits->dtype, &rows, 1), *lse = dv_empty_on(DV_F64, &rows, 1, logits->device), *y;
-    if (dv_backend_of(xc) == DV_BACKEND_CUDA) { /* the checked targets go to the device */
+    dv_tensor *lse = dv_empty_on(DV_F64, &rows, 1, logits->device), *y;
+    if (dv_backend_of(xc) == DV_BACKEND_CUDA) { /* the checked targets go to the device; the per-row
+                                                    * losses stay there (dv_cuda_cross_entropy) */
         dv_tensor *td = dv_tensor_to(tgt, xc->device);
         dv_release(tgt);
         tgt = td;
         y = dv_cuda_cross_entropy(rows, c, xc, tgt, ignore_index, count, lse);
     } else {
+        dv_tensor *loss = dv_empty(logits->dtype, &rows, 1); /* (N): 0 at ignored rows */
         if (xc->dtype == DV_F64)
             dv_cross_entropy_fwd_f64_portable(rows, c, dv_data(xc), pt, ignore_index, dv_data(loss), dv_data(lse));
 #ifndef DV_NO_AVX512
@@ -165,6 +170,7 @@ dv_tensor *dv_cross_entropy(dv_tensor *logits, dv_tensor *target, int64_t ignore
         if (xc->dtype == DV_F64) { const double *pl = dv_data(loss); for (int64_t r = 0; r < rows; r++) s += pl[r]; }
         else { const float *pl = dv_data(loss); for (int64_t r = 0; r < rows; r++) s += pl[r]; }
         y = dv_scalar(logits->dtype, s / (double)count); /* no targets: 0 / 0 = NaN */
+        dv_release(loss);
     }
 
     if (dv_ag_wanted(1, &logits)) {
@@ -177,7 +183,6 @@ dv_tensor *dv_cross_entropy(dv_tensor *logits, dv_tensor *target, int64_t ignore
     }
     dv_release(xc);
     dv_release(tgt);
-    dv_release(loss);
     dv_release(lse);
     return y;
 }
