@@ -145,6 +145,9 @@ void dv_adamw_step(dv_adamw *o, double lr_scale) {
         for (int i = grp->first; i < grp->first + grp->count; i++) {
             dv_tensor *g = dv_optim_grad("adamw", o->params.names[i], o->params.tensors[i]);
             if (!g) continue; /* no gradient this step: skipped entirely, as in torch */
+            DV_ASSERT(o->step[i]->device.type == DV_CPU, "adamw: the step counter of '%s' is on %s; the counters "
+                      "stay on the host (move the parameters and the other state only)", o->params.names[i],
+                      dv_device_str(o->step[i]->device));
             int64_t *t = dv_data(o->step[i]);
             *t += 1;
             dv_adamw_coefs c = dv_adamw_coefs_at(lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay, *t);

@@ -23,8 +23,13 @@
  *     dv_optim_zero_grad(&opt->params);             // drop ->grad (torch's set_to_none=True)
  *     dv_ema_update(ema);                           // optional
  *
- * Parameters are f32 leaves (f64 works too: the tests use it to pin the formulas to PyTorch's
- * f64 trajectories). A parameter whose ->grad is NULL at a step is skipped entirely, as torch
+ * Parameters are f32 leaves (f64 works too, on the CPU: the tests use it to pin the formulas to
+ * PyTorch's f64 trajectories). They may live on a GPU: the moments, momentum buffers and EMA
+ * shadows are then made on the parameter's device and updated there by kernels/cuda/ (fused
+ * AdamW, SGD, EMA), with the same arithmetic as the CPU; the per-parameter step counters stay
+ * on the host (the bias correction is computed there). Parameters and state can also be moved
+ * after construction (dv_tensors_move_ on the params and on the *_state tensors but the step
+ * counters), as a run resumed on another device does. A parameter whose ->grad is NULL at a step is skipped entirely, as torch
  * does for grad None: no decay, no moment update, its step count does not advance.
  *
  * Optimiser state is enumerable as named tensors so a checkpoint writer can save and restore
@@ -97,7 +102,8 @@ typedef struct {
 dv_adamw *dv_adamw_new(void);
 void dv_adamw_free(dv_adamw *o);
 /* add a group (its own lr, betas, eps, weight_decay); returns its index. Parameters must be
- * contiguous f32 / f64 CPU tensors that are in no other group. State is zeroed here. */
+ * contiguous f32 tensors (on any device) or f64 CPU tensors, in no other group. State is zeroed
+ * here, on each parameter's device. */
 int dv_adamw_add_group(dv_adamw *o, const dv_params *ps, dv_adamw_config cfg);
 /* register a rounded 16-bit copy of an f32 parameter (same numel, contiguous, f16 or bf16).
  * It is written now and by each update of the parameter, in the same pass as the update. */

@@ -1,5 +1,6 @@
 /* optim/params.c — named parameter lists, the decay / no-decay split, zero_grad. */
 #include "optim/internal.h"
+#include "tensor/cuda.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@ void dv_optim_check_param(const char *op, const char *name, const dv_tensor *t) 
     DV_ASSERT(t->dtype == DV_F32 || t->dtype == DV_F64,
               "%s: parameter '%s' %s is %s; optimisers update f32 (or f64) master weights", op,
               name, dv_shape_str(t, NULL, 0), dv_dtype_name(t->dtype));
-    DV_ASSERT(t->device.type == DV_CPU, "%s: parameter '%s' is not on the CPU", op, name);
+    DV_ASSERT(t->device.type == DV_CPU || t->dtype == DV_F32, "%s: parameter '%s' is f64 on %s; f64 is updated on the CPU only",
+              op, name, dv_device_str(t->device));
     DV_ASSERT(dv_is_contiguous(t), "%s: parameter '%s' %s is not contiguous", op, name,
               dv_shape_str(t, NULL, 0));
 }

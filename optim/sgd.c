@@ -117,6 +117,9 @@ void dv_sgd_step(dv_sgd *o, double lr_scale) {
             dv_tensor *p = o->params.tensors[i];
             dv_tensor *g = dv_optim_grad("sgd", o->params.names[i], p);
             if (!g) continue; /* no gradient: skipped, the momentum buffer is left alone */
+            DV_ASSERT(o->step[i]->device.type == DV_CPU, "sgd: the step counter of '%s' is on %s; the counters "
+                      "stay on the host (move the parameters and the other state only)", o->params.names[i],
+                      dv_device_str(o->step[i]->device));
             int64_t *t = dv_data(o->step[i]);
             DV_ASSERT(cfg->momentum == 0 || o->momentum_buffer[i],
                       "sgd: group %d's momentum was changed from 0 after the group was added", gi);

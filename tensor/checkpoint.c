@@ -4,9 +4,15 @@
  * Loading is two passes: first check everything (marker, step, every rng and tensor asked for
  * present with the right dtype and shape, nothing extra in the file), then copy. A failed load
  * therefore changes nothing.
+ *
+ * Tensors on a GPU: saving first copies every device tensor to the host (so the save needs host
+ * memory for the device-resident part of the checkpoint, once), loading reads the file's bytes
+ * on the host and copies each tensor to its device. A run may therefore resume on another device
+ * than the one that saved it.
  */
 #define _GNU_SOURCE /* vasprintf */
 #include "tensor/checkpoint.h"
+#include "tensor/cuda.h"
 #include "tensor/safetensors.h"
 
 #include <stdarg.h>
@@ -53,7 +59,8 @@ int dv_checkpoint_save(const char *path, const dv_checkpoint *ck, char *err, siz
     if (!names || !ts || !meta || !owned) dv_panic("checkpoint: out of memory");
     for (int i = 0; i < n; i++) {
         names[i] = ck->tensors[i].name;
-        ts[i] = ck->tensors[i].tensor;
+        dv_tensor *t = ck->tensors[i].tensor;
+        ts[i] = t && t->device.type != DV_CPU ? dv_tensor_to(t, DV_DEVICE_CPU) : dv_retain(t);
     }
     meta[nm++] = (dv_st_kv){KEY_MARK, "1"};
     meta[nm++] = (dv_st_kv){KEY_STEP, owned[nowned++] = xprintf("%lld", (long long)ck->step)};
@@ -71,6 +78,7 @@ int dv_checkpoint_save(const char *path, const dv_checkpoint *ck, char *err, siz
     if (ck->config) meta[nm++] = (dv_st_kv){KEY_CONFIG, ck->config};
     if (!rc) rc = dv_st_save(path, names, ts, n, meta, nm, err, errlen);
     for (int k = 0; k < nowned; k++) free(owned[k]);
+    for (int i = 0; i < n; i++) dv_release(ts[i]);
     free(owned); free(meta); free(ts); free(names);
     return rc;
 }
@@ -144,8 +152,6 @@ static int check(dv_st_file *f, const char *path, const dv_checkpoint *ck, int *
         else if (!same)
             rc = dv_errf(err, errlen, "%s: tensor '%s': the file has shape %s, the run's tensor is %s", path, name, fs,
                          dv_shape_str(t, NULL, 0));
-        else if (t->device.type != DV_CPU)
-            rc = dv_errf(err, errlen, "%s: tensor '%s': the run's tensor is not on the CPU (load on the CPU, then move it)", path, name);
     }
     for (int j = 0; j < nf && !rc; j++)
         if (!claimed[j])
@@ -168,7 +174,13 @@ int dv_checkpoint_load(const char *path, dv_checkpoint *ck, char **config, char 
         dv_tensor *src;
         rc = dv_st_load(f, idx[i], 0, &src, err, errlen); /* a view of the mapping: no extra copy */
         if (rc) break; /* cannot happen after check(): the dtype is one of ours */
-        dv_copy_(ck->tensors[i].tensor, src);
+        dv_tensor *dst = ck->tensors[i].tensor;
+        if (dst->device.type != DV_CPU) { /* host bytes -> the tensor's device */
+            dv_tensor *up = dv_tensor_to(src, dst->device);
+            dv_release(src);
+            src = up;
+        }
+        dv_copy_(dst, src);
         dv_release(src);
     }
     if (!rc) {

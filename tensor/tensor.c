@@ -271,19 +271,29 @@ static int64_t flat_offset(const dv_tensor *t, int64_t i) {
     }
     return o;
 }
+/* On a GPU tensor one element travels through a host buffer: the read waits for the work
+ * queued on the device's stream (dv_item(loss) after a step is the usual case), the write is
+ * queued behind it. One element at a time: loops over elements belong on the host. */
 static double get_at(const dv_tensor *t, int64_t o) {
-    DV_ASSERT(t->device.type == DV_CPU, "element access needs a CPU tensor");
     double v;
     int64_t one = 1;
-    dv_copy_strided_portable(1, &one, DV_K_F64, &v, &one, t->dtype,
-                             (char *)t->storage->data + o * (int64_t)k_dtype_size[t->dtype], &one);
+    size_t es = k_dtype_size[t->dtype];
+    const char *src = (const char *)t->storage->data + o * (int64_t)es;
+    uint64_t host[2];
+    if (t->device.type != DV_CPU) {
+        dv_cuda_copy_d2h(t->device.index, host, src, (int64_t)es);
+        src = (const char *)host;
+    }
+    dv_copy_strided_portable(1, &one, DV_K_F64, &v, &one, t->dtype, src, &one);
     return v;
 }
 static void set_at(dv_tensor *t, int64_t o, double v) {
-    DV_ASSERT(t->device.type == DV_CPU, "element access needs a CPU tensor");
     int64_t one = 1;
-    dv_copy_strided_portable(1, &one, t->dtype, (char *)t->storage->data + o * (int64_t)k_dtype_size[t->dtype],
-                             &one, DV_K_F64, &v, &one);
+    size_t es = k_dtype_size[t->dtype];
+    char *dst = (char *)t->storage->data + o * (int64_t)es;
+    uint64_t host[2];
+    dv_copy_strided_portable(1, &one, t->dtype, t->device.type != DV_CPU ? (char *)host : dst, &one, DV_K_F64, &v, &one);
+    if (t->device.type != DV_CPU) dv_cuda_copy_h2d(t->device.index, dst, host, (int64_t)es);
 }
 double dv_get(const dv_tensor *t, const int64_t *idx) { return get_at(t, elem_offset(t, idx)); }
 void dv_set(dv_tensor *t, const int64_t *idx, double v) { set_at(t, elem_offset(t, idx), v); }

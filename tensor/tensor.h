@@ -117,7 +117,8 @@ dv_tensor *dv_zeros_like(const dv_tensor *t);
 dv_tensor *dv_wrap(dv_dtype dt, const int64_t *shape, int ndim, void *data,
                    void (*free_fn)(void *, int64_t, void *), void *ctx);
 
-/* element access (any dtype, any strides) — for tests, tools and small scalars, not hot loops */
+/* element access (any dtype, any strides, any device: a GPU element is copied through the host,
+ * after the queued work) — for tests, tools and small scalars, not hot loops */
 double dv_get(const dv_tensor *t, const int64_t *idx);
 void dv_set(dv_tensor *t, const int64_t *idx, double v);
 double dv_item(const dv_tensor *t);              /* the single element of a 1-element tensor */

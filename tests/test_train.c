@@ -431,6 +431,19 @@ TEST(train_cli_errors) {
     CHECK(run_train(a5, 6) == 1);                         /* a run-time failure: no such data */
     const char *a6[] = {"--data", "/tmp", "--out", "/nonexistent_dv/x", "--resume"};
     CHECK(run_train(a6, 5) == 1);                         /* nothing to resume */
+    const char *a7[] = {"--data", "/nonexistent_dv", "--device", "gpu"};
+    CHECK(run_train(a7, 4) == 2);                         /* not a device name */
+    const char *a8[] = {"--data", "/nonexistent_dv", "--device", "cuda:63"};
+    CHECK(run_train(a8, 4) == 2);                         /* no such device (or no CUDA at all) */
+    if (!dv_cuda_available()) {
+        const char *a9[] = {"--data", "/nonexistent_dv", "--device", "cuda"};
+        CHECK(run_train(a9, 4) == 2);                     /* checked before any work */
+    }
+    char err[512];
+    dv_device d;
+    CHECK(dv_session_device("cuda:63", &d, err, sizeof err) == -1 && strstr(err, "cuda:63"));
+    CHECK(dv_session_device("cpu", &d, err, sizeof err) == 0 && d.type == DV_CPU);
+    CHECK(dv_session_device("cuda:x", &d, err, sizeof err) == -1 && strstr(err, "--device"));
 }
 
 TEST(train_config_text) {
@@ -496,4 +509,6 @@ TEST(train_then_act) {
     CHECK(run_act(a4, 8) == 1);                           /* not a checkpoint */
     const char *a5[] = {"--ckpt", ck, "--episode", "0"};
     CHECK(run_act(a5, 4) == 2);                           /* missing flags */
+    const char *a6[] = {"--ckpt", ck, "--data", val, "--episode", "0", "--frame", "5", "--device", "cuda:63"};
+    CHECK(run_act(a6, 10) == 2);                          /* no such device */
 }

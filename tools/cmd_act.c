@@ -2,7 +2,7 @@
  * frame of a CALVIN split, printed next to the ground truth.
  *
  *   dualvla act dit --ckpt FILE --data DIR --episode I --frame J [--seed S] [--threads N]
- *                   [--no-ema] [--rollout N]
+ *                   [--no-ema] [--rollout N] [--device D]
  *
  * The checkpoint (from `dualvla train dit`) carries its config, so the model is rebuilt from
  * it; its EMA weights are used when it has them (--no-ema: the trained weights). Frame J is
@@ -16,6 +16,9 @@
  * generalist's shifted window, the executed action the temporal aggregate of the overlapping
  * chunks (models/dit/rollout.h).
  *
+ * --device cuda[:N] samples on a GPU (the weights are loaded on the host, then moved; the noise
+ * is drawn on the host, so a seed gives the same chunk on any device up to the GPU's rounding).
+ *
  * Not here: closed-loop rollouts in the simulator (CALVIN's environment is out of scope).
  */
 #include "tools/commands.h"
@@ -24,6 +27,7 @@
 #include "models/dit/dit.h"
 #include "models/dit/rollout.h"
 #include "nn/module.h"
+#include "tensor/cuda.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
 
@@ -45,7 +49,8 @@ static void act_usage(FILE *f) {
         "  --threads N     OpenMP threads\n"
         "  --no-ema        use the trained weights even when the checkpoint has an EMA\n"
         "  --rollout N     also replay N control steps from this frame (open loop on the recorded\n"
-        "                  observations): shifted-window conditioning + temporal aggregation\n");
+        "                  observations): shifted-window conditioning + temporal aggregation\n"
+        "  --device D      cpu (default), cuda or cuda:N\n");
 }
 
 static int act_i64(const char *flag, const char *s, int64_t *out) {
@@ -131,7 +136,7 @@ static int replay(dv_dit *m, const dv_train_config *cfg, dv_calvin *d, const dv_
             dv_dit_rollout_condition(&r, cond);
             in.gen_actions = dv_pool_add(&pool, dv_from_data(DV_F32, DV_SHAPE(1, kg, A), cond));
             dv_tensor *chunk = dv_pool_add(&pool, dv_dit_sample(m, &in, NULL, &nrng));
-            dv_tensor *c = dv_pool_add(&pool, dv_contiguous(chunk));
+            dv_tensor *c = dv_pool_add(&pool, dv_tensor_to(chunk, DV_DEVICE_CPU)); /* contiguous, host */
             dv_tensor *ga = dv_pool_add(&pool, dv_contiguous(b.actions));
             const float *cc = dv_data(c), *gt = dv_data(ga);   /* row 0: frame t's action */
             int used = dv_dit_rollout_step(&r, cc, act);
@@ -164,14 +169,14 @@ int dv_cmd_act(int argc, char **argv) {
         act_usage(stderr);
         return 2;
     }
-    const char *ckpt = NULL, *data = NULL;
+    const char *ckpt = NULL, *data = NULL, *device = "cpu";
     int64_t episode = -1, frame = -1, seed = 0, threads = 0, steps = 0;
     bool use_ema = true;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "--ckpt") || !strcmp(a, "--data") || !strcmp(a, "--episode") ||
                      !strcmp(a, "--frame") || !strcmp(a, "--seed") || !strcmp(a, "--threads") ||
-                     !strcmp(a, "--rollout");
+                     !strcmp(a, "--rollout") || !strcmp(a, "--device");
         if (takes && !v) { fprintf(stderr, "dualvla act: %s needs a value\n", a); return 2; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { act_usage(stdout); return 0; }
         else if (!strcmp(a, "--ckpt")) ckpt = v;
@@ -181,6 +186,7 @@ int dv_cmd_act(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { if (act_i64(a, v, &seed)) return 2; }
         else if (!strcmp(a, "--threads")) { if (act_i64(a, v, &threads)) return 2; }
         else if (!strcmp(a, "--rollout")) { if (act_i64(a, v, &steps)) return 2; }
+        else if (!strcmp(a, "--device")) device = v;
         else if (!strcmp(a, "--no-ema")) use_ema = false;
         else { fprintf(stderr, "dualvla act: unknown option '%s'\n", a); act_usage(stderr); return 2; }
         if (takes) i++;
@@ -191,6 +197,11 @@ int dv_cmd_act(int argc, char **argv) {
         return 2;
     }
     if (threads > 0) omp_set_num_threads((int)threads);
+    dv_device dev;
+    {
+        char derr[512];
+        if (dv_session_device(device, &dev, derr, sizeof derr)) { fprintf(stderr, "dualvla act: %s\n", derr); return 2; }
+    }
 
     char err[1024], *text = NULL;
     dv_train_config cfg;
@@ -258,8 +269,9 @@ int dv_cmd_act(int argc, char **argv) {
         fprintf(stderr, "dualvla act: --ckpt: %s\n", err);
         goto done;
     }
-    printf("%s (preset %s, %s weights); episode %lld frame %lld = frame id %lld, \"%s\"\n", ckpt,
-           cfg.model.preset, used_ema ? "EMA" : "trained", (long long)episode, (long long)frame,
+    if (dev.type != DV_CPU) dv_dit_to(m, dev);
+    printf("%s (preset %s, %s weights, on %s); episode %lld frame %lld = frame id %lld, \"%s\"\n", ckpt,
+           cfg.model.preset, used_ema ? "EMA" : "trained", dv_device_str(dev), (long long)episode, (long long)frame,
            (long long)b.frame[0], b.instruction[0] ? b.instruction[0] : "");
     dv_standin_describe(standin, stdout);
 
@@ -273,7 +285,7 @@ int dv_cmd_act(int argc, char **argv) {
     }
     DV_NO_GRAD_BEGIN
     dv_tensor *pred = dv_pool_add(&pool, dv_dit_sample(m, &in, NULL, &nrng));
-    dv_tensor *p = dv_pool_add(&pool, dv_contiguous(pred));
+    dv_tensor *p = dv_pool_add(&pool, dv_tensor_to(pred, DV_DEVICE_CPU)); /* contiguous, host */
     dv_tensor *g = dv_pool_add(&pool, dv_contiguous(b.actions));
     dv_tensor *w = dv_pool_add(&pool, dv_contiguous(in.gen_actions));
     int k = cfg.model.chunk, A = cfg.model.action_dim, kg = cfg.model.gen_chunk;

@@ -4,7 +4,8 @@
  *
  *   dualvla train dit --data DIR [--config FILE] [--preset tiny|paper|released] [--steps N]
  *                     [--batch B] [--out DIR] [--resume] [--ckpt-every N] [--seed S]
- *                     [--threads N] [--stop-at S] [--rgb-encoder FILE] [--quiet] [--log-y]
+ *                     [--threads N] [--stop-at S] [--rgb-encoder FILE] [--device D] [--quiet]
+ *                     [--log-y]
  *
  * The recipe: AdamW (lr 1e-4, weight decay 1e-3 except on norms, biases, learned positions and
  * queries), linear warm-up then cosine (1,000 warm-up steps in the paper config), global-norm
@@ -23,6 +24,11 @@
  * and prints the held-out action error (MSE and L1 of DDIM-sampled chunks against the ground
  * truth, on the held-out annotations) before and after training.
  *
+ * --device cuda[:N] trains on a GPU: the model, its gradients, the AdamW moments and the EMA live
+ * there (the step counters, the data pipeline, the stand-in and every random draw stay on the
+ * host, so a seed gives the same batches, noise and masks on any device). The checkpoint is
+ * device-free: a run saved on one device resumes on another.
+ *
  * Not here: multi-process / GPU data parallelism, gradient accumulation, mixed precision.
  */
 #include "tools/commands.h"
@@ -33,6 +39,7 @@
 #include "nn/module.h"
 #include "optim/optim.h"
 #include "tensor/checkpoint.h"
+#include "tensor/cuda.h"
 #include "tensor/ops.h"
 
 #include <errno.h>
@@ -59,6 +66,7 @@ static void train_usage(FILE *f) {
         "  --threads N         OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
         "  --stop-at S         stop after step S with a checkpoint, as if interrupted\n"
         "  --rgb-encoder FILE  frozen RGB ViT weights (safetensors); random when absent\n"
+        "  --device D          cpu (default), cuda or cuda:N\n"
         "  --quiet             no progress line\n"
         "  --log-y             loss plot on a log scale\n");
 }
@@ -144,7 +152,7 @@ static int eval_heldout(dv_dit *m, const dv_train_config *c, dv_calvin_loader *e
             rc = -1;
         } else {
             dv_tensor *pred = dv_pool_add(&pool, dv_dit_sample(m, &in, NULL, &nrng));
-            dv_tensor *p = dv_pool_add(&pool, dv_contiguous(pred));
+            dv_tensor *p = dv_pool_add(&pool, dv_tensor_to(pred, DV_DEVICE_CPU)); /* contiguous, host */
             dv_tensor *g = dv_pool_add(&pool, dv_contiguous(b.actions));
             dv_tensor *w = dv_pool_add(&pool, dv_contiguous(in.gen_actions));
             int64_t B = b.B, k = c->model.chunk, A = c->model.action_dim, kg = c->model.gen_chunk;
@@ -226,7 +234,7 @@ int dv_cmd_train(int argc, char **argv) {
         train_usage(stderr);
         return 2;
     }
-    const char *data = NULL, *config = NULL, *preset = NULL, *out = "runs/dit", *rgb = NULL;
+    const char *data = NULL, *config = NULL, *preset = NULL, *out = "runs/dit", *rgb = NULL, *device = "cpu";
     int64_t steps = -1, batch = -1, ckpt_every = 1000, seed = -1, threads = 0, stop_at = -1;
     bool resume = false, quiet = false, log_y = false;
     for (int i = 2; i < argc; i++) {
@@ -242,6 +250,7 @@ int dv_cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--preset")) { NEEDS_VALUE(); preset = v; }
         else if (!strcmp(a, "--out")) { NEEDS_VALUE(); out = v; }
         else if (!strcmp(a, "--rgb-encoder")) { NEEDS_VALUE(); rgb = v; }
+        else if (!strcmp(a, "--device")) { NEEDS_VALUE(); device = v; }
         else if (!strcmp(a, "--steps")) { NEEDS_VALUE(); if (parse_i64(a, v, 1, &steps)) return 2; }
         else if (!strcmp(a, "--batch")) { NEEDS_VALUE(); if (parse_i64(a, v, 1, &batch)) return 2; }
         else if (!strcmp(a, "--ckpt-every")) { NEEDS_VALUE(); if (parse_i64(a, v, 0, &ckpt_every)) return 2; }
@@ -259,6 +268,11 @@ int dv_cmd_train(int argc, char **argv) {
 #undef NEEDS_VALUE
     }
     if (!data) { fprintf(stderr, "dualvla train: --data DIR is required\n"); train_usage(stderr); return 2; }
+    dv_device dev;
+    {
+        char derr[512];
+        if (dv_session_device(device, &dev, derr, sizeof derr)) { fprintf(stderr, "dualvla train: %s\n", derr); return 2; }
+    }
 
     char err[1024], path[1200], csv_path[1200], svg_path[1200];
     snprintf(path, sizeof path, "%s/ckpt.safetensors", out);
@@ -349,8 +363,8 @@ int dv_cmd_train(int argc, char **argv) {
         fprintf(stderr, "dualvla train: %s\n", err);
         goto done;
     }
-    printf("dualvla train dit: preset %s, %lld steps of batch %lld, %d threads, data %s (%lld training samples per epoch)\n",
-           cfg.model.preset, (long long)cfg.steps, (long long)cfg.batch, omp_get_max_threads(), data,
+    printf("dualvla train dit: preset %s, %lld steps of batch %lld, on %s, %d threads, data %s (%lld training samples per epoch)\n",
+           cfg.model.preset, (long long)cfg.steps, (long long)cfg.batch, dv_device_str(dev), omp_get_max_threads(), data,
            (long long)dv_calvin_loader_num_samples(tl));
     dv_standin_describe(standin, stdout);
     if (el)
@@ -365,6 +379,7 @@ int dv_cmd_train(int argc, char **argv) {
         fprintf(stderr, "dualvla train: --rgb-encoder: %s\n", err);
         goto done;
     }
+    if (dev.type != DV_CPU) dv_dit_to(m, dev); /* before the optimiser: its state is made beside each parameter */
     dv_reg_trainable(reg, &trainable);
     if (cfg.no_decay_norms) dv_params_split_decay(&trainable, dit_no_decay_pred, NULL, &decay, &no_decay);
     else for (int i = 0; i < trainable.n; i++) dv_params_add(&decay, trainable.names[i], trainable.tensors[i]);

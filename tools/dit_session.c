@@ -1,6 +1,7 @@
 /* tools/dit_session.c — the run configuration of the DiT tools, batch -> specialist inputs,
  * checkpoint config and data folder (see dit_session.h). */
 #include "tools/dit_session.h"
+#include "tensor/cuda.h"
 #include "models/dit/rollout.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
@@ -292,6 +293,17 @@ int dv_train_inputs(const dv_dit_config *cfg, const dv_standin *s, const dv_calv
     dv_tensor *lat = NULL;
     if (dv_standin_latents(s, b->frame, b->B, &lat, err, errlen)) return -1;
     in->gen_latents = lat ? dv_pool_add(pool, lat) : NULL;
+    return 0;
+}
+
+int dv_session_device(const char *s, dv_device *d, char *err, size_t errlen) {
+    char why[256];
+    if (dv_device_parse(s, d, why, sizeof why)) return ds_fail(err, errlen, "--device: %s", why);
+    if (d->type == DV_CPU) return 0;
+    if (!dv_cuda_available()) return ds_fail(err, errlen, "--device %s: %s", s, dv_cuda_unavailable_reason());
+    if (d->index >= dv_cuda_device_count())
+        return ds_fail(err, errlen, "--device %s: this machine has %d CUDA device(s) (cuda:0 .. cuda:%d)", s,
+                       dv_cuda_device_count(), dv_cuda_device_count() - 1);
     return 0;
 }
 

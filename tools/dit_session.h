@@ -65,6 +65,10 @@ void dv_train_loader_opts(const dv_train_config *c, bool heldout, int64_t batch,
 int dv_train_inputs(const dv_dit_config *cfg, const dv_standin *s, const dv_calvin_dit_batch *b,
                     dv_rng *rng, dv_pool *pool, dv_dit_inputs *in, char *err, size_t errlen);
 
+/* --device: "cpu", "cuda" or "cuda:N", checked against the machine (a CUDA device that is not
+ * there, or a build without CUDA, is an error naming the flag's value and the reason) */
+int dv_session_device(const char *s, dv_device *d, char *err, size_t errlen);
+
 /* the config text saved in a checkpoint (malloc'd), -1 with a message when the file is not a
  * dualvla checkpoint with a config */
 int dv_ckpt_read_config(const char *path, char **text, char *err, size_t errlen);
