@@ -439,11 +439,48 @@ dv_tensor *dv_tensor_to(dv_tensor *t, dv_device d) {
     return out;
 }
 
+/* true when no two elements of the view t share a memory location: the dims of size > 1,
+ * taken by ascending stride, each step over the extent of the ones before (what slices,
+ * selects, permutes and reshapes of a contiguous tensor give; an expanded view does not) */
+static bool view_one_to_one(const dv_tensor *t) {
+    int64_t sh[DV_MAX_DIMS], sd[DV_MAX_DIMS];
+    int m = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] == 0) return true; /* empty: nothing is written */
+        if (t->shape[d] == 1) continue;
+        int k = m++; /* insertion by stride */
+        while (k > 0 && sd[k - 1] > t->stride[d]) sh[k] = sh[k - 1], sd[k] = sd[k - 1], k--;
+        sh[k] = t->shape[d], sd[k] = t->stride[d];
+    }
+    int64_t extent = 1; /* elements spanned by the dims so far */
+    for (int k = 0; k < m; k++) {
+        if (sd[k] < extent) return false;
+        extent = sd[k] * (sh[k] - 1) + extent;
+    }
+    return true;
+}
+
 void dv_cuda_copy_tensor_(dv_tensor *dst, const dv_tensor *src) {
     DV_ASSERT(dst->device.type == DV_CUDA && src->device.type == DV_CUDA && dst->device.index == src->device.index,
               "copy_: %s on %s from %s on %s: copies between devices go through dv_tensor_to",
               dv_shape_str(dst, NULL, 0), dv_device_str(dst->device), dv_shape_str(src, NULL, 0), dv_device_str(src->device));
-    DV_ASSERT(dv_is_contiguous(dst), "copy_: a CUDA destination must be contiguous (%s)", dv_shape_str(dst, NULL, 0));
+    if (!dv_is_contiguous(dst)) {
+        /* a view (e.g. a strided slice, slice_backward's x[..., a:b:step]): the source, gathered
+         * and converted to dst's dtype in a contiguous buffer, scattered through dst's strides */
+        DV_ASSERT(view_one_to_one(dst), "copy_: the CUDA destination %s overlaps itself (an expanded view); "
+                  "its elements would be written in no defined order", dv_shape_str(dst, NULL, 0));
+        dv_tensor *c;
+        if (src->dtype == dst->dtype) c = cuda_contiguous((dv_tensor *)src);
+        else {
+            c = dv_empty_on(dst->dtype, dst->shape, dst->ndim, dst->device);
+            dv_cuda_copy_tensor_(c, src);
+        }
+        dv_cuda_check(dv_cu_scatter_strided(dst->ndim, dst->shape, (int)dv_dtype_size(dst->dtype), dv_data(dst),
+                                            dst->stride, dv_data(c), dv_cuda_stream_of(dst)),
+                      "copy_ (cuda, strided destination)");
+        dv_release(c);
+        return;
+    }
     if (dst->dtype != src->dtype) { /* gather in the source dtype if needed, then convert */
         dv_tensor *sc = cuda_contiguous((dv_tensor *)src);
         dv_cuda_check(dv_cu_convert(dv_numel(dst), (int)dst->dtype, dv_data(dst), (int)src->dtype, dv_data(sc),

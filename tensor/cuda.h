@@ -104,9 +104,9 @@ void dv_tensors_move_(dv_tensor *const *ts, int n, dv_device d);
 /* for ops: the stream of t's device (and makes the device current) */
 void *dv_cuda_stream_of(const dv_tensor *t);
 
-/* tensor/tensor.c's dv_copy_ / dv_fill_ on a CUDA tensor: copies into a contiguous destination
- * (any source strides, any dtype conversion) and fills of a contiguous tensor; a strided
- * destination aborts */
+/* tensor/tensor.c's dv_copy_ / dv_fill_ on a CUDA tensor: copies from any source strides with
+ * any dtype conversion, into a contiguous destination or a view that does not overlap itself
+ * (an expanded destination aborts); fills of a contiguous tensor */
 void dv_cuda_copy_tensor_(dv_tensor *dst, const dv_tensor *src);
 void dv_cuda_fill_tensor_(dv_tensor *t, double value);
 

@@ -1,5 +1,9 @@
 /* tensor/view.c — views that share storage (reshape, permute, slice, expand, ...), the copies
- * that make a view contiguous or change its dtype, and their backward passes. */
+ * that make a view contiguous or change its dtype, and their backward passes. Slice / select
+ * backward writes the gradient into zeros of x's shape on x's device: on CUDA a step-1 slice
+ * as one block copy along the dim (concat's row copies), any other step through dv_copy_ into
+ * the strided view (a scatter kernel), as on the CPU. Views never copy; nothing here runs a
+ * kernel except the copies. */
 #include "tensor/autograd.h"
 #include "tensor/cuda.h"
 #include "tensor/internal.h"
@@ -24,17 +28,12 @@ static void slice_backward(dv_node *n, dv_tensor *g) {
     dv_tensor *x = n->in[0];
     const int d = (int)n->iarg[0];
     dv_tensor *src = n->iarg[4] ? dv_unsqueeze(g, d) : dv_retain(g);
-    dv_tensor *gx;
-    if (x->device.type == DV_CUDA) {
-        /* a CUDA copy needs a contiguous destination: the gradient goes into the zeros as one block
-         * along the dim, as concat writes its pieces; a strided slice has no such kernel yet */
-        if (n->iarg[3] != 1)
-            dv_panic("slice backward on %s: slices with step %lld are not supported on CUDA yet (x %s, dim %d)",
-                     dv_device_str(x->device), (long long)n->iarg[3], dv_shape_str(x, NULL, 0), d);
-        gx = dv_zeros_on(g->dtype, x->shape, x->ndim, x->device);
+    dv_tensor *gx = dv_zeros_on(g->dtype, x->shape, x->ndim, x->device);
+    if (x->device.type == DV_CUDA && n->iarg[3] == 1) {
+        /* step 1 on CUDA: one block along the dim, as concat writes its pieces (row copies) */
         dv_cuda_concat_piece(src, gx, d, n->iarg[1]);
     } else {
-        gx = dv_zeros(g->dtype, x->shape, x->ndim);
+        /* the gradient into the slice's view of the zeros (on CUDA a strided scatter) */
         dv_tensor *dst = dv_slice(gx, d, n->iarg[1], n->iarg[2], n->iarg[3]);
         dv_copy_(dst, src);
         dv_release(dst);

@@ -42,6 +42,11 @@ int dv_cu_fill(void *dst, int64_t n, int esize, uint64_t pattern, dv_cu_stream s
  * 1, 2, 4 or 8) — what makes a non-contiguous view contiguous, any dtype */
 int dv_cu_copy_strided(int ndim, const int64_t *shape, int esize, void *dst, const void *src,
                        const int64_t *src_stride, dv_cu_stream stream);
+/* the adjoint (scatter_strided.cu): dst read through dst_stride (shape, ndim <= 8) = src
+ * (contiguous), elements of esize bytes. The view must not overlap itself (each destination
+ * element written once; the caller checks). */
+int dv_cu_scatter_strided(int ndim, const int64_t *shape, int esize, void *dst, const int64_t *dst_stride,
+                          const void *src, dv_cu_stream stream);
 /* dst[i] = src[i] converted between dtypes (kernels/copy.h codes DV_K_*), n contiguous
  * elements, through double with kernels/copy.c's rules (f16 / bf16 round to nearest even from
  * the f32 value, bf16 bit-exact with kernels/half.h; bool = nonzero) */
