@@ -308,10 +308,45 @@ static void stage_init(int dev) {
     }
 }
 
+/* Small uploads (timesteps, masks, a batch's proprio, a DDIM step's coefficients) go through
+ * a per-device ring of pinned slots instead: the bytes are copied into the next slot, the DMA is
+ * queued, and the call returns without waiting for the stream, so the kernels queued before it
+ * keep the GPU busy while the host goes on. A slot is reused only after the DMA recorded on it
+ * SMALL_SLOTS uploads ago has finished (its event). */
+#define SMALL_BYTES ((int64_t)64 << 10)
+#define SMALL_SLOTS 32
+static char *g_small[MAX_DEV];
+static cudaEvent_t g_small_done[MAX_DEV][SMALL_SLOTS];
+static bool g_small_used[MAX_DEV][SMALL_SLOTS];
+static int g_small_next[MAX_DEV];
+
+static void small_h2d(int dev, void *dst, const void *src, int64_t n, cudaStream_t s) {
+    if (!g_small[dev]) {
+        dv_cuda_set_device(dev);
+        dv_cuda_check(cudaHostAlloc((void **)&g_small[dev], (size_t)(SMALL_BYTES * SMALL_SLOTS), cudaHostAllocPortable),
+                      "cudaHostAlloc (small uploads)");
+        for (int i = 0; i < SMALL_SLOTS; i++)
+            dv_cuda_check(cudaEventCreateWithFlags(&g_small_done[dev][i], cudaEventDisableTiming), "cudaEventCreate");
+    }
+    int i = g_small_next[dev];
+    g_small_next[dev] = (i + 1) % SMALL_SLOTS;
+    if (g_small_used[dev][i]) dv_cuda_check(cudaEventSynchronize(g_small_done[dev][i]), "h2d (small) slot");
+    char *slot = g_small[dev] + (int64_t)i * SMALL_BYTES;
+    memcpy(slot, src, (size_t)n);
+    dv_cuda_check(cudaMemcpyAsync(dst, slot, (size_t)n, cudaMemcpyHostToDevice, s), "h2d copy");
+    dv_cuda_check(cudaEventRecord(g_small_done[dev][i], s), "h2d (small) slot");
+    g_small_used[dev][i] = true;
+}
+
 void dv_cuda_copy_h2d(int dev, void *dst, const void *src, int64_t n) {
     if (n <= 0) return;
     cudaStream_t s = dv_cuda_stream(dev);
     pthread_mutex_lock(&g_copy_lock);
+    if (n <= SMALL_BYTES) {
+        small_h2d(dev, dst, src, n, s);
+        pthread_mutex_unlock(&g_copy_lock);
+        return;
+    }
     stage_init(dev);
     for (int64_t off = 0, k = 0; off < n; off += STAGE_BYTES, k++) {
         int i = (int)(k & 1);

@@ -82,7 +82,9 @@ void dv_cuda_reset_peak(int dev);
 void *dv_cuda_stream(int dev);               /* cudaStream_t of dev */
 void dv_cuda_synchronize(int dev);           /* wait for everything enqueued on dev's stream */
 /* n bytes; host memory is ordinary (pageable) memory: the copy is staged through pinned
- * buffers. Both return when the host side may be reused (h2d) or holds the data (d2h). */
+ * buffers. Both return when the host side may be reused (h2d) or holds the data (d2h). An
+ * upload of up to 64 KiB is queued behind the stream's work without waiting for it; a larger
+ * one waits for the stream to drain. */
 void dv_cuda_copy_h2d(int dev, void *dst, const void *src, int64_t n);
 void dv_cuda_copy_d2h(int dev, void *dst, const void *src, int64_t n);
 void dv_cuda_copy_d2d(int dev, void *dst, const void *src, int64_t n); /* same device, async */

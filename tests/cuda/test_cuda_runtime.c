@@ -112,4 +112,35 @@ TEST(cuda_registry_moves_in_place) {
     dv_release(back), dv_release(cpu);
     dv_reg_free(&reg);
 }
+
+/* small uploads return before the stream drains, through a ring of 32 pinned slots: wrap the
+ * ring several times with uploads queued behind device work, overwrite each host source at
+ * once, and read every tensor back */
+TEST(cuda_small_uploads_queue_without_waiting) {
+    enum { N = 100 };
+    dv_tensor *up[N];
+    dv_tensor *big = dv_zeros_on(DV_F32, DV_SHAPE(1 << 22), dv_device_cuda(0)); /* work queued ahead */
+    for (int k = 0; k < N; k++) {
+        int64_t n = 1 + (k * 37) % (16 << 10); /* 4 B .. 64 KiB, the small path's whole range */
+        dv_tensor *h = dv_empty(DV_F32, &n, 1);
+        float *p = dv_data(h);
+        for (int64_t i = 0; i < n; i++) p[i] = (float)(k * 100000 + i);
+        if (k % 10 == 0) dv_fill_(big, (double)k);
+        up[k] = dv_tensor_to(h, dv_device_cuda(0));
+        for (int64_t i = 0; i < n; i++) p[i] = -1.0f; /* the source may be reused at once */
+        dv_release(h);
+    }
+    for (int k = 0; k < N; k++) {
+        dv_tensor *back = dv_tensor_to(up[k], DV_DEVICE_CPU);
+        const float *p = dv_data(back);
+        int64_t bad = -1;
+        for (int64_t i = 0; i < dv_numel(back) && bad < 0; i++)
+            if (p[i] != (float)(k * 100000 + i)) bad = i;
+        CHECK_MSG(bad < 0, "upload %d (%lld floats): element %lld is %g", k, (long long)dv_numel(back), (long long)bad,
+                  bad >= 0 ? p[bad] : 0.0);
+        dv_release(back), dv_release(up[k]);
+    }
+    CHECK(dv_flat_get(big, 12345) == 90.0);
+    dv_release(big);
+}
 #endif
