@@ -131,13 +131,13 @@ static int bench_gemm(void) {
 typedef struct { dv_attn_geom g; void *q, *k, *v, *o, *work; float *lse, *dq, *dk, *dv; } attn_job;
 static void run_attn(void *ctx) {
     attn_job *j = ctx;
-    dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, j->o, j->lse, dv_cuda_stream(0)),
+    dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, NULL, j->o, j->lse, dv_cuda_stream(0)),
                   "bench attention");
 }
 static void run_attn_bwd(void *ctx) {
     attn_job *j = ctx; /* dO = O: any values do */
-    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, j->o, j->lse, j->o, j->dq, j->dk, j->dv,
-                                      j->work, dv_cuda_stream(0)),
+    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, NULL, j->o, j->lse, j->o, j->dq, j->dk,
+                                      j->dv, NULL, j->work, dv_cuda_stream(0)),
                   "bench attention backward");
 }
 

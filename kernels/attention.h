@@ -38,7 +38,7 @@
  * dS = P * (Z o dP - Dr) — Dr = rowsum(dO o O) is still the right row term, O being the dropped
  * output. keep(b,h,i,j) is a pure function of (dropout_seed, b, h, i, j) (dv_attn_drop_row and
  * dv_attn_drop_hash below): the backward regenerates the mask instead of storing it, and the
- * portable and AVX-512 kernels draw the same one.
+ * portable, AVX-512 and CUDA kernels draw the same one.
  *
  * Work memory: the kernels get a buffer of dv_attention_work_bytes*() bytes from the caller
  * (so the allocator sees it). It is O(Tq + Tk) per head — packed copies of K and V, per-row
@@ -66,23 +66,34 @@ typedef struct {
     uint64_t dropout_seed;      /* the mask's seed */
 } dv_attn_geom;
 
+/* DV_HD: a plain static inline function under gcc, __host__ __device__ under nvcc, so the CUDA
+ * kernels (kernels/cuda/attention*.cu) draw the mask with this very code. The same tokens as
+ * kernels/cuda/common.h's definition (a repeated identical #define is allowed). */
+#ifndef DV_HD
+#ifdef __CUDACC__
+#define DV_HD __host__ __device__ __forceinline__
+#else
+#define DV_HD static inline
+#endif
+#endif
+
 /* The dropout mask. Row key: a 64-bit mix (splitmix64's finaliser) of the seed and (b, h, i);
  * weight j of the row is kept when the 32-bit mix (murmur3's finaliser) of row key ^ j * golden
- * ratio is >= dv_attn_drop_threshold(dropout). */
-static inline uint32_t dv_attn_drop_row(uint64_t seed, int64_t b, int64_t h, int64_t i) {
+ * ratio is >= dv_attn_drop_threshold(dropout). One definition for the CPU and the GPU. */
+DV_HD uint32_t dv_attn_drop_row(uint64_t seed, int64_t b, int64_t h, int64_t i) {
     uint64_t x = seed ^ ((uint64_t)b * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)h * 0xC2B2AE3D27D4EB4Full) ^
                  ((uint64_t)i * 0x165667B19E3779F9ull);
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     return (uint32_t)((x ^ (x >> 31)) >> 32);
 }
-static inline uint32_t dv_attn_drop_hash(uint32_t row, uint32_t j) {
+DV_HD uint32_t dv_attn_drop_hash(uint32_t row, uint32_t j) {
     uint32_t x = row ^ (j * 0x9E3779B9u);
     x ^= x >> 16, x *= 0x85EBCA6Bu;
     x ^= x >> 13, x *= 0xC2B2AE35u;
     return x ^ (x >> 16);
 }
-static inline uint32_t dv_attn_drop_threshold(double dropout) {
+DV_HD uint32_t dv_attn_drop_threshold(double dropout) {
     return dropout <= 0 ? 0 : dropout >= 1 ? UINT32_MAX : (uint32_t)(dropout * 4294967296.0);
 }
 

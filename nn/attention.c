@@ -77,9 +77,6 @@ static void attn_prepare(dv_tensor *q, dv_tensor *k, dv_tensor *v, dv_tensor *bi
     g->nthreads = dv_cpu_threads();
     if (!(dropout >= 0 && dropout < 1))
         dv_panic("attention: dropout %g is not in [0, 1)", dropout);
-    if (dropout > 0 && q->device.type == DV_CUDA)
-        dv_panic("attention on cuda: dropout on the attention weights is not in the CUDA kernels yet "
-                 "(dropout %g); run the training step on the CPU or set it to 0", dropout);
     g->dropout = dropout;
     g->dropout_seed = dropout_seed;
 
@@ -117,7 +114,7 @@ static void attn_prepare(dv_tensor *q, dv_tensor *k, dv_tensor *v, dv_tensor *bi
         }
         if (g->bias_stride[2] != 0) g->dbias_rows = Tq;
     }
-    if (q->device.type == DV_CUDA) dv_cuda_attention_check(g, bias != NULL); /* aborts on what it lacks */
+    if (q->device.type == DV_CUDA) dv_cuda_attention_check(g); /* aborts on what it lacks */
 }
 
 #ifndef DV_NO_AVX512
@@ -150,11 +147,13 @@ static void attention_backward(dv_node *n, dv_tensor *gout) {
     dv_tensor *dq = dv_ag_input_wants(n, 0) ? dv_empty_on(dt, DV_SHAPE(g->B, g->Hq, g->Tq, g->D), o->device) : NULL;
     dv_tensor *dk = dv_ag_input_wants(n, 1) ? dv_empty_on(dt, DV_SHAPE(g->B, g->Hkv, g->Tk, g->D), o->device) : NULL;
     dv_tensor *dv = dv_ag_input_wants(n, 2) ? dv_empty_on(dt, DV_SHAPE(g->B, g->Hkv, g->Tk, g->Dv), o->device) : NULL;
-    dv_tensor *db = has_bias && dv_ag_input_wants(n, 3) ? dv_empty(dt, DV_SHAPE(g->B, g->Hq, g->dbias_rows, g->Tk)) : NULL;
+    dv_tensor *db = has_bias && dv_ag_input_wants(n, 3)
+                        ? dv_empty_on(dt, DV_SHAPE(g->B, g->Hq, g->dbias_rows, g->Tk), o->device)
+                        : NULL;
     dv_tensor *work = attn_work(g, true, o);
     void *w = data_or_null(work);
     if (o->device.type == DV_CUDA) {
-        dv_cuda_attention_bwd(g, a.q, a.k, a.v, o, lse, dout, dq, dk, dv);
+        dv_cuda_attention_bwd(g, a.q, a.k, a.v, a.bias, o, lse, dout, dq, dk, dv, db);
     } else if (dt == DV_F64) {
         dv_attention_bwd_f64_portable(g, dv_data(a.q), dv_data(a.k), dv_data(a.v), data_or_null(a.bias), dv_data(o),
                                       dv_data(lse), dv_data(dout), data_or_null(dq), data_or_null(dk),
@@ -193,7 +192,7 @@ dv_tensor *dv_attention(dv_tensor *q, dv_tensor *k, dv_tensor *v, const dv_atten
     dv_tensor *work = attn_work(g, false, q);
     void *w = data_or_null(work);
     if (q->device.type == DV_CUDA) {
-        dv_cuda_attention_fwd(g, a.q, a.k, a.v, o, lse);
+        dv_cuda_attention_fwd(g, a.q, a.k, a.v, a.bias, o, lse);
     } else if (q->dtype == DV_F64) {
         dv_attention_fwd_f64_portable(g, dv_data(a.q), dv_data(a.k), dv_data(a.v), data_or_null(a.bias), dv_data(o),
                                       dv_data(lse), w);

@@ -716,82 +716,105 @@ void dv_cuda_diffusion_step(const dv_tensor *model_output, const dv_tensor *samp
 }
 
 /* ---- flash attention (kernels/cuda/attention*.cu) ------------------------------------------ */
-void dv_cuda_attention_check(const dv_attn_geom *g, bool has_bias) {
-    if (has_bias)
-        dv_panic("attention on cuda: the additive bias is not supported by the CUDA flash kernels yet "
-                 "(q (%lld, %lld, %lld, %lld)); use a key_padding_mask / causal mask, or run on the CPU",
-                 (long long)g->B, (long long)g->Hq, (long long)g->Tq, (long long)g->D);
-    if (g->D != g->Dv || g->D <= 0 || g->D > 128 || g->D % 8 != 0)
-        dv_panic("attention on cuda: head dims D = %lld, Dv = %lld; the CUDA flash kernels need D == Dv, a multiple "
-                 "of 8 in [8, 128]", (long long)g->D, (long long)g->Dv);
+/* The kernels take one head width, a multiple of 8 up to 128, for q, k and v alike. The op
+ * hands them dense bf16 copies anyway, so those copies are padded with zero columns to DP =
+ * max(D, Dv) rounded up to 8: zero q / k columns add nothing to the scores (the scale is
+ * g->scale, already resolved from the real D by nn/attention.c), zero v columns give output
+ * columns that are dropped, and the gradients' padded columns are dropped too. */
+static int64_t attn_dp(const dv_attn_geom *g) {
+    int64_t m = g->D > g->Dv ? g->D : g->Dv;
+    m = (m + 7) / 8 * 8;
+    return m < 8 ? 8 : m;
+}
+
+void dv_cuda_attention_check(const dv_attn_geom *g) {
+    if (g->D < 0 || g->Dv < 0 || g->D > 128 || g->Dv > 128)
+        dv_panic("attention on cuda: head dims D = %lld, Dv = %lld; the CUDA flash kernels take up to 128",
+                 (long long)g->D, (long long)g->Dv);
     if (g->B * g->Hq > 65535 || g->B * g->Hkv > 65535)
         dv_panic("attention on cuda: B * Hq = %lld > 65535 (one grid row per (batch, head))", (long long)(g->B * g->Hq));
 }
 
-/* a contiguous bf16 copy of the f32 (B, H, T, D) operand p read through strides s (b, h, t) */
-static uint16_t *attn_round(int dev, const float *p, const int64_t s[3], int64_t B, int64_t H, int64_t T, int64_t D,
-                            void *stream) {
-    int64_t n = B * H * T * D;
-    float *dense = dv_cuda_alloc(dev, n * 4);
-    uint16_t *h = dv_cuda_alloc(dev, n * 2);
-    dv_cuda_check(dv_cu_copy_strided(4, (const int64_t[]){B, H, T, D}, 4, dense, p, (const int64_t[]){s[0], s[1], s[2], 1},
-                                     stream),
-                  "attention (cuda): gather");
-    dv_cuda_check(dv_cu_convert(n, DV_BF16, h, DV_F32, dense, stream), "attention (cuda): round to bf16");
-    dv_cuda_free(dev, dense, n * 4);
+/* a contiguous bf16 (B, H, T, DP) copy of the f32 (B, H, T, D) operand p read through strides
+ * s (b, h, t), zeros in the columns D .. DP-1 */
+static uint16_t *attn_pack(int dev, const float *p, const int64_t s[3], int64_t B, int64_t H, int64_t T, int64_t D,
+                           int64_t DP, void *stream) {
+    uint16_t *h = dv_cuda_alloc(dev, B * H * T * DP * 2);
+    dv_cuda_check(dv_cu_attention_pack_bf16(B, H, T, D, DP, p, s, h, stream), "attention (cuda): pack to bf16");
     return h;
 }
 
-/* the geometry of the contiguous bf16 copies */
-static dv_attn_geom attn_dense_geom(const dv_attn_geom *g) {
+/* the geometry of the padded bf16 copies */
+static dv_attn_geom attn_dense_geom(const dv_attn_geom *g, int64_t DP) {
     dv_attn_geom d = *g;
-    int64_t qs[3] = {g->Hq * g->Tq * g->D, g->Tq * g->D, g->D}, ks[3] = {g->Hkv * g->Tk * g->D, g->Tk * g->D, g->D};
+    d.D = d.Dv = DP;
+    int64_t qs[3] = {g->Hq * g->Tq * DP, g->Tq * DP, DP}, ks[3] = {g->Hkv * g->Tk * DP, g->Tk * DP, DP};
     for (int i = 0; i < 3; i++) d.q_stride[i] = qs[i], d.k_stride[i] = ks[i], d.v_stride[i] = ks[i];
     return d;
 }
 
 void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
-                           dv_tensor *o, dv_tensor *lse) {
-    dv_cuda_attention_check(g, false);
+                           const dv_tensor *bias, dv_tensor *o, dv_tensor *lse) {
+    dv_cuda_attention_check(g);
     int dev = q->device.index;
     void *s = st(q);
-    int64_t nq = g->B * g->Hq * g->Tq * g->D, nk = g->B * g->Hkv * g->Tk * g->D;
-    if (nq == 0) return;
-    uint16_t *qh = attn_round(dev, dp(q), g->q_stride, g->B, g->Hq, g->Tq, g->D, s);
-    uint16_t *kh = attn_round(dev, dp(k), g->k_stride, g->B, g->Hkv, g->Tk, g->D, s);
-    uint16_t *vh = attn_round(dev, dp(v), g->v_stride, g->B, g->Hkv, g->Tk, g->D, s);
+    const int64_t DP = attn_dp(g), rows = g->B * g->Hq * g->Tq, nq = rows * DP, nk = g->B * g->Hkv * g->Tk * DP;
+    if (rows == 0) return;
+    uint16_t *qh = attn_pack(dev, dp(q), g->q_stride, g->B, g->Hq, g->Tq, g->D, DP, s);
+    uint16_t *kh = attn_pack(dev, dp(k), g->k_stride, g->B, g->Hkv, g->Tk, g->D, DP, s);
+    uint16_t *vh = attn_pack(dev, dp(v), g->v_stride, g->B, g->Hkv, g->Tk, g->Dv, DP, s);
     uint16_t *oh = dv_cuda_alloc(dev, nq * 2);
-    dv_attn_geom d = attn_dense_geom(g);
-    dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &d, qh, kh, vh, oh, dp(lse), s), "attention (cuda)");
-    dv_cuda_check(dv_cu_convert(nq, DV_F32, dp(o), DV_BF16, oh, s), "attention (cuda): o to f32");
+    dv_attn_geom d = attn_dense_geom(g, DP);
+    dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &d, qh, kh, vh, dp(bias), oh, dp(lse), s), "attention (cuda)");
+    dv_cuda_check(dv_cu_attention_unpack_f32(rows, g->Dv, DP, 1, oh, dp(o), s), "attention (cuda): o to f32");
     dv_cuda_free(dev, qh, nq * 2), dv_cuda_free(dev, oh, nq * 2);
     dv_cuda_free(dev, kh, nk * 2), dv_cuda_free(dev, vh, nk * 2);
 }
 
+/* where the kernel writes gradient t (rows, DP): t itself when DP is its width, else a scratch
+ * buffer unpacked into t afterwards (attn_grad_done) */
+static float *attn_grad_buf(int dev, dv_tensor *t, int64_t rows, int64_t width, int64_t DP) {
+    if (!t) return NULL;
+    return width == DP ? dp(t) : dv_cuda_alloc(dev, rows * DP * 4);
+}
+static void attn_grad_done(int dev, dv_tensor *t, float *buf, int64_t rows, int64_t width, int64_t DP, void *s) {
+    if (!t || width == DP) return;
+    dv_cuda_check(dv_cu_attention_unpack_f32(rows, width, DP, 0, buf, dp(t), s), "attention backward (cuda): unpad");
+    dv_cuda_free(dev, buf, rows * DP * 4);
+}
+
 void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
-                           const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout, dv_tensor *dq,
-                           dv_tensor *dk, dv_tensor *dv) {
-    dv_cuda_attention_check(g, false);
+                           const dv_tensor *bias, const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout,
+                           dv_tensor *dq, dv_tensor *dk, dv_tensor *dv, dv_tensor *dbias) {
+    dv_cuda_attention_check(g);
     int dev = q->device.index;
     void *s = st(q);
-    int64_t nq = g->B * g->Hq * g->Tq * g->D, nk = g->B * g->Hkv * g->Tk * g->D;
-    if (nk == 0 || nq == 0) { /* no keys or no queries: every gradient is zero */
+    const int64_t DP = attn_dp(g), rows = g->B * g->Hq * g->Tq, krows = g->B * g->Hkv * g->Tk;
+    if (rows == 0 || krows == 0) { /* no keys or no queries: every gradient is zero */
         if (dq) dv_cuda_fill_tensor_(dq, 0.0);
         if (dk) dv_cuda_fill_tensor_(dk, 0.0);
         if (dv) dv_cuda_fill_tensor_(dv, 0.0);
+        if (dbias) dv_cuda_fill_tensor_(dbias, 0.0);
         return;
     }
-    uint16_t *qh = attn_round(dev, dp(q), g->q_stride, g->B, g->Hq, g->Tq, g->D, s);
-    uint16_t *kh = attn_round(dev, dp(k), g->k_stride, g->B, g->Hkv, g->Tk, g->D, s);
-    uint16_t *vh = attn_round(dev, dp(v), g->v_stride, g->B, g->Hkv, g->Tk, g->D, s);
-    const int64_t cs[3] = {g->Hq * g->Tq * g->D, g->Tq * g->D, g->D};
-    uint16_t *oh = attn_round(dev, dp(o), cs, g->B, g->Hq, g->Tq, g->D, s); /* exact: o came from bf16 */
-    uint16_t *gh = attn_round(dev, dp(dout), cs, g->B, g->Hq, g->Tq, g->D, s);
-    dv_attn_geom d = attn_dense_geom(g);
+    const int64_t nq = rows * DP, nk = krows * DP;
+    uint16_t *qh = attn_pack(dev, dp(q), g->q_stride, g->B, g->Hq, g->Tq, g->D, DP, s);
+    uint16_t *kh = attn_pack(dev, dp(k), g->k_stride, g->B, g->Hkv, g->Tk, g->D, DP, s);
+    uint16_t *vh = attn_pack(dev, dp(v), g->v_stride, g->B, g->Hkv, g->Tk, g->Dv, DP, s);
+    const int64_t cs[3] = {g->Hq * g->Tq * g->Dv, g->Tq * g->Dv, g->Dv}; /* o, dout: contiguous (B, Hq, Tq, Dv) */
+    uint16_t *oh = attn_pack(dev, dp(o), cs, g->B, g->Hq, g->Tq, g->Dv, DP, s); /* exact: o came from bf16 */
+    uint16_t *gh = attn_pack(dev, dp(dout), cs, g->B, g->Hq, g->Tq, g->Dv, DP, s);
+    float *gq = attn_grad_buf(dev, dq, rows, g->D, DP), *gk = attn_grad_buf(dev, dk, krows, g->D, DP);
+    float *gv = attn_grad_buf(dev, dv, krows, g->Dv, DP);
+    dv_attn_geom d = attn_dense_geom(g, DP);
     int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&d);
     void *work = dv_cuda_alloc(dev, wb);
-    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &d, qh, kh, vh, oh, dp(lse), gh, dp(dq), dp(dk), dp(dv), work, s),
+    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &d, qh, kh, vh, dp(bias), oh, dp(lse), gh, gq, gk, gv,
+                                      dbias ? dp(dbias) : NULL, work, s),
                   "attention backward (cuda)");
+    attn_grad_done(dev, dq, gq, rows, g->D, DP, s);
+    attn_grad_done(dev, dk, gk, krows, g->D, DP, s);
+    attn_grad_done(dev, dv, gv, krows, g->Dv, DP, s);
     dv_cuda_free(dev, work, wb);
     dv_cuda_free(dev, qh, nq * 2), dv_cuda_free(dev, oh, nq * 2), dv_cuda_free(dev, gh, nq * 2);
     dv_cuda_free(dev, kh, nk * 2), dv_cuda_free(dev, vh, nk * 2);
@@ -1250,14 +1273,14 @@ void dv_cuda_diffusion_step(const dv_tensor *model_output, const dv_tensor *samp
                             dv_tensor *out, dv_tensor *pred_x0, const dv_diffusion_coef *c) {
     NO_CUDA_OP("diffusion step");
 }
-void dv_cuda_attention_check(const dv_attn_geom *g, bool has_bias) { NO_CUDA_OP("attention"); }
+void dv_cuda_attention_check(const dv_attn_geom *g) { NO_CUDA_OP("attention"); }
 void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
-                           dv_tensor *o, dv_tensor *lse) {
+                           const dv_tensor *bias, dv_tensor *o, dv_tensor *lse) {
     NO_CUDA_OP("attention");
 }
 void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
-                           const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout, dv_tensor *dq,
-                           dv_tensor *dk, dv_tensor *dv) {
+                           const dv_tensor *bias, const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout,
+                           dv_tensor *dq, dv_tensor *dk, dv_tensor *dv, dv_tensor *dbias) {
     NO_CUDA_OP("attention backward");
 }
 

@@ -177,17 +177,19 @@ void dv_cuda_diffusion_step(const dv_tensor *model_output, const dv_tensor *samp
 /* nn/attention.c on CUDA tensors: the flash kernels of kernels/cuda/attention*.cu. q, k, v are
  * f32 on the device (read through g's strides, unit stride in d); they are rounded to bf16 for
  * the tensor cores (as dv_cuda_gemm_f32_half rounds A), the softmax statistics stay f32, o
- * (contiguous (B, Hq, Tq, D)), lse (f32 (B, Hq, Tq)) and the gradients dq, dk, dv (contiguous,
- * overwritten, any may be NULL) are f32. Expect bf16-level agreement with the CPU (~1e-2).
- * Supported: causal with offset, key padding mask (u8 / bool on the device), GQA; D == Dv, a
- * multiple of 8 up to 128. dv_cuda_attention_check aborts with a clear message for anything
- * else (the additive bias among them). */
-void dv_cuda_attention_check(const dv_attn_geom *g, bool has_bias);
+ * (contiguous (B, Hq, Tq, Dv)), lse (f32 (B, Hq, Tq)) and the gradients dq, dk, dv, dbias
+ * (contiguous, overwritten, any may be NULL; dbias (B, Hq, g->dbias_rows, Tk)) are f32. The
+ * bias (NULL = none) stays f32, read through g->bias_stride. Expect bf16-level agreement with
+ * the CPU (~1e-2). Supported: causal with offset, key padding mask (u8 / bool on the device),
+ * GQA, the additive bias, dropout (the CPU's mask, bit for bit), any D, Dv up to 128 (padded to
+ * a common multiple of 8 in the bf16 copies). dv_cuda_attention_check aborts with a clear
+ * message for anything else. */
+void dv_cuda_attention_check(const dv_attn_geom *g);
 void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
-                           dv_tensor *o, dv_tensor *lse);
+                           const dv_tensor *bias, dv_tensor *o, dv_tensor *lse);
 void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
-                           const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout, dv_tensor *dq,
-                           dv_tensor *dk, dv_tensor *dv);
+                           const dv_tensor *bias, const dv_tensor *o, const dv_tensor *lse, const dv_tensor *dout,
+                           dv_tensor *dq, dv_tensor *dk, dv_tensor *dv, dv_tensor *dbias);
 
 /* tensor/ops_index.c, ops_loss.c, ops_pool.c, ops_resize.c on CUDA tensors
  * (kernels/cuda/kernels.h contracts). Index tensors are i64, contiguous, on the device and

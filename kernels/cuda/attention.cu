@@ -1,6 +1,9 @@
 /* kernels/cuda/attention.cu — flash attention forward on tensor cores (Dao, "FlashAttention-2",
  * 2023, Algorithm 1), f16 / bf16 inputs, f32 softmax statistics; kernels/attention.h's
- * forward contract (GQA, causal with offset, key padding mask), minus the additive bias.
+ * forward contract: GQA, causal with offset, key padding mask, the additive bias (f32, read
+ * through its four broadcast strides, added to the scaled score in base 2), and dropout on the
+ * weights with the CPU's mask (dv_attn_drop_row / dv_attn_drop_hash of kernels/attention.h, the
+ * same DV_HD functions: the row sum is taken before the mask, P V after it).
  *
  * One block of 4 warps takes 64 query rows of one (batch, head); each warp owns 16 rows and
  * keeps them in registers from start to end:
@@ -16,9 +19,12 @@
  * key at all ends with O = 0 and lse = -inf, as on the CPU.
  *
  * Template on the padded head dim (64 or 128): D is any multiple of 8 up to 128; the
- * fragments cover round_up(D, 16) and zeros fill the rest.
- * Not here (yet): the additive bias, the backward, Dv != D, split-KV for decoding (Tq small,
- * Tk large), cp.async pipelining of the K/V tiles, wgmma on sm_90a.
+ * fragments cover round_up(D, 16) and zeros fill the rest. The kernel takes D == Dv: the op
+ * (tensor/cuda.c) hands it dense bf16 copies padded with zero columns to a common multiple of
+ * 8 (dv_cu_attention_pack_bf16 / dv_cu_attention_unpack_f32 at the end of this file), which is
+ * how any D, Dv <= 128 runs.
+ * Not here (yet): head dims above 128, split-KV for decoding (Tq small, Tk large), cp.async
+ * pipelining of the K/V tiles, wgmma on sm_90a. The backward is attention_bwd.cu.
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
@@ -31,6 +37,7 @@
 namespace {
 
 constexpr int BQ = DV_CU_ATTN_BQ, BKV = DV_CU_ATTN_BKV, NW = DV_CU_ATTN_WARPS;
+constexpr float LOG2E = 1.4426950408889634074f;
 
 struct Geom {
     int64_t B, Hq, Hkv, Tq, Tk, D;
@@ -40,6 +47,12 @@ struct Geom {
     int64_t offset;
     const uint8_t *keep;
     int64_t keep_s[2];
+    const float *bias;      /* f32, read through bias_s (b, h, i, j); NULL = none */
+    int64_t bias_s[4];
+    bool drop;              /* dropout on the weights (kernels/attention.h's mask) */
+    uint64_t drop_seed;
+    uint32_t drop_thr;      /* keep weight j when dv_attn_drop_hash(row key, j) >= drop_thr */
+    float drop_keep;        /* 1 / (1 - dropout) */
     bool vec;               /* k and v rows 16-byte aligned: vector tile loads */
 };
 
@@ -105,6 +118,14 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__re
 
     /* this thread's two rows: r = 0 -> row gq, r = 1 -> row gq + 8 of the warp's 16 */
     int64_t row[2] = {q0 + warp * 16 + gq, q0 + warp * 16 + gq + 8};
+    /* their bias rows and dropout row keys */
+    const float *brow[2] = {nullptr, nullptr};
+    uint32_t dkey[2] = {0, 0};
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (g.bias) brow[rr] = g.bias + b * g.bias_s[0] + h * g.bias_s[1] + row[rr] * g.bias_s[2];
+        if (g.drop) dkey[rr] = dv_attn_drop_row(g.drop_seed, b, h, row[rr]);
+    }
 
     uint32_t qf[ND16][4];
 #pragma unroll
@@ -151,16 +172,21 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__re
             }
         }
 
-        /* mask, scale to base 2, row maxima (a row's 64 scores live in the 4 lanes of a quad) */
+        /* mask, scale (and bias) to base 2, row maxima (a row's 64 scores live in the 4 lanes
+         * of a quad) */
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
         for (int t = 0; t < NKT; t++)
 #pragma unroll
             for (int r = 0; r < 4; r++) {
                 int64_t i = row[r / 2], j = kv0 + t * 8 + tig * 2 + (r % 2);
-                bool vis = dv_cu_attn_visible(i, j, g.Tk, g.causal, g.offset) &&
+                bool vis = i < g.Tq && dv_cu_attn_visible(i, j, g.Tk, g.causal, g.offset) &&
                            (!g.keep || g.keep[b * g.keep_s[0] + j * g.keep_s[1]] != 0);
-                float x = vis ? s[t][r] * g.scale_log2 : -INFINITY;
+                float x = -INFINITY;
+                if (vis) {
+                    x = s[t][r] * g.scale_log2;
+                    if (g.bias) x += brow[r / 2][j * g.bias_s[3]] * LOG2E;
+                }
                 s[t][r] = x;
                 mx[r / 2] = fmaxf(mx[r / 2], x);
             }
@@ -179,8 +205,12 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__re
 #pragma unroll
             for (int r = 0; r < 4; r++) {
                 float p = exp2f(s[t][r] - mx[r / 2]);
+                rowsum[r / 2] += p; /* the softmax sums the weights before dropout */
+                if (g.drop) {
+                    uint32_t j = (uint32_t)(kv0 + t * 8 + tig * 2 + (r % 2));
+                    p *= dv_attn_drop_hash(dkey[r / 2], j) >= g.drop_thr ? g.drop_keep : 0.0f;
+                }
                 s[t][r] = p;
-                rowsum[r / 2] += p;
             }
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) l[rr] = l[rr] * corr[rr] + rowsum[rr]; /* quad-partial sums */
@@ -244,9 +274,10 @@ void launch(const Geom &g, const uint16_t *q, const uint16_t *k, const uint16_t 
 } // namespace
 
 extern "C" int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *ag, const uint16_t *q,
-                                   const uint16_t *k, const uint16_t *v, uint16_t *o, float *lse,
-                                   dv_cu_stream stream) {
+                                   const uint16_t *k, const uint16_t *v, const float *bias, uint16_t *o,
+                                   float *lse, dv_cu_stream stream) {
     if (ag->D != ag->Dv || ag->D <= 0 || ag->D > 128 || ag->D % 8 != 0) return (int)cudaErrorInvalidValue;
+    if (!(ag->dropout >= 0 && ag->dropout < 1)) return (int)cudaErrorInvalidValue;
     if (ag->B == 0 || ag->Hq == 0 || ag->Tq == 0) return 0; /* no query rows: a 0-block grid is a launch error */
     if (ag->Hkv <= 0 || ag->Hq % ag->Hkv != 0) return (int)cudaErrorInvalidValue;
     if (ag->B * ag->Hq > 65535 || ag->Tq < 0 || ag->B < 0) return (int)cudaErrorInvalidValue;
@@ -258,6 +289,12 @@ extern "C" int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *ag, con
     g.offset = ag->causal_offset;
     g.keep = ag->keep;
     g.keep_s[0] = ag->keep_stride[0], g.keep_s[1] = ag->keep_stride[1];
+    g.bias = bias;
+    for (int i = 0; i < 4; i++) g.bias_s[i] = ag->bias_stride[i];
+    g.drop = ag->dropout > 0;
+    g.drop_seed = ag->dropout_seed;
+    g.drop_thr = dv_attn_drop_threshold(ag->dropout);
+    g.drop_keep = g.drop ? (float)(1.0 / (1.0 - ag->dropout)) : 1.0f;
     bool vec = (((uintptr_t)k | (uintptr_t)v) & 15) == 0;
     for (int i = 0; i < 3; i++) vec = vec && g.ks[i] % 8 == 0 && g.vs[i] % 8 == 0;
     g.vec = vec;
@@ -267,5 +304,59 @@ extern "C" int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *ag, con
     else if (bf16) launch<true, 128>(g, q, k, v, o, lse, s);
     else if (small) launch<false, 64>(g, q, k, v, o, lse, s);
     else launch<false, 128>(g, q, k, v, o, lse, s);
+    return (int)cudaGetLastError();
+}
+
+/* ---- the operands' dense, head-padded copies (tensor/cuda.c) ------------------------------ */
+namespace {
+
+constexpr int PACK_THREADS = 256;
+
+inline unsigned pack_blocks(int64_t n) {
+    int64_t b = (n + PACK_THREADS - 1) / PACK_THREADS;
+    if (b > 65535LL * 8) b = 65535LL * 8;
+    return (unsigned)(b > 0 ? b : 1);
+}
+
+/* dst (B, H, T, DP) bf16 = src (B, H, T, D) f32 through strides (b, h, t), zeros for d >= D */
+__global__ void pack_bf16(int64_t H, int64_t T, int64_t D, int64_t DP, int64_t n, const float *__restrict__ src,
+                          int64_t s0, int64_t s1, int64_t s2, uint16_t *__restrict__ dst) {
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t d = e % DP, r = e / DP, t = r % T, h = (r / T) % H, b = r / (T * H);
+        float x = d < D ? src[b * s0 + h * s1 + t * s2 + d] : 0.0f;
+        dst[e] = __bfloat16_as_ushort(__float2bfloat16_rn(x));
+    }
+}
+
+/* dst (rows, D) f32 = the first D columns of src (rows, DP), f32 or bf16 */
+template <bool BF16SRC>
+__global__ void unpack_f32(int64_t D, int64_t DP, int64_t n, const void *__restrict__ src, float *__restrict__ dst) {
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = e / D, d = e % D;
+        if (BF16SRC) dst[e] = __uint_as_float((uint32_t)((const uint16_t *)src)[r * DP + d] << 16);
+        else dst[e] = ((const float *)src)[r * DP + d];
+    }
+}
+
+} // namespace
+
+extern "C" int dv_cu_attention_pack_bf16(int64_t B, int64_t H, int64_t T, int64_t D, int64_t DP, const float *src,
+                                         const int64_t src_stride[3], uint16_t *dst, dv_cu_stream stream) {
+    if (D < 0 || DP < D) return (int)cudaErrorInvalidValue;
+    int64_t n = B * H * T * DP;
+    if (n <= 0) return 0;
+    pack_bf16<<<pack_blocks(n), PACK_THREADS, 0, (cudaStream_t)stream>>>(H, T, D, DP, n, src, src_stride[0],
+                                                                          src_stride[1], src_stride[2], dst);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int dv_cu_attention_unpack_f32(int64_t rows, int64_t D, int64_t DP, int src_bf16, const void *src,
+                                          float *dst, dv_cu_stream stream) {
+    if (D < 0 || DP < D) return (int)cudaErrorInvalidValue;
+    int64_t n = rows * D;
+    if (n <= 0) return 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    if (src_bf16) unpack_f32<true><<<pack_blocks(n), PACK_THREADS, 0, s>>>(D, DP, n, src, dst);
+    else unpack_f32<false><<<pack_blocks(n), PACK_THREADS, 0, s>>>(D, DP, n, src, dst);
     return (int)cudaGetLastError();
 }

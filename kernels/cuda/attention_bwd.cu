@@ -1,18 +1,21 @@
 /* kernels/cuda/attention_bwd.cu — the backward of the flash attention forward
  * (kernels/cuda/attention.cu), after FlashAttention-2 (Dao 2023, Algorithm 2), in two passes
  * that need no atomics:
- *   1. Dr[i]   = sum_d dO[i,d] O[i,d]                               one warp per query row
+ *   1. Dr[i]   = sum_d dO[i,d] O[i,d]  (O the dropped output)        one warp per query row
  *   2. dK, dV  per key tile of 16 (grid: key tiles x B*Hkv): for every query head of the
  *              group and every query tile of 16 that can see the keys,
- *                P = exp(scale Q K^T - lse) (0 where masked), dP = dO V^T, dS = P (dP - Dr),
- *                dV += P^T dO,  dK += scale dS^T Q
+ *                P = exp(scale Q K^T + bias - lse) (0 where masked), dP = dO V^T,
+ *                dS = P (Z dP - Dr),  dV += (Z P)^T dO,  dK += scale dS^T Q,
+ *                dbias = dS (summed over the query rows when the bias broadcasts over them)
+ *              with Z the dropout mask times 1 / (1 - p) (kernels/attention.h's DV_HD
+ *              functions, regenerated; Z = 1 without dropout)
  *   3. dQ      per query tile of 16 (grid: query tiles x B*Hq): for every visible key tile,
  *                the same P and dS, dQ += scale dS K
  * Tiles live in shared memory as f32 (rows padded by one float: the 16 threads that read 16
  * different rows at one column hit 16 banks); each thread of 256 owns one (query, key) score
  * of a tile and up to 8 elements of the (16, D) gradient accumulator, in registers.
- * CUDA cores only: a correct, plain baseline for the tensor-core backward (not here yet), the
- * additive bias and its gradient, Dv != D.
+ * CUDA cores only: a correct, plain baseline for the tensor-core backward (not here yet). D == Dv
+ * as in the forward (the op pads other head dims: tensor/cuda.c).
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
@@ -34,6 +37,13 @@ struct Geom {
     int64_t offset;
     const uint8_t *keep;
     int64_t keep_s[2];
+    const float *bias;      /* f32, read through bias_s (b, h, i, j); NULL = none */
+    int64_t bias_s[4];
+    int64_t dbias_rows;     /* 1 (rows summed) or Tq */
+    bool drop;              /* dropout on the weights (kernels/attention.h's mask) */
+    uint64_t drop_seed;
+    uint32_t drop_thr;
+    float drop_keep;        /* 1 / (1 - dropout) */
 };
 
 template <bool BF16> __device__ __forceinline__ float to_f32(uint16_t h);
@@ -53,24 +63,32 @@ __device__ __forceinline__ bool visible(const Geom &g, int64_t b, int64_t i, int
     return dv_cu_attn_visible(i, j, g.Tk, g.causal, g.offset) && (!g.keep || g.keep[b * g.keep_s[0] + j * g.keep_s[1]] != 0);
 }
 
-/* P and dS of the tile (queries q0.., keys k0..) into Ps, dSs; one score per thread */
-__device__ __forceinline__ void scores(const Geom &g, int64_t b, int64_t q0, int64_t k0, const float *Qs, const float *Ks,
-                                       const float *Vs, const float *dOs, const float *lse_s, const float *dr_s,
-                                       float *Ps, float *dSs) {
+/* Z P and dS of the tile (queries q0.., keys k0.. of head h) into ZPs, dSs; one score per
+ * thread, whose dS it also returns:
+ *   P = exp(scale q.k + bias - lse),  dS = P (Z dP - Dr)   (Z = 1 without dropout) */
+__device__ __forceinline__ float scores(const Geom &g, int64_t b, int64_t h, int64_t q0, int64_t k0, const float *Qs,
+                                        const float *Ks, const float *Vs, const float *dOs, const float *lse_s,
+                                        const float *dr_s, float *ZPs, float *dSs) {
     int qi = threadIdx.x / T16, kj = threadIdx.x % T16;
     int64_t i = q0 + qi, j = k0 + kj;
-    float p = 0.0f, ds = 0.0f;
+    float zp = 0.0f, ds = 0.0f;
     if (i < g.Tq && visible(g, b, i, j) && lse_s[qi] != -INFINITY) {
         float s = 0.0f, dp = 0.0f;
         for (int d = 0; d < (int)g.D; d++) {
             s += Qs[qi * SD + d] * Ks[kj * SD + d];
             dp += dOs[qi * SD + d] * Vs[kj * SD + d];
         }
-        p = expf(s * g.scale - lse_s[qi]);
-        ds = p * (dp - dr_s[qi]);
+        s *= g.scale;
+        if (g.bias) s += g.bias[b * g.bias_s[0] + h * g.bias_s[1] + i * g.bias_s[2] + j * g.bias_s[3]];
+        float p = expf(s - lse_s[qi]), z = 1.0f;
+        if (g.drop)
+            z = dv_attn_drop_hash(dv_attn_drop_row(g.drop_seed, b, h, i), (uint32_t)j) >= g.drop_thr ? g.drop_keep : 0.0f;
+        zp = z * p;
+        ds = p * (z * dp - dr_s[qi]);
     }
-    Ps[qi * (T16 + 1) + kj] = p;
+    ZPs[qi * (T16 + 1) + kj] = zp;
     dSs[qi * (T16 + 1) + kj] = ds;
+    return ds;
 }
 
 template <bool BF16>
@@ -89,7 +107,8 @@ template <bool BF16>
 __global__ void __launch_bounds__(NT) dkdv_kernel(Geom g, const uint16_t *__restrict__ q, const uint16_t *__restrict__ k,
                                                   const uint16_t *__restrict__ v, const uint16_t *__restrict__ dout,
                                                   const float *__restrict__ lse, const float *__restrict__ dr,
-                                                  float *__restrict__ dk, float *__restrict__ dv) {
+                                                  float *__restrict__ dk, float *__restrict__ dv,
+                                                  float *__restrict__ dbias) {
     __shared__ float Ks[T16 * SD], Vs[T16 * SD], Qs[T16 * SD], dOs[T16 * SD];
     __shared__ float Ps[T16 * (T16 + 1)], dSs[T16 * (T16 + 1)], lse_s[T16], dr_s[T16];
     const int64_t b = blockIdx.y / g.Hkv, hk = blockIdx.y % g.Hkv, k0 = (int64_t)blockIdx.x * T16, D = g.D;
@@ -104,6 +123,7 @@ __global__ void __launch_bounds__(NT) dkdv_kernel(Geom g, const uint16_t *__rest
     if (g.causal) qstart = k0 - g.offset > 0 ? (k0 - g.offset) / T16 * T16 : 0;
     for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
         const int64_t bh = b * g.Hq + h;
+        float db = 0.0f; /* dbias_rows == 1: this thread's column sum over the head's query tiles */
         for (int64_t q0 = qstart; q0 < g.Tq; q0 += T16) {
             __syncthreads(); /* the previous tiles are no longer read */
             load_rows<BF16>(Qs, q + b * g.qs[0] + h * g.qs[1], g.qs[2], q0, g.Tq, D);
@@ -114,7 +134,12 @@ __global__ void __launch_bounds__(NT) dkdv_kernel(Geom g, const uint16_t *__rest
                 dr_s[threadIdx.x] = i < g.Tq ? dr[bh * g.Tq + i] : 0.0f;
             }
             __syncthreads();
-            scores(g, b, q0, k0, Qs, Ks, Vs, dOs, lse_s, dr_s, Ps, dSs);
+            float ds = scores(g, b, h, q0, k0, Qs, Ks, Vs, dOs, lse_s, dr_s, Ps, dSs);
+            if (dbias) {
+                int64_t i = q0 + threadIdx.x / T16, j = k0 + threadIdx.x % T16;
+                if (g.dbias_rows == 1) db += ds;
+                else if (i < g.Tq && j < g.Tk) dbias[(bh * g.Tq + i) * g.Tk + j] = ds;
+            }
             __syncthreads();
 #pragma unroll
             for (int u = 0; u < OWN; u++) {
@@ -127,6 +152,16 @@ __global__ void __launch_bounds__(NT) dkdv_kernel(Geom g, const uint16_t *__rest
                 }
                 adv[u] += sv;
                 adk[u] += g.scale * sk;
+            }
+        }
+        if (dbias && g.dbias_rows == 1) { /* column sums: the 16 threads of each key, in a row of Ps */
+            __syncthreads();
+            Ps[threadIdx.x] = db;  /* Ps is free: (16 + 1) * 16 >= 256 floats */
+            __syncthreads();
+            if (threadIdx.x < T16 && k0 + threadIdx.x < g.Tk) {
+                float sum = 0.0f;
+                for (int qi = 0; qi < T16; qi++) sum += Ps[qi * T16 + threadIdx.x];
+                dbias[bh * g.Tk + k0 + threadIdx.x] = sum;
             }
         }
     }
@@ -168,7 +203,7 @@ __global__ void __launch_bounds__(NT) dq_kernel(Geom g, const uint16_t *__restri
         load_rows<BF16>(Ks, k + b * g.ks[0] + hk * g.ks[1], g.ks[2], k0, g.Tk, D);
         load_rows<BF16>(Vs, v + b * g.vs[0] + hk * g.vs[1], g.vs[2], k0, g.Tk, D);
         __syncthreads();
-        scores(g, b, q0, k0, Qs, Ks, Vs, dOs, lse_s, dr_s, Ps, dSs);
+        scores(g, b, h, q0, k0, Qs, Ks, Vs, dOs, lse_s, dr_s, Ps, dSs);
         __syncthreads();
 #pragma unroll
         for (int u = 0; u < OWN; u++) {
@@ -189,12 +224,12 @@ __global__ void __launch_bounds__(NT) dq_kernel(Geom g, const uint16_t *__restri
 
 template <bool BF16>
 void launch(const Geom &g, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *o, const float *lse,
-            const uint16_t *dout, float *dq, float *dk, float *dv, float *dr, cudaStream_t s) {
+            const uint16_t *dout, float *dq, float *dk, float *dv, float *dbias, float *dr, cudaStream_t s) {
     int64_t rows = g.B * g.Hq * g.Tq;
     dr_kernel<BF16><<<(unsigned)((rows + NT / 32 - 1) / (NT / 32)), NT, 0, s>>>(rows, g.D, o, dout, dr);
-    if (dk || dv) {
+    if (dk || dv || dbias) {
         dim3 grid((unsigned)((g.Tk + T16 - 1) / T16), (unsigned)(g.B * g.Hkv));
-        dkdv_kernel<BF16><<<grid, NT, 0, s>>>(g, q, k, v, dout, lse, dr, dk, dv);
+        dkdv_kernel<BF16><<<grid, NT, 0, s>>>(g, q, k, v, dout, lse, dr, dk, dv, dbias);
     }
     if (dq) {
         dim3 grid((unsigned)((g.Tq + T16 - 1) / T16), (unsigned)(g.B * g.Hq));
@@ -209,9 +244,12 @@ extern "C" size_t dv_cu_attention_bwd_work_bytes(const dv_attn_geom *g) {
 }
 
 extern "C" int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *ag, const uint16_t *q, const uint16_t *k,
-                                   const uint16_t *v, const uint16_t *o, const float *lse, const uint16_t *dout,
-                                   float *dq, float *dk, float *dv, void *work, dv_cu_stream stream) {
+                                   const uint16_t *v, const float *bias, const uint16_t *o, const float *lse,
+                                   const uint16_t *dout, float *dq, float *dk, float *dv, float *dbias, void *work,
+                                   dv_cu_stream stream) {
     if (ag->D != ag->Dv || ag->D <= 0 || ag->D > DMAX || ag->D % 8 != 0) return (int)cudaErrorInvalidValue;
+    if (!(ag->dropout >= 0 && ag->dropout < 1)) return (int)cudaErrorInvalidValue;
+    if (dbias && (ag->dbias_rows != 1 && ag->dbias_rows != ag->Tq)) return (int)cudaErrorInvalidValue;
     if (ag->B <= 0 || ag->Hq <= 0 || ag->Tq <= 0) return 0; /* no query rows: a 0-block grid is a launch error */
     if (ag->Hkv <= 0 || ag->Hq % ag->Hkv != 0) return (int)cudaErrorInvalidValue;
     if (ag->Tk <= 0) /* no keys: no row sees any, dq = 0 as on the CPU (dk, dv are empty) */
@@ -227,8 +265,20 @@ extern "C" int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *ag, con
     g.offset = ag->causal_offset;
     g.keep = ag->keep;
     g.keep_s[0] = ag->keep_stride[0], g.keep_s[1] = ag->keep_stride[1];
+    g.bias = bias;
+    for (int i = 0; i < 4; i++) g.bias_s[i] = ag->bias_stride[i];
+    g.dbias_rows = ag->dbias_rows;
+    g.drop = ag->dropout > 0;
+    g.drop_seed = ag->dropout_seed;
+    g.drop_thr = dv_attn_drop_threshold(ag->dropout);
+    g.drop_keep = g.drop ? (float)(1.0 / (1.0 - ag->dropout)) : 1.0f;
     cudaStream_t s = (cudaStream_t)stream;
-    if (dtype == DV_CU_BF16) launch<true>(g, q, k, v, o, lse, dout, dq, dk, dv, (float *)work, s);
-    else launch<false>(g, q, k, v, o, lse, dout, dq, dk, dv, (float *)work, s);
+    /* dbias: entries of (query, key) tiles the causal mask skips stay 0 */
+    if (dbias && g.dbias_rows != 1) {
+        cudaError_t e = cudaMemsetAsync(dbias, 0, (size_t)(g.B * g.Hq * g.Tq * g.Tk) * sizeof(float), s);
+        if (e != cudaSuccess) return (int)e;
+    }
+    if (dtype == DV_CU_BF16) launch<true>(g, q, k, v, o, lse, dout, dq, dk, dv, dbias, (float *)work, s);
+    else launch<false>(g, q, k, v, o, lse, dout, dq, dk, dv, dbias, (float *)work, s);
     return (int)cudaGetLastError();
 }

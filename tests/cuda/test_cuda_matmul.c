@@ -148,7 +148,7 @@ static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, i
     g.keep = dkeep;
     void *dq = tc_upload(q, nq * 2), *dk = tc_upload(k, nk * 2), *dv = tc_upload(v, nk * 2);
     void *dout = tc_dalloc(nq * 2), *dlse = tc_dalloc(B * Hq * Tq * 4);
-    CK(dv_cu_attention_fwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq, dk, dv, dout, dlse, tc_stream()));
+    CK(dv_cu_attention_fwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq, dk, dv, NULL, dout, dlse, tc_stream()));
     uint16_t *go = tc_download(dout, nq * 2);
     float *gl = tc_download(dlse, B * Hq * Tq * 4);
     int bad = 0;
@@ -189,7 +189,7 @@ TEST(cuda_flash_attention_fwd_matches_cpu) {
         }
     CHECK(bad == 0);
     dv_attn_geom g = {.B = 1, .Hq = 1, .Hkv = 1, .Tq = 1, .Tk = 1, .D = 48, .Dv = 32};
-    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, tc_stream()) != 0); /* Dv != D */
+    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, tc_stream()) != 0); /* Dv != D */
 }
 
 /* the backward against kernels/attention.h's portable f32 backward on the same (half-rounded)
@@ -224,7 +224,8 @@ static int attn_bwd_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t T
     float *gq = tc_dalloc(nq * 4), *gk = tc_dalloc(nk * 4), *gv = tc_dalloc(nk * 4);
     int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&g);
     void *dwork = tc_dalloc(wb);
-    CK(dv_cu_attention_bwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq_, dk_, dv_, doh, dl, do_, gq, gk, gv, dwork, tc_stream()));
+    CK(dv_cu_attention_bwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq_, dk_, dv_, NULL, doh, dl, do_, gq, gk, gv, NULL, dwork,
+                           tc_stream()));
     float *rq = tc_download(gq, nq * 4), *rk = tc_download(gk, nk * 4), *rv = tc_download(gv, nk * 4);
     double tol = bf16 ? 3e-2 : 5e-3;
     int bad = 0;
@@ -264,16 +265,18 @@ TEST(cuda_attention_bwd_matches_cpu) {
  * next call), and with no keys dq is zero */
 TEST(cuda_attention_degenerate_sizes) {
     dv_attn_geom g = {.B = 2, .Hq = 0, .Hkv = 1, .Tq = 5, .Tk = 7, .D = 32, .Dv = 32, .scale = 1.0};
-    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
-    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
+    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
+    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                              tc_stream()) == 0);
     g.Hq = 2, g.Tq = 0;
-    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
+    CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
     g.Tq = 5, g.Tk = 0;
     const int64_t nq = 2 * 2 * 5 * 32;
     float *junk = malloc(nq * 4);
     for (int64_t i = 0; i < nq; i++) junk[i] = NAN;
     float *dq = tc_upload(junk, nq * 4);
-    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, dq, NULL, NULL, NULL, tc_stream()) == 0);
+    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, dq, NULL, NULL, NULL, NULL,
+                              tc_stream()) == 0);
     float *got = tc_download(dq, nq * 4);
     int nonzero = 0;
     for (int64_t i = 0; i < nq; i++) nonzero += got[i] != 0.0f;
