@@ -6,6 +6,8 @@
 #   make bench      build and run the kernel benchmarks
 #   make run        the README's main job (tools/demo.sh)
 #   make test-cuda  build/test-cuda: every CUDA kernel against the CPU (skips without a GPU)
+#   make test-cuda-sim  the same tests with every CUDA kernel run on the CPU by tests/simt's
+#                   SIMT emulator (build-sim/; needs g++ only, no nvcc, no GPU)
 #
 # The portable C files are compiled for baseline x86-64 (or whatever the host is), so the
 # binary runs on any CPU; kernels/avx512/*.c get their own -mavx512* flags and are only
@@ -42,7 +44,9 @@ endif
 HAVE_CUDA :=
 ifneq ($(CUDA),0)
   ifneq ($(strip $(NVCC)),)
-    HAVE_CUDA := 1
+    ifneq ($(SIMT),1)
+      HAVE_CUDA := 1
+    endif
   endif
 endif
 ifeq ($(HAVE_CUDA),1)
@@ -60,6 +64,25 @@ else
   CUDA_SRC    :=
 endif
 
+# SIMT=1 (what `make test-cuda-sim` builds into build-sim/): the CUDA C code against the fake
+# CUDA headers of tests/simt/include, and kernels/cuda/*.cu compiled by g++ for the CPU: each is
+# piped through sed into $(OBJ)/kernels/cuda/x.cc, k<<<g, b, sm, s>>>(args) becoming a call of
+# tests/simt/simt.h's launch with a thunk that calls k(args) (see there); -ffp-contract=off so
+# that the CPU does each f32 operation as written
+SIM_BUILD ?= build-sim
+CXX       ?= g++
+SIMT_SRC  :=
+ifeq ($(SIMT),1)
+  CUDA_SRC    := $(wildcard kernels/cuda/*.cu)
+  SIMT_SRC    := $(wildcard tests/simt/*.cc)
+  CFLAGS      += -DDV_HAVE_CUDA -Itests/simt/include
+  SIMT_CXXFLAGS := $(OPT) -g -std=c++17 -I. -Itests/simt/include -DDV_HAVE_CUDA -DDV_SIMT -D__CUDACC__ \
+                   -D__CUDA_ARCH__=900 -ffp-contract=off -fno-strict-aliasing -fno-math-errno -Wall -Wextra -Wno-unused-parameter \
+                   -Wno-unknown-pragmas -Wno-sign-compare -MMD -MP
+  LDLIBS      += -lstdc++
+  SIMT_LAUNCH := dv_simt::cfg(__FILE__, __LINE__, \3) * [](auto... dv_a) { return [=] { \1(dv_a...); }; }
+endif
+
 LIB_SRC   := $(wildcard tensor/*.c kernels/*.c nn/*.c optim/*.c data/calvin/*.c \
                         models/llava/*.c models/diffuser_actor/*.c models/dit/*.c)
 TEST_SRC  := $(wildcard tests/*.c)
@@ -68,7 +91,8 @@ TOOL_SRC  := $(wildcard tools/*.c)
 
 # objects under build/obj/ so that build/bench (the binary) is not also a folder
 OBJ       := $(BUILD)/obj
-LIB_OBJ   := $(LIB_SRC:%.c=$(OBJ)/%.o) $(AVX512_SRC:%.c=$(OBJ)/%.o) $(CUDA_SRC:%.cu=$(OBJ)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(OBJ)/%.o) $(AVX512_SRC:%.c=$(OBJ)/%.o) $(CUDA_SRC:%.cu=$(OBJ)/%.o) \
+             $(SIMT_SRC:%.cc=$(OBJ)/%.o)
 # build/test-cuda: the GPU-vs-CPU parity tests (tests/cuda/) with the shared runner and helpers
 TCUDA_SRC := $(wildcard tests/cuda/*.c)
 TCUDA_OBJ := $(TCUDA_SRC:%.c=$(OBJ)/%.o) $(OBJ)/tests/main.o $(OBJ)/tests/util.o
@@ -78,7 +102,7 @@ TOOL_OBJ  := $(TOOL_SRC:%.c=$(OBJ)/%.o)
 
 LIB := $(BUILD)/libdualvla.a
 
-.PHONY: all test test-asan test-cuda bench run clean deps print-nvcc
+.PHONY: all test test-asan test-cuda test-cuda-sim bench run clean deps print-nvcc
 all: $(LIB) $(BUILD)/dualvla $(BUILD)/test $(BUILD)/bench $(if $(HAVE_CUDA),$(BUILD)/test-cuda)
 
 # system headers the build needs (stb); installs them when root, else says what to install
@@ -92,6 +116,19 @@ $(OBJ)/kernels/avx512/%.o: kernels/avx512/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
 
+ifeq ($(SIMT),1)
+.PRECIOUS: $(OBJ)/kernels/cuda/%.cc
+$(OBJ)/kernels/cuda/%.cc: kernels/cuda/%.cu
+	@mkdir -p $(dir $@)
+	sed -e '1i #line 1 "$<"' -e 's/\([A-Za-z_][A-Za-z0-9_]*\(<[^<>]*>\)\{0,1\}\)<<<\([^;]*\)>>>/$(SIMT_LAUNCH)/' $< > $@
+
+$(OBJ)/kernels/cuda/%.o: $(OBJ)/kernels/cuda/%.cc
+	$(CXX) $(SIMT_CXXFLAGS) -include cuda_runtime.h -c $< -o $@
+
+$(OBJ)/tests/simt/%.o: tests/simt/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(SIMT_CXXFLAGS) -c $< -o $@
+else
 # Hopper-only kernels (wgmma, TMA): sm_90a, no PTX for other GPUs
 $(OBJ)/kernels/cuda/%_sm90a.o: kernels/cuda/%_sm90a.cu
 	@mkdir -p $(dir $@)
@@ -100,6 +137,7 @@ $(OBJ)/kernels/cuda/%_sm90a.o: kernels/cuda/%_sm90a.cu
 $(OBJ)/kernels/cuda/%.o: kernels/cuda/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_GENCODE) -c $< -o $@
+endif
 
 $(OBJ)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -127,6 +165,12 @@ test: $(BUILD)/test
 # needs no GPU to pass: without a device (or without nvcc) it prints one skip line, exits 0
 test-cuda: $(BUILD)/test-cuda
 	./$(BUILD)/test-cuda
+
+# the tests/cuda suite on the CPU: every kernel executed by the SIMT emulator (tests/simt/);
+# DV_SIMT_ORDER=reverse runs the threads of a block in the opposite order
+test-cuda-sim:
+	$(MAKE) BUILD=$(SIM_BUILD) SIMT=1 $(SIM_BUILD)/test-cuda
+	./$(SIM_BUILD)/test-cuda
 
 # every test under AddressSanitizer + UndefinedBehaviorSanitizer (the sanitizer flags ride on
 # CC so the Makefile's own CFLAGS stay intact)

@@ -59,6 +59,9 @@ template <> __device__ __forceinline__ uint16_t from_f32<false>(float x) { retur
 /* D += A B for one m16n8k16 tile; a: 4 x 32-bit (8 halves), b: 2 x 32-bit, d: 4 f32 */
 template <bool BF16>
 __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+#ifdef DV_SIMT /* the CPU emulator of `make test-cuda-sim` (tests/simt/simt.h) */
+    dv_simt::mma_m16n8k16(BF16, d, a, b, d);
+#else
     if (BF16)
         asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
                      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -69,6 +72,7 @@ __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], const 
                      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
 }
 
 /* 8 consecutive halves along the contiguous dimension of a row-major (rows, cols) operand with

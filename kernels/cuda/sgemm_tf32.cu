@@ -26,16 +26,24 @@ static_assert(BM == BN, "one loader map serves both operands");
 static_assert(BM * BK == 8 * NT, "8 elements of each operand per thread and k tile");
 
 __device__ __forceinline__ uint32_t to_tf32(float x) {
+#ifdef DV_SIMT /* the CPU emulator of `make test-cuda-sim` (tests/simt/simt.h) */
+    return dv_simt::cvt_rna_tf32(x);
+#else
     uint32_t r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
     return r;
+#endif
 }
 
 __device__ __forceinline__ void mma_tf32(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+#ifdef DV_SIMT
+    dv_simt::mma_m16n8k8_tf32(d, a, b, d);
+#else
     asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
 }
 
 template <bool TA, bool TB>
