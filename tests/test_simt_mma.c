@@ -10,7 +10,9 @@
  * Also: identity hand cases (a transposed or half-swapped layout fails them), bf16 / f16 decode
  * of known bit patterns (subnormal, inf, NaN) through the mma itself, cvt.rna.tf32 known answers
  * (ties away from zero, carry into the exponent, overflow to inf, negatives, subnormals, NaN),
- * and that a .tf32 operand's bits 12:0 are ignored (truncated, not rounded).
+ * and that a .tf32 operand's bits 12:0 are ignored (truncated, not rounded). Last, one block
+ * tile of gemm.cu and of sgemm_tf32.cu replayed with the kernels' own fragment maps
+ * (kernels/cuda/common.h) through mma.h, against the tile's product.
  * Needs no CUDA; runs in `make test`.
  */
 #include "tests/test.h"
@@ -549,4 +551,106 @@ TEST(simt_mma_sum_rounded_once) {
     dv_simt_mma_m16n8k16_warp(1, d, (const uint32_t(*)[4])a, (const uint32_t(*)[2])b,
                               (const float(*)[4])c);
     CHECK_MSG(d[0][0] == 1.0f, "D[0][0] = %.9g, want 1", d[0][0]);
+}
+
+/* ---- the kernels' fragment maps (kernels/cuda/common.h) through this independent mma ----
+ * gemm.cu and sgemm_tf32.cu read their fragments at the shared-memory offsets of
+ * dv_cu_gemm_{a,b}_smem / dv_cu_tf32_{a,b}_smem and write accumulators to dv_cu_*_c_coord.
+ * Replaying one block's K step with those maps, registers filled from the shared tiles and
+ * multiplied by mma.h (which was written from the ISA, not from the kernels), must give the
+ * tile's product; a map that disagrees with the ISA tables fails here without a GPU. */
+#include "kernels/cuda/common.h"
+
+TEST(simt_mma_kernel_gemm_maps) {
+    enum { BM = DV_CU_GEMM_BM, BN = DV_CU_GEMM_BN, BK = DV_CU_GEMM_BK, SK = DV_CU_GEMM_SK };
+    static uint16_t As[BM * SK], Bs[BN * SK];
+    static float Cg[BM * BN];
+    uint64_t s = 777;
+    for (int k = 0; k < BM * SK; k++) As[k] = rand_bf16(&s);
+    for (int k = 0; k < BN * SK; k++) Bs[k] = rand_bf16(&s);
+    for (int k = 0; k < BM * BN; k++) Cg[k] = NAN;
+    for (int w = 0; w < DV_CU_GEMM_THREADS / 32; w++)
+        for (int i = 0; i < DV_CU_GEMM_MI; i++)
+            for (int j = 0; j < DV_CU_GEMM_NI; j++) {
+                float acc[32][4] = {{0}};
+                for (int kk = 0; kk < BK; kk += 16) {
+                    uint32_t a[32][4], b[32][2];
+                    float d[32][4];
+                    for (int lane = 0; lane < 32; lane++) {
+                        for (int r = 0; r < 4; r++) {
+                            int o = dv_cu_gemm_a_smem(w, lane, i, kk, r); /* one 32-bit word */
+                            a[lane][r] = (uint32_t)As[o] | (uint32_t)As[o + 1] << 16;
+                        }
+                        for (int r = 0; r < 2; r++) {
+                            int o = dv_cu_gemm_b_smem(w, lane, j, kk, r);
+                            b[lane][r] = (uint32_t)Bs[o] | (uint32_t)Bs[o + 1] << 16;
+                        }
+                    }
+                    dv_simt_mma_m16n8k16_warp(1, d, (const uint32_t(*)[4])a, (const uint32_t(*)[2])b,
+                                              (const float(*)[4])acc);
+                    memcpy(acc, d, sizeof acc);
+                }
+                for (int lane = 0; lane < 32; lane++)
+                    for (int r = 0; r < 4; r++) {
+                        int m, n;
+                        dv_cu_gemm_c_coord(w, lane, i, j, r, &m, &n);
+                        Cg[m * BN + n] = acc[lane][r];
+                    }
+            }
+    int bad = 0;
+    for (int m = 0; m < BM; m++)
+        for (int n = 0; n < BN; n++) {
+            double ref = 0, mag = 0;
+            for (int k = 0; k < BK; k++) {
+                double p = ref_bf16(As[m * SK + k]) * ref_bf16(Bs[n * SK + k]);
+                ref += p;
+                mag += fabs(p);
+            }
+            if (!(fabs(Cg[m * BN + n] - ref) <= 1e-5 * mag + 1e-30)) bad++;
+        }
+    CHECK_MSG(bad == 0, "gemm.cu maps: %d of %d tile outputs wrong", bad, BM * BN);
+}
+
+TEST(simt_mma_kernel_tf32_maps) {
+    enum { BM = DV_CU_TF32_BM, BN = DV_CU_TF32_BN, BK = DV_CU_TF32_BK, SK = DV_CU_TF32_SK };
+    static float As[BM * SK], Bs[BN * SK], Cg[BM * BN];
+    uint64_t s = 4242;
+    for (int k = 0; k < BM * SK; k++) As[k] = u2f(rand_f32bits(&s));
+    for (int k = 0; k < BN * SK; k++) Bs[k] = u2f(rand_f32bits(&s));
+    for (int k = 0; k < BM * BN; k++) Cg[k] = NAN;
+    for (int w = 0; w < DV_CU_TF32_THREADS / 32; w++)
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 4; j++) {
+                float acc[32][4] = {{0}};
+                for (int kk = 0; kk < BK; kk += 8) {
+                    uint32_t a[32][4], b[32][2];
+                    float d[32][4];
+                    for (int lane = 0; lane < 32; lane++) { /* cvt.rna at the fragment load */
+                        for (int r = 0; r < 4; r++) a[lane][r] = dv_simt_cvt_rna_tf32(As[dv_cu_tf32_a_smem(w, lane, i, kk, r)]);
+                        for (int r = 0; r < 2; r++) b[lane][r] = dv_simt_cvt_rna_tf32(Bs[dv_cu_tf32_b_smem(w, lane, j, kk, r)]);
+                    }
+                    dv_simt_mma_m16n8k8_tf32_warp(d, (const uint32_t(*)[4])a, (const uint32_t(*)[2])b,
+                                                  (const float(*)[4])acc);
+                    memcpy(acc, d, sizeof acc);
+                }
+                for (int lane = 0; lane < 32; lane++)
+                    for (int r = 0; r < 4; r++) {
+                        int m, n;
+                        dv_cu_tf32_c_coord(w, lane, i, j, r, &m, &n);
+                        Cg[m * BN + n] = acc[lane][r];
+                    }
+            }
+    int bad = 0;
+    for (int m = 0; m < BM; m++)
+        for (int n = 0; n < BN; n++) {
+            double ref = 0, mag = 0;
+            for (int k = 0; k < BK; k++) {
+                double p = (double)u2f(dv_simt_cvt_rna_tf32(As[m * SK + k])) *
+                           (double)u2f(dv_simt_cvt_rna_tf32(Bs[n * SK + k]));
+                ref += p;
+                mag += fabs(p);
+            }
+            if (!(fabs(Cg[m * BN + n] - ref) <= 1e-5 * mag + 1e-30)) bad++;
+        }
+    CHECK_MSG(bad == 0, "sgemm_tf32.cu maps: %d of %d tile outputs wrong", bad, BM * BN);
 }
