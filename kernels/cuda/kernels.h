@@ -271,7 +271,9 @@ int dv_cu_bias_fill_f32(int64_t B, int64_t C, int64_t N, const float *bias, floa
 /* ---- reductions beyond sum (reduce_ext.cu): kernels/reduce_ext.h's contracts, f32 ------- */
 /* x contiguous (outer, n, inner); y and idx (outer, inner). The CPU's loops per output
  * (kernels/cuda/reduce_math.h), so the results are its bits: the first extreme index, a NaN
- * wins (the first one); logsumexp -inf for n == 0; cumsum accumulates in double. */
+ * wins (the first one); logsumexp -inf for n == 0; cumsum accumulates in double. Long lines
+ * are shared by a warp or block (reduce_ext.cu): max / min keep the bits, logsumexp's double
+ * sum and cumsum's double scan are reassociated (cumsum within one f32 ulp of the CPU). */
 /* max (is_max 1) or min (0), n >= 1; y or idx may be NULL */
 int dv_cu_extreme_f32(int is_max, int64_t outer, int64_t n, int64_t inner, const float *x, float *y,
                       int64_t *idx, dv_cu_stream stream);

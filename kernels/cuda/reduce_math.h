@@ -2,7 +2,8 @@
  * (reduce_ext.cu: max / min with the first extreme index, logsumexp, cumsum, the max / min
  * gradient scatter) and the per-element updates of the CUDA optimisers (optim.cu: SGD, EMA).
  *
- * One GPU thread runs one of these loops per output position, so the kernels compute exactly
+ * One GPU thread runs one of these loops per output position (reduce_ext.cu's default; long
+ * lines are spread over a warp or a block there, see its header), so the kernels compute exactly
  * what kernels/reduce_ext_impl.h and optim/sgd.c / optim/ema.c compute, in the same order:
  * max / min / argmax and cumsum are bit-identical (cumsum accumulates in double as the CPU
  * does), logsumexp differs only by expf / logf's ulps on the device. DV_HD functions

@@ -4,8 +4,11 @@
  * CUDA parameters against the CPU optimisers (build/test-cuda; skipped without a GPU).
  * Inputs hold ties (values on a grid of 1/4), NaNs and +-inf where the CPU defines what
  * happens to them; sizes are odd, plus empty and 0-d tensors.
- * Tolerances: max / min / argmax / cumsum and their gradients exact (the CPU's loops,
- * kernels/cuda/reduce_math.h); logsumexp 1e-6 (the device's expf / log); maximum / minimum /
+ * Tolerances: max / min / argmax and their gradients exact (the CPU's loops,
+ * kernels/cuda/reduce_math.h); cumsum exact on short lines (the same loop) and on the 1/4 grid,
+ * else one f32 ulp (1.2e-7: long lines are scanned by a warp or block in double in another
+ * order, see cuda_logsumexp_cumsum_long_lines_match_cpu); logsumexp 1e-6 (the device's expf /
+ * log; long lines also sum in double in another order); maximum / minimum /
  * where 1e-6 (a broadcast operand's gradient is a sum in the device's order); clip_grad_norm's
  * total 1e-12 relative (double sums in another order), after which the clip coefficient may
  * round differently in its last bit, so gradients, SGD and EMA are compared to 1e-6 (the
@@ -17,6 +20,7 @@
 #include "tensor/ops.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +52,9 @@ TEST(cuda_reduce_ext_forward_and_gradients_match_cpu) {
     tc_graph_parity("logsumexp dim 2", g_lse2, (dv_tensor *[]){fin}, 1, 1e-6);
     tc_graph_parity("logsumexp dim 1 keepdim", g_lse1, (dv_tensor *[]){fin}, 1, 1e-6);
     tc_graph_parity("cumsum dim 1", g_cumsum1, (dv_tensor *[]){fin}, 1, 0);
-    tc_graph_parity("cumsum last dim", g_cumsum_last, (dv_tensor *[]){row}, 1, 0);
+    /* rows of 1001: the block scan, whose gradient (a reverse cumsum of a random upstream
+     * gradient) may differ by one ulp (cuda_logsumexp_cumsum_long_lines_match_cpu) */
+    tc_graph_parity("cumsum last dim", g_cumsum_last, (dv_tensor *[]){row}, 1, 1.2e-7);
     dv_tensor *s = dv_scalar(DV_F32, 1.5);
     tc_graph_parity("max of a 0-d tensor", g_max_0d, (dv_tensor *[]){s}, 1, 0);
     /* argmax and the min indices (through the min's gradient above) bit for bit; NaN lines */
@@ -75,6 +81,71 @@ TEST(cuda_reduce_ext_forward_and_gradients_match_cpu) {
     CHECK(dv_numel(elb) == 3 && pl[0] == -INFINITY && pl[2] == -INFINITY);
     dv_release(e), dv_release(em), dv_release(ec), dv_release(e2), dv_release(el), dv_release(elb);
     dv_release(x), dv_release(row), dv_release(fin), dv_release(s), dv_release(xd);
+}
+
+static dv_tensor *g_lse_last(dv_tensor **in) { return dv_logsumexp(in[0], -1, false); }
+static dv_tensor *g_lse_mid(dv_tensor **in) { return dv_logsumexp(in[0], 1, false); }
+static dv_tensor *g_cumsum_mid(dv_tensor **in) { return dv_cumsum(in[0], 1); }
+
+/* random (off-grid) f32 values, shape (a, b, c) */
+static dv_tensor *randn_input(int64_t a, int64_t b, int64_t c, uint64_t seed) {
+    float *p = tc_randn(a * b * c, seed, 1.5);
+    dv_tensor *x = dv_from_data(DV_F32, DV_SHAPE(a, b, c), p);
+    free(p);
+    return x;
+}
+
+/* logsumexp and cumsum along lines long enough for reduce_ext.cu's warp-per-line (inner 1,
+ * 32 <= n < 512) and block-per-line (n >= 512 with inner 1, or few strided lines) kernels.
+ * Tolerances: logsumexp 1e-6 as above (only the double sum's order changes besides the
+ * device's expf / log). cumsum on the 1/4 grid exact: every double partial sum is exact, so
+ * the order of the scan cannot show. cumsum on random values 1.2e-7 = 2^-23: the GPU's scan
+ * and the CPU's loop both round a double prefix to f32, the doubles differ by ~n 2^-53 sum|x|
+ * (reassociation), which moves the f32 result by at most one ulp (<= 2^-23 relative, and
+ * < 2^-23 absolute below 1), and only when a prefix falls that close to a rounding boundary. */
+TEST(cuda_logsumexp_cumsum_long_lines_match_cpu) {
+    dv_tensor *rows = randn_input(3, 1, 5000, 41);  /* block per row, several scan chunks */
+    dv_tensor *warp = randn_input(1, 64, 300, 42);  /* warp per row (8 a block), 3 chunks of 128 */
+    dv_tensor *mid = randn_input(2, 3000, 5, 43);   /* dim 1: 10 strided lines of 3000 */
+    dv_tensor *few = randn_input(1, 3, 37, 44);     /* warp per row, one partial chunk */
+    tc_graph_parity("logsumexp rows of 5000", g_lse_last, (dv_tensor *[]){rows}, 1, 1e-6);
+    tc_graph_parity("logsumexp rows of 300", g_lse_last, (dv_tensor *[]){warp}, 1, 1e-6);
+    tc_graph_parity("logsumexp dim 1 of (2, 3000, 5)", g_lse_mid, (dv_tensor *[]){mid}, 1, 1e-6);
+    tc_graph_parity("logsumexp rows of 37", g_lse_last, (dv_tensor *[]){few}, 1, 1e-6);
+    tc_graph_parity("cumsum rows of 5000", g_cumsum_last, (dv_tensor *[]){rows}, 1, 1.2e-7);
+    tc_graph_parity("cumsum rows of 300", g_cumsum_last, (dv_tensor *[]){warp}, 1, 1.2e-7);
+    tc_graph_parity("cumsum dim 1 of (2, 3000, 5)", g_cumsum_mid, (dv_tensor *[]){mid}, 1, 1.2e-7);
+    tc_graph_parity("cumsum rows of 37", g_cumsum_last, (dv_tensor *[]){few}, 1, 1.2e-7);
+    /* forwards on the 1/4 grid with NaN / inf in the first lines: cumsum exact with NaN / +-inf
+     * in the same places; logsumexp +inf for a line with +inf, NaN for one with a NaN and no
+     * +inf (tc_compare_f32 matches NaNs; the infinities' signs are checked here) */
+    dv_tensor *trows = tied_input(3, 1, 4099, 45, true), *twarp = tied_input(2, 40, 301, 46, true);
+    dv_tensor *tmid = tied_input(2, 2500, 3, 47, true);
+    dv_tensor *ins[3] = {trows, twarp, tmid};
+    const int dims[3] = {-1, -1, 1};
+    for (int i = 0; i < 3; i++) {
+        dv_tensor *xd = dv_tensor_to(ins[i], dv_device_cuda(0));
+        for (int op = 0; op < 2; op++) {
+            dv_tensor *yc = op ? dv_cumsum(ins[i], dims[i]) : dv_logsumexp(ins[i], dims[i], false);
+            dv_tensor *yd = op ? dv_cumsum(xd, dims[i]) : dv_logsumexp(xd, dims[i], false);
+            dv_tensor *yb = dv_tensor_to(yd, DV_DEVICE_CPU);
+            char what[80];
+            snprintf(what, sizeof what, "%s with NaN / inf, input %d", op ? "cumsum" : "logsumexp", i);
+            tc_compare_f32(what, dv_data(yb), dv_data(yc), dv_numel(yc), op ? 0 : 1e-6);
+            const float *pc = dv_data(yc), *pb = dv_data(yb);
+            int bad = 0, special = 0; /* the inputs are built to give some */
+            for (int64_t j = 0; j < dv_numel(yc); j++) {
+                bad += isinf(pc[j]) != isinf(pb[j]) || (isinf(pc[j]) && (pc[j] > 0) != (pb[j] > 0));
+                special += !isfinite(pc[j]);
+            }
+            CHECK_MSG(bad == 0 && special > 0, "%s: %d outputs differ in infinity (%d not finite on the CPU)", what,
+                      bad, special);
+            dv_release(yc), dv_release(yd), dv_release(yb);
+        }
+        dv_release(xd);
+    }
+    dv_release(rows), dv_release(warp), dv_release(mid), dv_release(few);
+    dv_release(trows), dv_release(twarp), dv_release(tmid);
 }
 
 static dv_tensor *g_maximum(dv_tensor **in) { return dv_maximum(in[0], in[1]); }
