@@ -8,9 +8,14 @@
  *   additive bias  shapes (Tk), (Tq, Tk), (B, 1, Tq, Tk), (B, Hq, Tq, Tk), with -inf entries,
  *                  its gradient (summed over the rows when the bias broadcasts over them)
  * Forward and backward through autograd on both sides (tc_graph_parity), inputs exactly bf16 so
- * both sides see the same q, k, v. Tolerance 3e-2 (relative, max(1, |x|) scaled), as
- * test_cuda_nn.c's attention: bf16 tensor cores and a bf16 P V against f32 on the CPU. A wrong
- * mask, a wrong bias element or a padded column that leaks gives O(1) differences.
+ * both sides see the same q, k, v. Tolerance 6e-2 (relative, max(1, |x|) scaled): bf16 tensor
+ * cores and a bf16 P V against f32 on the CPU, and the backward's Dr = rowsum(dO o O) reads the
+ * bf16-rounded O (as FlashAttention-2 does). With scale 0.3 at D = 100 / 128 (logits of std ~3,
+ * gradients up to ~10) that alone moves dq and dk by up to 4.7e-2 (measured under make
+ * test-cuda-sim, where the kernels match an f64 backward fed their own O to 1e-5, and the same
+ * 4.6e-2 from the CPU kernels fed bf16-rounded q, k, v, dO and O), and the bias gradient summed
+ * over 232 rows by 3.7e-2: 3e-2, test_cuda_nn's figure for unit gradients, was too tight. A
+ * wrong mask, a wrong bias element or a padded column that leaks gives O(1) differences.
  */
 #ifdef DV_HAVE_CUDA
 #include "tests/cuda/cuda_util.h"
@@ -71,8 +76,8 @@ static void run_case(const char *what, shape7 s, dv_tensor *bias, uint64_t seed)
     snprintf(name, sizeof name, "%s: B %lld Hq %lld Hkv %lld Tq %lld Tk %lld D %lld Dv %lld causal %d keep %d p %.2f",
              what, (long long)s.B, (long long)s.Hq, (long long)s.Hkv, (long long)s.Tq, (long long)s.Tk, (long long)s.D,
              (long long)s.Dv, g_opts.causal, g_keep[0] != NULL, g_opts.dropout);
-    if (bias) tc_graph_parity(name, attn4, (dv_tensor *[]){q, k, v, bias}, 4, 3e-2);
-    else tc_graph_parity(name, attn3, (dv_tensor *[]){q, k, v}, 3, 3e-2);
+    if (bias) tc_graph_parity(name, attn4, (dv_tensor *[]){q, k, v, bias}, 4, 6e-2);
+    else tc_graph_parity(name, attn3, (dv_tensor *[]){q, k, v}, 3, 6e-2);
     dv_release(q), dv_release(k), dv_release(v);
 }
 

@@ -116,7 +116,7 @@ TEST(cuda_item_and_element_access_on_device) {
               dv_item(sc));
     CHECK(dv_get(xg, (const int64_t[]){2, 5}) == dv_get(xc, (const int64_t[]){2, 5}));
     dv_tensor *tg = dv_transpose(xg, 0, 1); /* strided view: the element is found through the strides */
-    CHECK(dv_flat_get(tg, 7) == dv_get(xc, (const int64_t[]){1, 1}));
+    CHECK(dv_flat_get(tg, 7) == dv_get(xc, (const int64_t[]){3, 1})); /* tg (6, 4): flat 7 = tg[1][3] = x[3][1] */
     dv_set(xg, (const int64_t[]){3, 0}, -2.5);
     CHECK(dv_get(xg, (const int64_t[]){3, 0}) == -2.5);
     dv_tensor *h = host(xg);
