@@ -81,6 +81,9 @@ ifeq ($(SIMT),1)
                    -Wno-unknown-pragmas -Wno-sign-compare -MMD -MP
   LDLIBS      += -lstdc++
   SIMT_LAUNCH := dv_simt::cfg(__FILE__, __LINE__, \3) * [](auto... dv_a) { return [=] { \1(dv_a...); }; }
+  # `extern __shared__ [__align__(n)] T name[];` -> a T pointer to tests/simt/dynsmem.cc's region
+  # (page-aligned, so any __align__ holds)
+  SIMT_DYNSHARED := extern __shared__ \(__align__([0-9]*) *\)\{0,1\}\([^;[]*[^ ;[]\) \{1,\}\([A-Za-z_][A-Za-z0-9_]*\) *\[ *\] *;
 endif
 
 LIB_SRC   := $(wildcard tensor/*.c kernels/*.c nn/*.c optim/*.c data/calvin/*.c \
@@ -120,7 +123,8 @@ ifeq ($(SIMT),1)
 .PRECIOUS: $(OBJ)/kernels/cuda/%.cc
 $(OBJ)/kernels/cuda/%.cc: kernels/cuda/%.cu
 	@mkdir -p $(dir $@)
-	sed -e '1i #line 1 "$<"' -e 's/\([A-Za-z_][A-Za-z0-9_]*\(<[^<>]*>\)\{0,1\}\)<<<\([^;]*\)>>>/$(SIMT_LAUNCH)/' $< > $@
+	sed -e '1i #line 1 "$<"' -e 's/\([A-Za-z_][A-Za-z0-9_]*\(<[^<>]*>\)\{0,1\}\)<<<\([^;]*\)>>>/$(SIMT_LAUNCH)/' \
+	    -e 's/$(SIMT_DYNSHARED)/\2 *const \3 = (\2 *)dv_simt::dynamic_shared();/' $< > $@
 
 $(OBJ)/kernels/cuda/%.o: $(OBJ)/kernels/cuda/%.cc
 	$(CXX) $(SIMT_CXXFLAGS) -include cuda_runtime.h -c $< -o $@
@@ -167,7 +171,8 @@ test-cuda: $(BUILD)/test-cuda
 	./$(BUILD)/test-cuda
 
 # the tests/cuda suite on the CPU: every kernel executed by the SIMT emulator (tests/simt/);
-# DV_SIMT_ORDER=reverse runs the threads of a block in the opposite order
+# DV_SIMT_ORDER=reverse runs the threads of a block in the opposite order; DV_SIMT_WGMMA=issue
+# completes each wgmma.mma_async at issue instead of at its wgmma.wait_group (tests/simt/wgmma.cc)
 test-cuda-sim:
 	$(MAKE) BUILD=$(SIM_BUILD) SIMT=1 $(SIM_BUILD)/test-cuda
 	./$(SIM_BUILD)/test-cuda

@@ -10,7 +10,7 @@
  *
  * Launch checks, as the CUDA runtime makes them: block size 0 or above 1024 threads (x, y
  * <= 1024, z <= 64), grid 0 or above 2^31-1 x 65535 x 65535, dynamic shared memory above
- * 48 KiB, an unknown stream: cudaErrorInvalidConfiguration / InvalidValue /
+ * 48 KiB unless cudaFuncSetAttribute raised the limit (dynsmem.cc), an unknown stream: cudaErrorInvalidConfiguration / InvalidValue /
  * InvalidResourceHandle from cudaGetLastError and nothing runs. Misuse the hardware would
  * hang on or leave undefined — a barrier or collective nobody can complete, a full-mask
  * shuffle in a partial warp, lanes of one warp in different collectives — aborts with the
@@ -49,7 +49,7 @@ namespace {
 constexpr size_t kStack = 64 << 10; /* per fiber; the kernels' register arrays are < 2 KiB */
 constexpr int kMaxThreads = 1024;
 
-enum State { RUNNABLE, WAIT_BAR, WAIT_WARP, DONE };
+enum State { RUNNABLE, WAIT_BAR, WAIT_WARP, WAIT_GROUP, DONE };
 enum Coll { C_NONE, C_SHFL, C_MMA_BF16, C_MMA_F16, C_MMA_TF32 };
 const char *const kCollName[] = {"-", "shuffle", "mma.m16n8k16.bf16", "mma.m16n8k16.f16", "mma.m16n8k8.tf32"};
 
@@ -73,9 +73,16 @@ struct Warp {
     float c[32][4], d[32][4];
 };
 
+/* a group_collective in progress, kept at the warp index of its first thread */
+struct Group {
+    int arrived, count;
+    const char *what;
+};
+
 struct Sched {
     Fiber fib[kMaxThreads];
     Warp warp[kMaxThreads / 32];
+    Group group[kMaxThreads / 32];
     int n, live, at_bar, cur;
     bool reverse;
     void (*body)(void *);
@@ -103,8 +110,9 @@ std::mutex g_launch_lock;
     va_end(ap);
     fputc('\n', stderr);
     /* the first threads of each state, then abort */
-    static const char *names[] = {"runnable", "at __syncthreads", "in a warp collective", "exited"};
-    for (int st = 0; st < 4; st++) {
+    static const char *names[] = {"runnable", "at __syncthreads", "in a warp collective", "in a group collective",
+                                  "exited"};
+    for (int st = 0; st < 5; st++) {
         int shown = 0, count = 0;
         for (int t = 0; t < S.n; t++)
             if (S.fib[t].state == st) {
@@ -118,6 +126,10 @@ std::mutex g_launch_lock;
         if (S.warp[w].arrived)
             fprintf(stderr, "  warp %d: %d of %d lanes in %s (mask %08x)\n", w, S.warp[w].arrived, S.warp[w].need,
                     kCollName[S.warp[w].coll], S.warp[w].mask);
+    for (int w = 0; w < (S.n + 31) / 32; w++)
+        if (S.group[w].arrived)
+            fprintf(stderr, "  threads %d..%d: %d of %d in %s\n", w * 32, w * 32 + S.group[w].count - 1,
+                    S.group[w].arrived, S.group[w].count, S.group[w].what);
     abort();
 }
 
@@ -350,13 +362,35 @@ uint32_t cvt_rna_tf32(float x) {
 #endif
 }
 
+void group_collective(int first, int count, const char *what, void (*done)(void *), void *ctx) {
+    int t = S.cur;
+    if (first < 0 || first % 32 || count <= 0 || first + count > S.n || t < first || t >= first + count)
+        die("%s: thread %d is not in a whole group of %d threads from thread %d (the block has %d)", what, t, count,
+            first, S.n);
+    Group &g = S.group[first / 32];
+    if (g.arrived == 0) {
+        g.what = what, g.count = count;
+    } else if (g.count != count || strcmp(g.what, what)) {
+        die("threads %d.. are in different group collectives: %s and %s", first, g.what, what);
+    }
+    if (++g.arrived == count) {
+        done(ctx);
+        g.arrived = 0;
+        for (int i = first; i < first + count; i++)
+            if (i != t) S.fib[i].state = RUNNABLE;
+    } else {
+        S.fib[t].state = WAIT_GROUP;
+        yield();
+    }
+}
+
 cudaError_t launch(const char *file, int line, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                    void (*body)(void *), void *ctx) {
     uint64_t nt = (uint64_t)block.x * block.y * block.z;
     if (nt == 0 || nt > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 ||
         grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535)
         return runtime_set_error(cudaErrorInvalidConfiguration);
-    if (smem > 48 * 1024) return runtime_set_error(cudaErrorInvalidValue);
+    if (smem > dynamic_shared_limit()) return runtime_set_error(cudaErrorInvalidValue);
     if (!runtime_stream_ok(s)) return runtime_set_error(cudaErrorInvalidResourceHandle);
 
     std::lock_guard<std::mutex> lock(g_launch_lock);
@@ -373,13 +407,14 @@ cudaError_t launch(const char *file, int line, dim3 grid, dim3 block, size_t sme
         S.fib[t].stack = get_stack(t);
         S.fib[t].idx = {t % block.x, t / block.x % block.y, t / (block.x * block.y)};
     }
-    for (int w = 0; w < (S.n + 31) / 32; w++) S.warp[w].arrived = 0;
+    for (int w = 0; w < (S.n + 31) / 32; w++) S.warp[w].arrived = 0, S.group[w].arrived = 0;
     const size_t shared_bytes = (uintptr_t)__stop_dv_simt_shared - (uintptr_t)__start_dv_simt_shared;
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
                 g_blockIdx = {bx, by, bz};
                 if (shared_bytes) memset(__start_dv_simt_shared, 0xff, shared_bytes);
+                dynamic_shared_begin_block(smem);
                 for (int t = 0; t < S.n; t++) {
                     S.fib[t].state = RUNNABLE;
                     fiber_init(S.fib[t]);

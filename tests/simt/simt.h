@@ -21,6 +21,10 @@
  *   mma.sync          dv_simt::mma_* — the same collective around tests/simt/mma.h's warp-level
  *                     semantics of the PTX instructions (the .cu files call these under
  *                     #ifdef DV_SIMT instead of their inline asm)
+ *   extern __shared__ the build's sed turns `extern __shared__ T name[];` into a pointer to the
+ *                     block's dynamic shared memory (tests/simt/dynsmem.cc); shared addresses
+ *                     (__cvta_generic_to_shared, wgmma descriptors) are offsets into it
+ *   wgmma             dv_simt_wgmma_* — a warpgroup collective around tests/simt/wgmma.h
  *   atomicAdd         a plain read-modify-write (threads never preempt each other)
  *   __f*_rn, __d*_rn  the IEEE operation (the .cu files are compiled with -ffp-contract=off)
  *
@@ -31,7 +35,7 @@
  * lock-step), __launch_bounds__ and register / shared-memory limits of static __shared__
  * arrays, address spaces (a kernel that dereferences a host pointer works here), nvcc's FMA
  * contraction and the ulp error of the device math library (the CPU's libm is used),
- * dynamic (extern) shared memory, cooperative groups, streams (everything is synchronous).
+ * cooperative groups, streams (everything is synchronous).
  */
 #ifndef DV_SIMT_H
 #define DV_SIMT_H
@@ -94,6 +98,20 @@ void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], cons
 /* cvt.rna.tf32.f32 (per thread, no collective) */
 uint32_t cvt_rna_tf32(float x);
 
+/* `count` consecutive threads of the block from `first` (a warpgroup: wgmma) meet: each waits
+ * until all have called it with the same `what`; the last to arrive runs done(ctx) before any of
+ * them goes on (a thread of the group that exits or waits elsewhere meanwhile: a deadlock error) */
+void group_collective(int first, int count, const char *what, void (*done)(void *), void *ctx);
+
+/* dynamic shared memory (tests/simt/dynsmem.cc): the running block's `extern __shared__` bytes
+ * (the launch's size, 1024-byte aligned, 0xff-filled before each block, a guard page after), and
+ * the largest size a launch may ask for: 48 KiB, or what cudaFuncSetAttribute raised it to */
+unsigned char *dynamic_shared();
+size_t dynamic_shared_size();
+size_t dynamic_shared_limit();
+void dynamic_shared_begin_block(size_t bytes); /* called by the scheduler */
+unsigned long block_serial(); /* counts the blocks run, for per-block state elsewhere (wgmma.cc) */
+
 /* runs body(ctx) as every thread of the grid; returns the launch error (also left for
  * cudaGetLastError), cudaSuccess when it ran */
 cudaError_t launch(const char *file, int line, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
@@ -125,6 +143,10 @@ template <class F> void operator*(const Cfg &c, F thunk) {
 #define gridDim dv_simt::g_gridDim
 
 static inline void __syncthreads() { dv_simt::syncthreads(); }
+
+/* the shared-window address of p: its byte offset from the block's dynamic shared memory (the
+ * only shared memory with addresses here; a pointer outside it aborts) — dynsmem.cc */
+size_t __cvta_generic_to_shared(const void *p);
 
 template <class T> static inline T dv_simt_shfl(int op, unsigned mask, T v, int arg, int width) {
     static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "shuffle of a type CUDA has no shuffle for");

@@ -4,7 +4,8 @@
  *       d, a-desc, b-desc, scale-d, imm-scale-a, imm-scale-b, imm-trans-a, imm-trans-b
  *
  * (both operands in shared memory, read through 64-bit matrix descriptors), for the CPU SIMT
- * emulator (make test-cuda-sim; the per-thread collective is tests/simt/wgmma.cc).
+ * emulator (make test-cuda-sim; the per-thread collective is tests/simt/wgmma.cc, declared at
+ * the end of this file).
  *
  * Written from NVIDIA's "Parallel Thread Execution ISA", version 9.0 text, NOT from the kernels
  * that use it (kernels/cuda/gemm_sm90a.cu), so that a misread layout on either side shows up as
@@ -88,6 +89,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/simt/mma.h" /* dv_simt_bf16_to_double, dv_simt_f16_to_double */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -153,20 +156,6 @@ static inline uint32_t dv_simt_wgmma_operand_end(uint64_t desc, int k_major, int
     return end;
 }
 
-/* exact values of 16-bit floating-point bit patterns */
-static inline double dv_simt_wgmma_bf16(uint16_t x) {
-    uint32_t u = (uint32_t)x << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return (double)f;
-}
-static inline double dv_simt_wgmma_f16(uint16_t x) {
-    uint32_t sign = (x >> 15) & 1u, e = (x >> 10) & 0x1Fu, m = x & 0x3FFu;
-    double v = e == 0x1F ? (m ? (double)NAN : (double)INFINITY)
-             : e == 0 ? ldexp((double)m, -24) : ldexp((double)(1024u + m), (int)e - 25);
-    return sign ? -v : v;
-}
-
 static inline void dv_simt_wgmma_die(const char *what, int n, int a, int b) {
     fprintf(stderr, "dv_simt_wgmma_m64k16_warpgroup: %s (n=%d, %d, %d)\n", what, n, a, b);
     abort();
@@ -191,13 +180,13 @@ static inline void dv_simt_wgmma_m64k16_warpgroup(int n, int is_bf16, float *d, 
         for (int k = 0; k < 16; k++) {
             uint16_t x;
             memcpy(&x, sm + dv_simt_wgmma_elem_addr(&da, !trans_a, i, k), 2);
-            A[i][k] = scale_a * (is_bf16 ? dv_simt_wgmma_bf16(x) : dv_simt_wgmma_f16(x));
+            A[i][k] = scale_a * (is_bf16 ? dv_simt_bf16_to_double(x) : dv_simt_f16_to_double(x));
         }
     for (int j = 0; j < n; j++)
         for (int k = 0; k < 16; k++) {
             uint16_t x;
             memcpy(&x, sm + dv_simt_wgmma_elem_addr(&db, !trans_b, j, k), 2);
-            B[k][j] = scale_b * (is_bf16 ? dv_simt_wgmma_bf16(x) : dv_simt_wgmma_f16(x));
+            B[k][j] = scale_b * (is_bf16 ? dv_simt_bf16_to_double(x) : dv_simt_f16_to_double(x));
         }
     for (int t = 0; t < 128; t++) {
         int w = t / 32, g = (t % 32) / 4, q = t % 4;
@@ -210,6 +199,21 @@ static inline void dv_simt_wgmma_m64k16_warpgroup(int n, int is_bf16, float *d, 
         }
     }
 }
+
+/* ---- per thread, inside the emulator (defined in tests/simt/wgmma.cc, SIMT build only) ----
+ * What a kernel compiled with -DDV_SIMT calls instead of its inline PTX. Each is collective over
+ * the 128 threads of the calling thread's warpgroup (threads 128 w .. 128 w + 127 of the block,
+ * i.e. warps 4 w .. 4 w + 3): every thread passes its own accumulator registers d[n/2]; the
+ * instruction runs when the last of the 128 has arrived, with the dynamic shared memory of the
+ * block as the shared window, and every thread's d is updated before any of them continues.
+ * The descriptors, n, type, scales and transposes must be the same in all 128 (.aligned). */
+void dv_simt_wgmma_bf16f16(int n, int is_bf16, float *d, uint64_t desc_a, uint64_t desc_b, int scale_d, int scale_a,
+                           int scale_b, int trans_a, int trans_b);
+/* wgmma.fence / commit_group / wait_group N and fence.proxy.async: no-ops, see wgmma.cc */
+void dv_simt_wgmma_fence(void);
+void dv_simt_wgmma_commit(void);
+void dv_simt_wgmma_wait(int n);
+void dv_simt_fence_proxy_async(void);
 
 #ifdef __cplusplus
 }

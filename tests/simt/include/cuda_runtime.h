@@ -8,4 +8,9 @@
 #include "cuda_runtime_api.h"
 #include "../simt.h"
 
+/* as the real header: a kernel (a function, or a template's instance) for the C API's pointer */
+template <class T> static inline cudaError_t cudaFuncSetAttribute(T *entry, enum cudaFuncAttribute attr, int value) {
+    return cudaFuncSetAttribute((const void *)entry, attr, value);
+}
+
 #endif
