@@ -43,6 +43,12 @@
  *                 W-byte swizzle:  (i / (W/2)) LBO + (i % (W/2)) 2 + (k / 8) SBO + (k % 8) W
  *                     — i.e. a "core matrix" is 8 lines of 16 bytes; K-major puts 8 MN rows
  *                     of 8 K elements in one, MN-major 8 K rows of 8 MN elements.
+ *                     Note: for MN-major WITH swizzle, 9.0's tables make LBO the MN-direction
+ *                     step between swizzle atoms and SBO the step between 8-row K groups; the
+ *                     older 8.x wording ("LBO: between two adjacent core matrices in the K
+ *                     dimension, SBO: ... in the M or N dimension") says the opposite. We follow
+ *                     9.0 (CUTLASS's make_gmma_desc agrees); K-major and MN-major without swizzle
+ *                     read the same under both.
  *   9.7.15.5.1.2.2    Matrix Descriptor Format: bits 13-0 start address, 29-16 LBO, 45-32 SBO,
  *                     each encoded (x & 0x3FFFF) >> 4; bits 51-49 matrix base offset; bits
  *                     63-62 swizzle: 0 none, 1 128B, 2 64B, 3 32B.
