@@ -128,7 +128,7 @@ static int bench_gemm(void) {
 }
 
 /* ---- attention ---- */
-typedef struct { dv_attn_geom g; void *q, *k, *v, *o, *work; float *lse, *dq, *dk, *dv; } attn_job;
+typedef struct { dv_attn_geom g; void *q, *k, *v, *work; float *o, *lse, *dq, *dk, *dv; } attn_job;
 static void run_attn(void *ctx) {
     attn_job *j = ctx;
     dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, NULL, j->o, j->lse, dv_cuda_stream(0)),
@@ -136,8 +136,8 @@ static void run_attn(void *ctx) {
 }
 static void run_attn_bwd(void *ctx) {
     attn_job *j = ctx; /* dO = O: any values do */
-    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, NULL, j->o, j->lse, j->o, j->dq, j->dk,
-                                      j->dv, NULL, j->work, dv_cuda_stream(0)),
+    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, NULL, j->o, j->lse, j->o, j->g.Dv, j->dq,
+                                      j->dk, j->dv, NULL, j->work, dv_cuda_stream(0)),
                   "bench attention backward");
 }
 
@@ -151,7 +151,7 @@ static int bench_attention(void) {
                              .q_stride = {n, T * D, D}, .k_stride = {n, T * D, D}, .v_stride = {n, T * D, D},
                              .scale = 1.0 / sqrt((double)D), .causal = true};
         j.q = dv_cuda_alloc(0, n * 2), j.k = dv_cuda_alloc(0, n * 2), j.v = dv_cuda_alloc(0, n * 2);
-        j.o = dv_cuda_alloc(0, n * 2), j.lse = dv_cuda_alloc(0, H * T * 4);
+        j.o = dv_cuda_alloc(0, n * 4), j.lse = dv_cuda_alloc(0, H * T * 4);
         /* constant inputs (bf16 0.0078 and 1.0): the work does not depend on the values */
         dv_cuda_check(dv_cu_fill(j.q, n, 2, 0x3c00, dv_cuda_stream(0)), "fill");
         dv_cuda_check(dv_cu_fill(j.k, n, 2, 0x3c00, dv_cuda_stream(0)), "fill");
@@ -174,7 +174,7 @@ static int bench_attention(void) {
         dv_cuda_free(0, j.dq, n * 4), dv_cuda_free(0, j.dk, n * 4), dv_cuda_free(0, j.dv, n * 4);
         dv_cuda_free(0, j.work, wb);
         dv_cuda_free(0, j.q, n * 2), dv_cuda_free(0, j.k, n * 2), dv_cuda_free(0, j.v, n * 2);
-        dv_cuda_free(0, j.o, n * 2), dv_cuda_free(0, j.lse, H * T * 4);
+        dv_cuda_free(0, j.o, n * 4), dv_cuda_free(0, j.lse, H * T * 4);
     }
     return 0;
 }

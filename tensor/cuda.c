@@ -744,13 +744,25 @@ static uint16_t *attn_pack(int dev, const float *p, const int64_t s[3], int64_t 
     return h;
 }
 
-/* the geometry of the padded bf16 copies */
+/* the geometry of the padded bf16 copies (o, dout and the gradients are f32) */
 static dv_attn_geom attn_dense_geom(const dv_attn_geom *g, int64_t DP) {
     dv_attn_geom d = *g;
     d.D = d.Dv = DP;
     int64_t qs[3] = {g->Hq * g->Tq * DP, g->Tq * DP, DP}, ks[3] = {g->Hkv * g->Tk * DP, g->Tk * DP, DP};
     for (int i = 0; i < 3; i++) d.q_stride[i] = qs[i], d.k_stride[i] = ks[i], d.v_stride[i] = ks[i];
     return d;
+}
+
+/* where the kernel writes an f32 result t of `width` columns as (rows, DP): t itself when DP is
+ * its width, else a scratch buffer unpacked into t afterwards (attn_unpad) */
+static float *attn_padded_out(int dev, dv_tensor *t, int64_t rows, int64_t width, int64_t DP) {
+    if (!t) return NULL;
+    return width == DP ? dp(t) : dv_cuda_alloc(dev, rows * DP * 4);
+}
+static void attn_unpad(int dev, dv_tensor *t, float *buf, int64_t rows, int64_t width, int64_t DP, void *s) {
+    if (!t || width == DP) return;
+    dv_cuda_check(dv_cu_attention_unpack_f32(rows, width, DP, buf, dp(t), s), "attention (cuda): unpad");
+    dv_cuda_free(dev, buf, rows * DP * 4);
 }
 
 void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
@@ -763,24 +775,12 @@ void dv_cuda_attention_fwd(const dv_attn_geom *g, const dv_tensor *q, const dv_t
     uint16_t *qh = attn_pack(dev, dp(q), g->q_stride, g->B, g->Hq, g->Tq, g->D, DP, s);
     uint16_t *kh = attn_pack(dev, dp(k), g->k_stride, g->B, g->Hkv, g->Tk, g->D, DP, s);
     uint16_t *vh = attn_pack(dev, dp(v), g->v_stride, g->B, g->Hkv, g->Tk, g->Dv, DP, s);
-    uint16_t *oh = dv_cuda_alloc(dev, nq * 2);
+    float *op = attn_padded_out(dev, o, rows, g->Dv, DP);
     dv_attn_geom d = attn_dense_geom(g, DP);
-    dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &d, qh, kh, vh, dp(bias), oh, dp(lse), s), "attention (cuda)");
-    dv_cuda_check(dv_cu_attention_unpack_f32(rows, g->Dv, DP, 1, oh, dp(o), s), "attention (cuda): o to f32");
-    dv_cuda_free(dev, qh, nq * 2), dv_cuda_free(dev, oh, nq * 2);
+    dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &d, qh, kh, vh, dp(bias), op, dp(lse), s), "attention (cuda)");
+    attn_unpad(dev, o, op, rows, g->Dv, DP, s);
+    dv_cuda_free(dev, qh, nq * 2);
     dv_cuda_free(dev, kh, nk * 2), dv_cuda_free(dev, vh, nk * 2);
-}
-
-/* where the kernel writes gradient t (rows, DP): t itself when DP is its width, else a scratch
- * buffer unpacked into t afterwards (attn_grad_done) */
-static float *attn_grad_buf(int dev, dv_tensor *t, int64_t rows, int64_t width, int64_t DP) {
-    if (!t) return NULL;
-    return width == DP ? dp(t) : dv_cuda_alloc(dev, rows * DP * 4);
-}
-static void attn_grad_done(int dev, dv_tensor *t, float *buf, int64_t rows, int64_t width, int64_t DP, void *s) {
-    if (!t || width == DP) return;
-    dv_cuda_check(dv_cu_attention_unpack_f32(rows, width, DP, 0, buf, dp(t), s), "attention backward (cuda): unpad");
-    dv_cuda_free(dev, buf, rows * DP * 4);
 }
 
 void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_tensor *k, const dv_tensor *v,
@@ -801,22 +801,20 @@ void dv_cuda_attention_bwd(const dv_attn_geom *g, const dv_tensor *q, const dv_t
     uint16_t *qh = attn_pack(dev, dp(q), g->q_stride, g->B, g->Hq, g->Tq, g->D, DP, s);
     uint16_t *kh = attn_pack(dev, dp(k), g->k_stride, g->B, g->Hkv, g->Tk, g->D, DP, s);
     uint16_t *vh = attn_pack(dev, dp(v), g->v_stride, g->B, g->Hkv, g->Tk, g->Dv, DP, s);
-    const int64_t cs[3] = {g->Hq * g->Tq * g->Dv, g->Tq * g->Dv, g->Dv}; /* o, dout: contiguous (B, Hq, Tq, Dv) */
-    uint16_t *oh = attn_pack(dev, dp(o), cs, g->B, g->Hq, g->Tq, g->Dv, DP, s); /* exact: o came from bf16 */
-    uint16_t *gh = attn_pack(dev, dp(dout), cs, g->B, g->Hq, g->Tq, g->Dv, DP, s);
-    float *gq = attn_grad_buf(dev, dq, rows, g->D, DP), *gk = attn_grad_buf(dev, dk, krows, g->D, DP);
-    float *gv = attn_grad_buf(dev, dv, krows, g->Dv, DP);
+    float *gq = attn_padded_out(dev, dq, rows, g->D, DP), *gk = attn_padded_out(dev, dk, krows, g->D, DP);
+    float *gv = attn_padded_out(dev, dv, krows, g->Dv, DP);
     dv_attn_geom d = attn_dense_geom(g, DP);
     int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&d);
     void *work = dv_cuda_alloc(dev, wb);
-    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &d, qh, kh, vh, dp(bias), oh, dp(lse), gh, gq, gk, gv,
-                                      dbias ? dp(dbias) : NULL, work, s),
+    /* o and dout: f32, contiguous (B, Hq, Tq, Dv), read as they are */
+    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &d, qh, kh, vh, dp(bias), dp(o), dp(lse), dp(dout), g->Dv, gq, gk, gv,
+                                      dp(dbias), work, s),
                   "attention backward (cuda)");
-    attn_grad_done(dev, dq, gq, rows, g->D, DP, s);
-    attn_grad_done(dev, dk, gk, krows, g->D, DP, s);
-    attn_grad_done(dev, dv, gv, krows, g->Dv, DP, s);
+    attn_unpad(dev, dq, gq, rows, g->D, DP, s);
+    attn_unpad(dev, dk, gk, krows, g->D, DP, s);
+    attn_unpad(dev, dv, gv, krows, g->Dv, DP, s);
     dv_cuda_free(dev, work, wb);
-    dv_cuda_free(dev, qh, nq * 2), dv_cuda_free(dev, oh, nq * 2), dv_cuda_free(dev, gh, nq * 2);
+    dv_cuda_free(dev, qh, nq * 2);
     dv_cuda_free(dev, kh, nk * 2), dv_cuda_free(dev, vh, nk * 2);
 }
 

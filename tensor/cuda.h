@@ -176,7 +176,8 @@ void dv_cuda_diffusion_step(const dv_tensor *model_output, const dv_tensor *samp
 
 /* nn/attention.c on CUDA tensors: the flash kernels of kernels/cuda/attention*.cu. q, k, v are
  * f32 on the device (read through g's strides, unit stride in d); they are rounded to bf16 for
- * the tensor cores (as dv_cuda_gemm_f32_half rounds A), the softmax statistics stay f32, o
+ * the tensor cores (as dv_cuda_gemm_f32_half rounds A, and P before P V), the softmax
+ * statistics and the output accumulator stay f32, o
  * (contiguous (B, Hq, Tq, Dv)), lse (f32 (B, Hq, Tq)) and the gradients dq, dk, dv, dbias
  * (contiguous, overwritten, any may be NULL; dbias (B, Hq, g->dbias_rows, Tk)) are f32. The
  * bias (NULL = none) stays f32, read through g->bias_stride. Expect bf16-level agreement with

@@ -1,5 +1,6 @@
 /* kernels/cuda/attention.cu — flash attention forward on tensor cores (Dao, "FlashAttention-2",
- * 2023, Algorithm 1), f16 / bf16 inputs, f32 softmax statistics; kernels/attention.h's
+ * 2023, Algorithm 1), f16 / bf16 inputs, f32 softmax statistics and output (O is written
+ * from the f32 accumulator, not rounded to the inputs' dtype); kernels/attention.h's
  * forward contract: GQA, causal with offset, key padding mask, the additive bias (f32, read
  * through its four broadcast strides, added to the scaled score in base 2), and dropout on the
  * weights with the CPU's mask (dv_attn_drop_row / dv_attn_drop_hash of kernels/attention.h, the
@@ -104,7 +105,7 @@ __device__ __forceinline__ void load_kv_tile(uint16_t *S, const uint16_t *p, int
 
 template <bool BF16, int DMAX>
 __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__restrict__ q, const uint16_t *__restrict__ k,
-                                                    const uint16_t *__restrict__ v, uint16_t *__restrict__ o,
+                                                    const uint16_t *__restrict__ v, float *__restrict__ o,
                                                     float *__restrict__ lse) {
     constexpr int SD = DMAX + 8;  /* padded shared row, halves */
     constexpr int ND16 = DMAX / 16, ND8 = DMAX / 8, NKT = BKV / 8;
@@ -210,9 +211,9 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__re
             for (int r = 0; r < 4; r++) {
                 float p = exp2f(s[t][r] - mx[r / 2]);
                 rowsum[r / 2] += p; /* the softmax sums the weights before dropout */
-                if (g.drop) {
+                if (g.drop) { /* dropped: 0; kept: p (the 1 / (1 - dropout) goes into the final 1 / l) */
                     uint32_t j = (uint32_t)(kv0 + t * 8 + tig * 2 + (r % 2));
-                    p *= dv_attn_drop_hash(dkey[r / 2], j) >= g.drop_thr ? g.drop_keep : 0.0f;
+                    if (dv_attn_drop_hash(dkey[r / 2], j) < g.drop_thr) p = 0.0f;
                 }
                 s[t][r] = p;
             }
@@ -251,25 +252,28 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__re
         l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
         l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
     }
-    const int64_t ostride = g.D; /* o is contiguous (B, Hq, Tq, D) */
-    uint16_t *oh = o + (b * g.Hq + h) * g.Tq * ostride;
+    const int64_t ostride = g.D; /* o is contiguous (B, Hq, Tq, D), f32 */
+    float *oh = o + (b * g.Hq + h) * g.Tq * ostride;
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
         int64_t i = row[rr];
         if (i >= g.Tq) continue;
-        float inv = l[rr] > 0.0f ? 1.0f / l[rr] : 0.0f;
+        /* with dropout, the kept weights' 1 / (1 - dropout) here in f32: multiplied into P before
+         * its rounding to bf16, it would be rounded too (1 / 0.99 -> 1.0078), a bias of every
+         * output row that the CPU does not have */
+        float inv = l[rr] > 0.0f ? g.drop_keep / l[rr] : 0.0f;
 #pragma unroll
         for (int t = 0; t < ND8; t++) {
             int d = t * 8 + tig * 2;
             if (d >= g.D) break;
-            *(uint32_t *)&oh[i * ostride + d] = pack_f32<BF16>(acc[t][2 * rr] * inv, acc[t][2 * rr + 1] * inv);
+            *(float2 *)&oh[i * ostride + d] = make_float2(acc[t][2 * rr] * inv, acc[t][2 * rr + 1] * inv);
         }
         if (lse && tig == 0) lse[(b * g.Hq + h) * g.Tq + i] = dv_cu_online_lse(m[rr], l[rr]);
     }
 }
 
 template <bool BF16, int DMAX>
-void launch(const Geom &g, const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *o, float *lse,
+void launch(const Geom &g, const uint16_t *q, const uint16_t *k, const uint16_t *v, float *o, float *lse,
             cudaStream_t s) {
     dim3 grid((unsigned)((g.Tq + BQ - 1) / BQ), (unsigned)(g.B * g.Hq));
     attn_fwd<BF16, DMAX><<<grid, NW * 32, 0, s>>>(g, q, k, v, o, lse);
@@ -278,7 +282,7 @@ void launch(const Geom &g, const uint16_t *q, const uint16_t *k, const uint16_t 
 } // namespace
 
 extern "C" int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *ag, const uint16_t *q,
-                                   const uint16_t *k, const uint16_t *v, const float *bias, uint16_t *o,
+                                   const uint16_t *k, const uint16_t *v, const float *bias, float *o,
                                    float *lse, dv_cu_stream stream) {
     if (ag->D != ag->Dv || ag->D <= 0 || ag->D > 128 || ag->D % 8 != 0) return (int)cudaErrorInvalidValue;
     if (!(ag->dropout >= 0 && ag->dropout < 1)) return (int)cudaErrorInvalidValue;
@@ -332,14 +336,10 @@ __global__ void pack_bf16(int64_t H, int64_t T, int64_t D, int64_t DP, int64_t n
     }
 }
 
-/* dst (rows, D) f32 = the first D columns of src (rows, DP), f32 or bf16 */
-template <bool BF16SRC>
-__global__ void unpack_f32(int64_t D, int64_t DP, int64_t n, const void *__restrict__ src, float *__restrict__ dst) {
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = e / D, d = e % D;
-        if (BF16SRC) dst[e] = __uint_as_float((uint32_t)((const uint16_t *)src)[r * DP + d] << 16);
-        else dst[e] = ((const float *)src)[r * DP + d];
-    }
+/* dst (rows, D) f32 = the first D columns of src (rows, DP) */
+__global__ void unpack_f32(int64_t D, int64_t DP, int64_t n, const float *__restrict__ src, float *__restrict__ dst) {
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x)
+        dst[e] = src[e / D * DP + e % D];
 }
 
 } // namespace
@@ -354,13 +354,11 @@ extern "C" int dv_cu_attention_pack_bf16(int64_t B, int64_t H, int64_t T, int64_
     return (int)cudaGetLastError();
 }
 
-extern "C" int dv_cu_attention_unpack_f32(int64_t rows, int64_t D, int64_t DP, int src_bf16, const void *src,
-                                          float *dst, dv_cu_stream stream) {
+extern "C" int dv_cu_attention_unpack_f32(int64_t rows, int64_t D, int64_t DP, const float *src, float *dst,
+                                          dv_cu_stream stream) {
     if (D < 0 || DP < D) return (int)cudaErrorInvalidValue;
     int64_t n = rows * D;
     if (n <= 0) return 0;
-    cudaStream_t s = (cudaStream_t)stream;
-    if (src_bf16) unpack_f32<true><<<pack_blocks(n), PACK_THREADS, 0, s>>>(D, DP, n, src, dst);
-    else unpack_f32<false><<<pack_blocks(n), PACK_THREADS, 0, s>>>(D, DP, n, src, dst);
+    unpack_f32<<<pack_blocks(n), PACK_THREADS, 0, (cudaStream_t)stream>>>(D, DP, n, src, dst);
     return (int)cudaGetLastError();
 }

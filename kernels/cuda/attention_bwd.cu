@@ -11,6 +11,9 @@
  *              functions, regenerated; Z = 1 without dropout)
  *   3. dQ      per query tile of 16 (grid: query tiles x B*Hq): for every visible key tile,
  *                the same P and dS, dQ += scale dS K
+ * q, k, v come as the forward's f16 / bf16 copies; o (the forward's f32 output) and dO are f32,
+ * so Dr and dP = dO V^T use the same dO and the same O the forward produced (for a row whose
+ * softmax is one-hot, Z dP - Dr then cancels as it does on the CPU).
  * Tiles live in shared memory as f32 (rows padded by one float: the 16 threads that read 16
  * different rows at one column hit 16 banks); each thread of 256 owns one (query, key) score
  * of a tile and up to 8 elements of the (16, D) gradient accumulator, in registers.
@@ -40,6 +43,7 @@ struct Geom {
     const float *bias;      /* f32, read through bias_s (b, h, i, j); NULL = none */
     int64_t bias_s[4];
     int64_t dbias_rows;     /* 1 (rows summed) or Tq */
+    int64_t ocols;          /* the columns of o and dout (f32 rows); those past them up to D read as 0 */
     bool drop;              /* dropout on the weights (kernels/attention.h's mask) */
     uint64_t drop_seed;
     uint32_t drop_thr;
@@ -56,6 +60,16 @@ __device__ __forceinline__ void load_rows(float *S, const uint16_t *p, int64_t l
     for (int e = threadIdx.x; e < T16 * D; e += NT) {
         int r = e / (int)D, d = e % (int)D;
         S[r * SD + d] = t0 + r < T ? to_f32<BF16>(p[(t0 + r) * ld + d]) : 0.0f;
+    }
+}
+
+/* rows [t0, t0 + 16) of an f32 (T, ld) matrix, its first `cols` columns, zeros past T and past
+ * cols up to D */
+__device__ __forceinline__ void load_rows_f32(float *S, const float *p, int64_t ld, int64_t cols, int64_t t0, int64_t T,
+                                              int64_t D) {
+    for (int e = threadIdx.x; e < T16 * D; e += NT) {
+        int r = e / (int)D, d = e % (int)D;
+        S[r * SD + d] = t0 + r < T && d < cols ? p[(t0 + r) * ld + d] : 0.0f;
     }
 }
 
@@ -91,13 +105,12 @@ __device__ __forceinline__ float scores(const Geom &g, int64_t b, int64_t h, int
     return ds;
 }
 
-template <bool BF16>
-__global__ void __launch_bounds__(NT) dr_kernel(int64_t rows, int64_t D, const uint16_t *__restrict__ o,
-                                                const uint16_t *__restrict__ dout, float *__restrict__ dr) {
+__global__ void __launch_bounds__(NT) dr_kernel(int64_t rows, int64_t D, const float *__restrict__ o,
+                                                const float *__restrict__ dout, float *__restrict__ dr) {
     int64_t r = blockIdx.x * (int64_t)(NT / 32) + threadIdx.x / 32;
     if (r >= rows) return;
     float s = 0.0f;
-    for (int64_t d = threadIdx.x % 32; d < D; d += 32) s += to_f32<BF16>(o[r * D + d]) * to_f32<BF16>(dout[r * D + d]);
+    for (int64_t d = threadIdx.x % 32; d < D; d += 32) s += o[r * D + d] * dout[r * D + d];
     for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
     if (threadIdx.x % 32 == 0) dr[r] = s;
 }
@@ -105,7 +118,7 @@ __global__ void __launch_bounds__(NT) dr_kernel(int64_t rows, int64_t D, const u
 /* blockIdx.x: key tile; blockIdx.y: b * Hkv + hk */
 template <bool BF16>
 __global__ void __launch_bounds__(NT) dkdv_kernel(Geom g, const uint16_t *__restrict__ q, const uint16_t *__restrict__ k,
-                                                  const uint16_t *__restrict__ v, const uint16_t *__restrict__ dout,
+                                                  const uint16_t *__restrict__ v, const float *__restrict__ dout,
                                                   const float *__restrict__ lse, const float *__restrict__ dr,
                                                   float *__restrict__ dk, float *__restrict__ dv,
                                                   float *__restrict__ dbias) {
@@ -127,7 +140,7 @@ __global__ void __launch_bounds__(NT) dkdv_kernel(Geom g, const uint16_t *__rest
         for (int64_t q0 = qstart; q0 < g.Tq; q0 += T16) {
             __syncthreads(); /* the previous tiles are no longer read */
             load_rows<BF16>(Qs, q + b * g.qs[0] + h * g.qs[1], g.qs[2], q0, g.Tq, D);
-            load_rows<BF16>(dOs, dout + bh * g.Tq * D, D, q0, g.Tq, D);
+            load_rows_f32(dOs, dout + bh * g.Tq * g.ocols, g.ocols, g.ocols, q0, g.Tq, D);
             if (threadIdx.x < T16) {
                 int64_t i = q0 + threadIdx.x;
                 lse_s[threadIdx.x] = i < g.Tq ? lse[bh * g.Tq + i] : -INFINITY;
@@ -180,7 +193,7 @@ __global__ void __launch_bounds__(NT) dkdv_kernel(Geom g, const uint16_t *__rest
 /* blockIdx.x: query tile; blockIdx.y: b * Hq + h */
 template <bool BF16>
 __global__ void __launch_bounds__(NT) dq_kernel(Geom g, const uint16_t *__restrict__ q, const uint16_t *__restrict__ k,
-                                                const uint16_t *__restrict__ v, const uint16_t *__restrict__ dout,
+                                                const uint16_t *__restrict__ v, const float *__restrict__ dout,
                                                 const float *__restrict__ lse, const float *__restrict__ dr,
                                                 float *__restrict__ dq) {
     __shared__ float Ks[T16 * SD], Vs[T16 * SD], Qs[T16 * SD], dOs[T16 * SD];
@@ -188,7 +201,7 @@ __global__ void __launch_bounds__(NT) dq_kernel(Geom g, const uint16_t *__restri
     const int64_t bh = blockIdx.y, b = bh / g.Hq, h = bh % g.Hq, hk = h / (g.Hq / g.Hkv);
     const int64_t q0 = (int64_t)blockIdx.x * T16, D = g.D;
     load_rows<BF16>(Qs, q + b * g.qs[0] + h * g.qs[1], g.qs[2], q0, g.Tq, D);
-    load_rows<BF16>(dOs, dout + bh * g.Tq * D, D, q0, g.Tq, D);
+    load_rows_f32(dOs, dout + bh * g.Tq * g.ocols, g.ocols, g.ocols, q0, g.Tq, D);
     if (threadIdx.x < T16) {
         int64_t i = q0 + threadIdx.x;
         lse_s[threadIdx.x] = i < g.Tq ? lse[bh * g.Tq + i] : -INFINITY;
@@ -223,10 +236,10 @@ __global__ void __launch_bounds__(NT) dq_kernel(Geom g, const uint16_t *__restri
 }
 
 template <bool BF16>
-void launch(const Geom &g, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *o, const float *lse,
-            const uint16_t *dout, float *dq, float *dk, float *dv, float *dbias, float *dr, cudaStream_t s) {
+void launch(const Geom &g, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *o, const float *lse,
+            const float *dout, float *dq, float *dk, float *dv, float *dbias, float *dr, cudaStream_t s) {
     int64_t rows = g.B * g.Hq * g.Tq;
-    dr_kernel<BF16><<<(unsigned)((rows + NT / 32 - 1) / (NT / 32)), NT, 0, s>>>(rows, g.D, o, dout, dr);
+    dr_kernel<<<(unsigned)((rows + NT / 32 - 1) / (NT / 32)), NT, 0, s>>>(rows, g.ocols, o, dout, dr);
     if (dk || dv || dbias) {
         dim3 grid((unsigned)((g.Tk + T16 - 1) / T16), (unsigned)(g.B * g.Hkv));
         dkdv_kernel<BF16><<<grid, NT, 0, s>>>(g, q, k, v, dout, lse, dr, dk, dv, dbias);
@@ -244,11 +257,11 @@ extern "C" size_t dv_cu_attention_bwd_work_bytes(const dv_attn_geom *g) {
 }
 
 extern "C" int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *ag, const uint16_t *q, const uint16_t *k,
-                                   const uint16_t *v, const float *bias, const uint16_t *o, const float *lse,
-                                   const uint16_t *dout, float *dq, float *dk, float *dv, float *dbias, void *work,
-                                   dv_cu_stream stream) {
+                                   const uint16_t *v, const float *bias, const float *o, const float *lse,
+                                   const float *dout, int64_t ocols, float *dq, float *dk, float *dv, float *dbias,
+                                   void *work, dv_cu_stream stream) {
     if (ag->D != ag->Dv || ag->D <= 0 || ag->D > DMAX || ag->D % 8 != 0) return (int)cudaErrorInvalidValue;
-    if (!(ag->dropout >= 0 && ag->dropout < 1)) return (int)cudaErrorInvalidValue;
+    if (!(ag->dropout >= 0 && ag->dropout < 1) || ocols < 0 || ocols > ag->D) return (int)cudaErrorInvalidValue;
     if (dbias && (ag->dbias_rows != 1 && ag->dbias_rows != ag->Tq)) return (int)cudaErrorInvalidValue;
     if (ag->B <= 0 || ag->Hq <= 0 || ag->Tq <= 0) return 0; /* no query rows: a 0-block grid is a launch error */
     if (ag->Hkv <= 0 || ag->Hq % ag->Hkv != 0) return (int)cudaErrorInvalidValue;
@@ -268,6 +281,7 @@ extern "C" int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *ag, con
     g.bias = bias;
     for (int i = 0; i < 4; i++) g.bias_s[i] = ag->bias_stride[i];
     g.dbias_rows = ag->dbias_rows;
+    g.ocols = ocols;
     g.drop = ag->dropout > 0;
     g.drop_seed = ag->dropout_seed;
     g.drop_thr = dv_attn_drop_threshold(ag->dropout);

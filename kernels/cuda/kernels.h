@@ -132,43 +132,44 @@ int dv_cu_gemm_tf32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                     dv_cu_stream stream);
 
 /* ---- flash attention (attention.cu, attention_bwd.cu) ------------------------------------ */
-/* kernels/attention.h's forward on f16 / bf16 q, k, v (strided as dv_attn_geom says), o
- * contiguous (B, Hq, Tq, Dv) in the same dtype, lse f32 (B, Hq, Tq) (may be NULL).
- * Tensor cores for S = Q K^T and O = P V, online softmax in f32 registers.
+/* kernels/attention.h's forward on f16 / bf16 q, k, v (strided as dv_attn_geom says), o f32
+ * contiguous (B, Hq, Tq, Dv) (the f32 accumulator, not rounded to the inputs' dtype), lse f32
+ * (B, Hq, Tq) (may be NULL). Tensor cores for S = Q K^T and O = P V (P rounded to the inputs'
+ * dtype), online softmax in f32 registers.
  * Supported: D == Dv, D a multiple of 8 in [8, 128] (tensor/cuda.c pads other head dims with
  * zeros); causal with offset; keep mask; GQA; the additive bias (f32, NULL = none, read
  * through g->bias_stride); dropout on the weights (g->dropout, g->dropout_seed: the CPU's mask,
  * kernels/attention.h's dv_attn_drop_*). Returns cudaErrorInvalidValue for anything else. */
 int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *g, const uint16_t *q,
-                        const uint16_t *k, const uint16_t *v, const float *bias, uint16_t *o,
+                        const uint16_t *k, const uint16_t *v, const float *bias, float *o,
                         float *lse, dv_cu_stream stream);
 
 /* Backward of dv_cu_attention_fwd (kernels/attention.h formulas, FlashAttention-2 order:
  * Dr = rowsum(dO * O), then dK, dV (and dbias) per key tile and dQ per query tile, each
  * recomputing P = exp(S - lse) and the dropout mask — two passes, no atomics, deterministic).
- * Inputs as the forward (o and dout contiguous (B, Hq, Tq, D) in the inputs' dtype, lse from
- * the forward, the same bias and dropout); outputs f32, contiguous, overwritten, any may be
- * NULL: dq (B, Hq, Tq, D), dk and dv (B, Hkv, Tk, D), summed over the query heads of a group,
- * dbias (B, Hq, g->dbias_rows, Tk), summed over the queries when dbias_rows is 1.
- * work: dv_cu_attention_bwd_work_bytes bytes.
+ * q, k, v, bias, lse, dropout as the forward; o (the forward's) and dout f32, contiguous
+ * (B, Hq, Tq, ocols) with ocols <= D (the columns past ocols count as 0: v's zero padding).
+ * Outputs f32, contiguous, overwritten, any may be NULL: dq (B, Hq, Tq, D), dk and dv
+ * (B, Hkv, Tk, D), summed over the query heads of a group, dbias (B, Hq, g->dbias_rows, Tk),
+ * summed over the queries when dbias_rows is 1. work: dv_cu_attention_bwd_work_bytes bytes.
  * This first version runs on CUDA cores (f32 FMA from shared-memory tiles of 16 x 16), a
  * correct reference for the tensor-core FA2 backward that is still to come. Same limits as
  * the forward. */
 size_t dv_cu_attention_bwd_work_bytes(const dv_attn_geom *g);
 int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *g, const uint16_t *q,
-                        const uint16_t *k, const uint16_t *v, const float *bias, const uint16_t *o,
-                        const float *lse, const uint16_t *dout, float *dq, float *dk, float *dv,
-                        float *dbias, void *work, dv_cu_stream stream);
+                        const uint16_t *k, const uint16_t *v, const float *bias, const float *o,
+                        const float *lse, const float *dout, int64_t ocols, float *dq, float *dk,
+                        float *dv, float *dbias, void *work, dv_cu_stream stream);
 
 /* The kernels' operands from the f32 tensors: dst (B, H, T, DP) bf16, contiguous = src (B, H,
  * T, D) f32 read through src_stride (b, h, t) (unit stride in d), rounded to nearest even,
  * zeros in the columns D .. DP-1 (DP >= D). And back: dst (rows, D) f32 = the first D columns
- * of src (rows, DP), src f32 or (src_bf16) bf16. */
+ * of src (rows, DP) f32. */
 int dv_cu_attention_pack_bf16(int64_t B, int64_t H, int64_t T, int64_t D, int64_t DP,
                               const float *src, const int64_t src_stride[3], uint16_t *dst,
                               dv_cu_stream stream);
-int dv_cu_attention_unpack_f32(int64_t rows, int64_t D, int64_t DP, int src_bf16, const void *src,
-                               float *dst, dv_cu_stream stream);
+int dv_cu_attention_unpack_f32(int64_t rows, int64_t D, int64_t DP, const float *src, float *dst,
+                               dv_cu_stream stream);
 
 /* ---- fused nn kernels (rotary.cu, bias_act.cu, modulate.cu, diffusion.cu) -------------- */
 /* The CPU kernels' contracts, f32, contiguous: kernels/rotary.h, kernels/bias_act.h,

@@ -16,11 +16,7 @@
  * magnitude of the CPU tensor (max |gpu - cpu| / max |cpu|), not element by element, since
  * near-zero elements carry the absolute error of their neighbours:
  *   conditioning, denoiser output, loss        3e-2  (~1e-2 with margin, as test_cuda_nn's attention)
- *   parameter gradients                        1.5e-1 (the backward reads the bf16-rounded forward:
- *                                                     measured up to 9e-2 (x_embedder) under make
- *                                                     test-cuda-sim, and 1.2e-1 with the CPU's
- *                                                     attention fed bf16-rounded q, k, v, dO, O;
- *                                                     f32 attention there: all pass at 5e-2)
+ *   parameter gradients                        5e-2  (q, k, v rounded to bf16 in both passes)
  *   DDIM sample (5 steps, CFG scale 3)         5e-2  (the guidance 3 (cond - uncond) amplifies the
  *                                                     per-call difference)
  * A device-plumbing bug (a wrong mask, a missing padding, a table left behind) shows as an
@@ -41,10 +37,10 @@ enum { B = 2 };
 
 /* the tiny preset with every tensor drawn from normal(0, 0.1) (the reference init zeroes the
  * adaLN and output layers, which would leave little to compare) and attention dropout 0.1.
- * Not 0.2: that random network is chaotic in the attention's bf16 rounding — under make
- * test-cuda-sim the gradients then differ by up to 0.16 and the 5-step sample by 0.49 (the CPU's
- * own attention fed bf16-rounded q, k, v: 0.12 and 1.95; f32 attention: 1e-4) — while at 0.1
- * the worst difference is 2e-2 (bf16 CPU attention 1.5e-2, f32 5e-6), inside the tolerances. */
+ * Not 0.2: with it the activations grow to where the self-attention scores reach +-50, and the
+ * bf16 rounding of q and k alone (~0.1 on such a score) moves the sharp softmax, the gradients
+ * (up to 0.13 relative with dropout) and the CFG-amplified DDIM sample (O(1)) past any bf16
+ * tolerance; measured under `make test-cuda-sim` */
 static dv_dit *tiny_model(void) {
     char err[256];
     dv_dit_config cfg;
@@ -150,7 +146,7 @@ TEST(cuda_dit_matches_cpu) {
         if (!pc->grad || !pg->grad) continue;
         char what[300];
         snprintf(what, sizeof what, "gradient of %s", dv_reg_name(rc, i));
-        worst = fmax(worst, compare(what, pg->grad, pc->grad, 1.5e-1));
+        worst = fmax(worst, compare(what, pg->grad, pc->grad, 5e-2));
         ngrad++;
         dv_zero_grad(pc), dv_zero_grad(pg);
     }

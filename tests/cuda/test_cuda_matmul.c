@@ -1,7 +1,8 @@
 /* tests/cuda/test_cuda_matmul.c — the tensor-core GEMM (all layouts, batched, skinny, f32 and
  * half outputs, beta, unaligned operands) and flash attention forward (head dims 32-128,
- * causal with offsets, GQA, key padding, rows that see no key) against double / portable CPU
- * references computed from the same half-precision inputs. Needs a GPU (build/test-cuda).
+ * causal with offsets, GQA, key padding, rows that see no key) and backward (also with dropout,
+ * the additive bias and its gradient) against double / portable CPU references computed from
+ * the same half-precision inputs. Needs a GPU (build/test-cuda).
  * Tolerance of an f32 GEMM output: 3e-5 of sum_k |a b| (f32 accumulation over K through the
  * tensor cores' own summation order) plus, for a half output, its rounding (2^-8 bf16, 2^-11
  * f16). Attention: 2e-2 (bf16) / 4e-3 (f16) of max |v|, from P rounded to the input dtype
@@ -147,19 +148,19 @@ static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, i
     free(work);
     g.keep = dkeep;
     void *dq = tc_upload(q, nq * 2), *dk = tc_upload(k, nk * 2), *dv = tc_upload(v, nk * 2);
-    void *dout = tc_dalloc(nq * 2), *dlse = tc_dalloc(B * Hq * Tq * 4);
+    float *dout = tc_dalloc(nq * 4), *dlse = tc_dalloc(B * Hq * Tq * 4);
     CK(dv_cu_attention_fwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq, dk, dv, NULL, dout, dlse, tc_stream()));
-    uint16_t *go = tc_download(dout, nq * 2);
+    float *go = tc_download(dout, nq * 4);
     float *gl = tc_download(dlse, B * Hq * Tq * 4);
     int bad = 0;
     double tol = bf16 ? 2e-2 : 4e-3;
     for (int64_t i = 0; i < nq; i++) {
-        double d = fabs(hval(go[i], bf16) - o[i]);
+        double d = fabs(go[i] - o[i]);
         if (!(d <= tol * 4)) { /* |v| <~ 4 for N(0,1) draws */
             if (bad < 3)
                 dv_test_fail(__FILE__, __LINE__, "attention %s D %lld causal %d off %lld mask %d: o[%lld] %.5g vs %.5g",
                              bf16 ? "bf16" : "f16", (long long)D, causal, (long long)off, mask, (long long)i,
-                             hval(go[i], bf16), o[i]);
+                             go[i], o[i]);
             bad++;
         }
     }
@@ -171,7 +172,7 @@ static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, i
         }
     }
     free(q), free(k), free(v), free(qf), free(kf), free(vf), free(o), free(lse), free(go), free(gl), free(keep);
-    tc_dfree(dq, nq * 2), tc_dfree(dk, nk * 2), tc_dfree(dv, nk * 2), tc_dfree(dout, nq * 2), tc_dfree(dlse, B * Hq * Tq * 4);
+    tc_dfree(dq, nq * 2), tc_dfree(dk, nk * 2), tc_dfree(dv, nk * 2), tc_dfree(dout, nq * 4), tc_dfree(dlse, B * Hq * Tq * 4);
     if (dkeep) tc_dfree(dkeep, B * Tk);
     return bad;
 }
@@ -193,15 +194,18 @@ TEST(cuda_flash_attention_fwd_matches_cpu) {
 }
 
 /* the backward against kernels/attention.h's portable f32 backward on the same (half-rounded)
- * inputs; the GPU gets o rounded to the input dtype, so Dr differs by that rounding */
+ * q, k, v and the same f32 o, lse and dO: everything after the inputs is f32 on both sides, so
+ * the gradients agree to f32 summation-order noise (1e-4 of the largest). With dropout (the
+ * CPU's mask, regenerated on the GPU) and the additive bias: bias_kind 1 a (Tk) row broadcast
+ * over b, h, i (dbias rows summed), 2 a full (B, Hq, Tq, Tk) one, with -inf entries. */
 static int attn_bwd_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t D, bool causal,
-                         int64_t off, bool mask, uint64_t seed) {
+                         int64_t off, bool mask, double dropout, int bias_kind, uint64_t seed) {
     int64_t nq = B * Hq * Tq * D, nk = B * Hkv * Tk * D, nr = B * Hq * Tq;
     uint16_t *q = rand_half(nq, seed, bf16), *k = rand_half(nk, seed + 1, bf16), *v = rand_half(nk, seed + 2, bf16);
-    uint16_t *dout = rand_half(nq, seed + 3, bf16), *oh = malloc(nq * 2);
-    float *qf = malloc(nq * 4), *kf = malloc(nk * 4), *vf = malloc(nk * 4), *df = malloc(nq * 4), *o = malloc(nq * 4);
+    float *df = tc_randn(nq, seed + 3, 1.0);
+    float *qf = malloc(nq * 4), *kf = malloc(nk * 4), *vf = malloc(nk * 4), *o = malloc(nq * 4);
     float *lse = malloc(nr * 4), *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
-    for (int64_t i = 0; i < nq; i++) qf[i] = (float)hval(q[i], bf16), df[i] = (float)hval(dout[i], bf16);
+    for (int64_t i = 0; i < nq; i++) qf[i] = (float)hval(q[i], bf16);
     for (int64_t i = 0; i < nk; i++) kf[i] = (float)hval(k[i], bf16), vf[i] = (float)hval(v[i], bf16);
     uint8_t *keep = NULL, *dkeep = NULL;
     if (mask) {
@@ -209,43 +213,53 @@ static int attn_bwd_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t T
         for (int64_t i = 0; i < B * Tk; i++) keep[i] = (i * 7919) % 3 != 0;
         dkeep = tc_upload(keep, B * Tk);
     }
+    const int64_t nb = bias_kind == 1 ? Tk : bias_kind == 2 ? nr * Tk : 0;
+    const int64_t dbr = bias_kind == 2 ? Tq : 1, ndb = nr / Tq * dbr * Tk;
+    float *bias = nb ? tc_randn(nb, seed + 4, 1.0) : NULL, *db = nb ? malloc(ndb * 4) : NULL;
+    for (int64_t i = 5; i < nb; i += 13) bias[i] = -INFINITY;
     dv_attn_geom g = {.B = B, .Hq = Hq, .Hkv = Hkv, .Tq = Tq, .Tk = Tk, .D = D, .Dv = D,
                       .q_stride = {Hq * Tq * D, Tq * D, D}, .k_stride = {Hkv * Tk * D, Tk * D, D},
                       .v_stride = {Hkv * Tk * D, Tk * D, D}, .scale = 1.0 / sqrt((double)D), .causal = causal,
-                      .causal_offset = off, .keep = keep, .keep_stride = {Tk, 1}, .dbias_rows = 1, .nthreads = 1};
+                      .causal_offset = off, .keep = keep, .keep_stride = {Tk, 1}, .dbias_rows = dbr, .nthreads = 1,
+                      .dropout = dropout, .dropout_seed = seed * 0x9E3779B97F4A7C15ull};
+    if (bias_kind == 2) memcpy(g.bias_stride, (int64_t[]){Hq * Tq * Tk, Tq * Tk, Tk, 1}, sizeof g.bias_stride);
+    if (bias_kind == 1) memcpy(g.bias_stride, (int64_t[]){0, 0, 0, 1}, sizeof g.bias_stride);
     void *work = malloc(dv_attention_work_bytes_portable(&g, true, 4) + 64);
-    dv_attention_fwd_f32_portable(&g, qf, kf, vf, NULL, o, lse, work);
-    dv_attention_bwd_f32_portable(&g, qf, kf, vf, NULL, o, lse, df, dq, dk, dv, NULL, work);
+    dv_attention_fwd_f32_portable(&g, qf, kf, vf, bias, o, lse, work);
+    dv_attention_bwd_f32_portable(&g, qf, kf, vf, bias, o, lse, df, dq, dk, dv, db, work);
     free(work);
-    for (int64_t i = 0; i < nq; i++) oh[i] = bf16 ? dv_f32_to_bf16(o[i]) : dv_f32_to_f16(o[i]);
     g.keep = dkeep;
-    void *dq_ = tc_upload(q, nq * 2), *dk_ = tc_upload(k, nk * 2), *dv_ = tc_upload(v, nk * 2), *do_ = tc_upload(dout, nq * 2);
-    void *doh = tc_upload(oh, nq * 2), *dl = tc_upload(lse, nr * 4);
-    float *gq = tc_dalloc(nq * 4), *gk = tc_dalloc(nk * 4), *gv = tc_dalloc(nk * 4);
+    void *dq_ = tc_upload(q, nq * 2), *dk_ = tc_upload(k, nk * 2), *dv_ = tc_upload(v, nk * 2), *do_ = tc_upload(df, nq * 4);
+    void *dof = tc_upload(o, nq * 4), *dl = tc_upload(lse, nr * 4), *dbias = nb ? tc_upload(bias, nb * 4) : NULL;
+    float *gq = tc_dalloc(nq * 4), *gk = tc_dalloc(nk * 4), *gv = tc_dalloc(nk * 4), *gb = nb ? tc_dalloc(ndb * 4) : NULL;
     int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&g);
     void *dwork = tc_dalloc(wb);
-    CK(dv_cu_attention_bwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq_, dk_, dv_, NULL, doh, dl, do_, gq, gk, gv, NULL, dwork,
+    CK(dv_cu_attention_bwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq_, dk_, dv_, dbias, dof, dl, do_, D, gq, gk, gv, gb, dwork,
                            tc_stream()));
     float *rq = tc_download(gq, nq * 4), *rk = tc_download(gk, nk * 4), *rv = tc_download(gv, nk * 4);
-    double tol = bf16 ? 3e-2 : 5e-3;
+    float *rb = nb ? tc_download(gb, ndb * 4) : NULL;
+    const double tol = 1e-4;
     int bad = 0;
-    const float *got[3] = {rq, rk, rv}, *want[3] = {dq, dk, dv};
-    const int64_t cnt[3] = {nq, nk, nk};
-    for (int t = 0; t < 3; t++) {
+    const float *got[4] = {rq, rk, rv, rb}, *want[4] = {dq, dk, dv, db};
+    const int64_t cnt[4] = {nq, nk, nk, nb ? ndb : 0};
+    for (int t = 0; t < 4; t++) {
         double scale = 1e-3;
         for (int64_t i = 0; i < cnt[t]; i++) scale = fmax(scale, fabs(want[t][i]));
         for (int64_t i = 0; i < cnt[t]; i++)
             if (!(fabs(got[t][i] - want[t][i]) <= tol * scale)) {
                 if (bad < 3)
-                    dv_test_fail(__FILE__, __LINE__, "attention bwd %s D %lld causal %d mask %d: d%c[%lld] %.6g vs %.6g",
-                                 bf16 ? "bf16" : "f16", (long long)D, causal, mask, "qkv"[t], (long long)i, got[t][i], want[t][i]);
+                    dv_test_fail(__FILE__, __LINE__,
+                                 "attention bwd %s D %lld causal %d mask %d dropout %.2f bias %d: %s[%lld] %.6g vs %.6g",
+                                 bf16 ? "bf16" : "f16", (long long)D, causal, mask, dropout, bias_kind,
+                                 (const char *[]){"dq", "dk", "dv", "dbias"}[t], (long long)i, got[t][i], want[t][i]);
                 bad++;
             }
     }
-    free(q), free(k), free(v), free(dout), free(oh), free(qf), free(kf), free(vf), free(df), free(o), free(lse);
-    free(dq), free(dk), free(dv), free(rq), free(rk), free(rv), free(keep);
-    tc_dfree(dq_, nq * 2), tc_dfree(dk_, nk * 2), tc_dfree(dv_, nk * 2), tc_dfree(do_, nq * 2), tc_dfree(doh, nq * 2);
+    free(q), free(k), free(v), free(df), free(qf), free(kf), free(vf), free(o), free(lse);
+    free(dq), free(dk), free(dv), free(rq), free(rk), free(rv), free(keep), free(bias), free(db), free(rb);
+    tc_dfree(dq_, nq * 2), tc_dfree(dk_, nk * 2), tc_dfree(dv_, nk * 2), tc_dfree(do_, nq * 4), tc_dfree(dof, nq * 4);
     tc_dfree(dl, nr * 4), tc_dfree(gq, nq * 4), tc_dfree(gk, nk * 4), tc_dfree(gv, nk * 4), tc_dfree(dwork, wb);
+    if (nb) tc_dfree(dbias, nb * 4), tc_dfree(gb, ndb * 4);
     if (dkeep) tc_dfree(dkeep, B * Tk);
     return bad;
 }
@@ -253,11 +267,17 @@ static int attn_bwd_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t T
 TEST(cuda_attention_bwd_matches_cpu) {
     int bad = 0;
     for (int bf16 = 0; bf16 < 2; bf16++) {
-        bad += attn_bwd_case(bf16, 2, 4, 2, 37, 50, 32, false, 0, true, 800);   /* cross, GQA, mask */
-        bad += attn_bwd_case(bf16, 1, 2, 2, 45, 45, 64, true, 0, false, 810);   /* causal */
-        bad += attn_bwd_case(bf16, 1, 2, 1, 9, 40, 128, true, 31, false, 820);  /* decode offset, MQA */
-        bad += attn_bwd_case(bf16, 1, 1, 1, 20, 24, 40, true, -8, false, 830);  /* rows that see nothing */
+        bad += attn_bwd_case(bf16, 2, 4, 2, 37, 50, 32, false, 0, true, 0, 0, 800);   /* cross, GQA, mask */
+        bad += attn_bwd_case(bf16, 1, 2, 2, 45, 45, 64, true, 0, false, 0, 0, 810);   /* causal */
+        bad += attn_bwd_case(bf16, 1, 2, 1, 9, 40, 128, true, 31, false, 0, 0, 820);  /* decode offset, MQA */
+        bad += attn_bwd_case(bf16, 1, 1, 1, 20, 24, 40, true, -8, false, 0, 0, 830);  /* rows that see nothing */
     }
+    /* dropout, the bias and its gradient (bf16) */
+    bad += attn_bwd_case(1, 2, 4, 2, 37, 50, 32, false, 0, true, 0.2, 0, 840);    /* dropout, GQA, mask */
+    bad += attn_bwd_case(1, 1, 2, 2, 45, 45, 16, true, 0, false, 0.3, 0, 850);    /* dropout, causal */
+    bad += attn_bwd_case(1, 2, 2, 1, 33, 21, 24, false, 0, false, 0, 1, 860);     /* (Tk) bias, rows summed */
+    bad += attn_bwd_case(1, 2, 2, 2, 19, 19, 8, true, 0, true, 0, 2, 870);        /* full bias, causal */
+    bad += attn_bwd_case(1, 1, 4, 2, 40, 35, 32, true, 3, false, 0.1, 2, 880);    /* all of it */
     CHECK(bad == 0);
 }
 
@@ -266,8 +286,8 @@ TEST(cuda_attention_bwd_matches_cpu) {
 TEST(cuda_attention_degenerate_sizes) {
     dv_attn_geom g = {.B = 2, .Hq = 0, .Hkv = 1, .Tq = 5, .Tk = 7, .D = 32, .Dv = 32, .scale = 1.0};
     CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
-    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                              tc_stream()) == 0);
+    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 32, NULL, NULL, NULL, NULL,
+                              NULL, tc_stream()) == 0);
     g.Hq = 2, g.Tq = 0;
     CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, tc_stream()) == 0);
     g.Tq = 5, g.Tk = 0;
@@ -275,8 +295,8 @@ TEST(cuda_attention_degenerate_sizes) {
     float *junk = malloc(nq * 4);
     for (int64_t i = 0; i < nq; i++) junk[i] = NAN;
     float *dq = tc_upload(junk, nq * 4);
-    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, dq, NULL, NULL, NULL, NULL,
-                              tc_stream()) == 0);
+    CHECK(dv_cu_attention_bwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 32, dq, NULL, NULL, NULL,
+                              NULL, tc_stream()) == 0);
     float *got = tc_download(dq, nq * 4);
     int nonzero = 0;
     for (int64_t i = 0; i < nq; i++) nonzero += got[i] != 0.0f;
