@@ -125,8 +125,11 @@ TEST(cuda_gemm_degenerate_sizes) {
     CHECK(gemm_case(1, 0, 0, 20, 30, 0, 1, 0, 1, 1.0f, 0.5f, 600) == 0); /* K = 0: C = beta C */
 }
 
+/* one forward case against the portable kernel on the same half-rounded inputs; with dropout
+ * (the CPU's mask) and an f32 bias: bias_kind 1 a (Tk) row broadcast over b, h, i, 2 a
+ * (B, 1, Tq, Tk) one broadcast over the heads, with -inf entries */
 static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t D, bool causal,
-                     int64_t off, bool mask, uint64_t seed) {
+                     int64_t off, bool mask, double dropout, int bias_kind, uint64_t seed) {
     int64_t nq = B * Hq * Tq * D, nk = B * Hkv * Tk * D;
     uint16_t *q = rand_half(nq, seed, bf16), *k = rand_half(nk, seed + 1, bf16), *v = rand_half(nk, seed + 2, bf16);
     float *qf = malloc(nq * 4), *kf = malloc(nk * 4), *vf = malloc(nk * 4), *o = malloc(nq * 4), *lse = malloc(B * Hq * Tq * 4);
@@ -142,14 +145,21 @@ static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, i
     dv_attn_geom g = {.B = B, .Hq = Hq, .Hkv = Hkv, .Tq = Tq, .Tk = Tk, .D = D, .Dv = D,
                       .q_stride = {Hq * Tq * D, Tq * D, D}, .k_stride = {Hkv * Tk * D, Tk * D, D},
                       .v_stride = {Hkv * Tk * D, Tk * D, D}, .scale = 1.0 / sqrt((double)D), .causal = causal,
-                      .causal_offset = off, .keep = keep, .keep_stride = {Tk, 1}, .dbias_rows = 1, .nthreads = 1};
+                      .causal_offset = off, .keep = keep, .keep_stride = {Tk, 1}, .dbias_rows = 1, .nthreads = 1,
+                      .dropout = dropout, .dropout_seed = seed * 0xD1B54A32D192ED03ull};
+    const int64_t nb = bias_kind == 1 ? Tk : bias_kind == 2 ? B * Tq * Tk : 0;
+    float *bias = nb ? tc_randn(nb, seed + 3, 1.0) : NULL;
+    for (int64_t i = 2; i < nb; i += 11) bias[i] = -INFINITY;
+    if (bias_kind == 1) memcpy(g.bias_stride, (int64_t[]){0, 0, 0, 1}, sizeof g.bias_stride);
+    if (bias_kind == 2) memcpy(g.bias_stride, (int64_t[]){Tq * Tk, 0, Tk, 1}, sizeof g.bias_stride);
     void *work = malloc(dv_attention_work_bytes_portable(&g, false, 4) + 64);
-    dv_attention_fwd_f32_portable(&g, qf, kf, vf, NULL, o, lse, work);
+    dv_attention_fwd_f32_portable(&g, qf, kf, vf, bias, o, lse, work);
     free(work);
     g.keep = dkeep;
     void *dq = tc_upload(q, nq * 2), *dk = tc_upload(k, nk * 2), *dv = tc_upload(v, nk * 2);
+    float *dbias = nb ? tc_upload(bias, nb * 4) : NULL;
     float *dout = tc_dalloc(nq * 4), *dlse = tc_dalloc(B * Hq * Tq * 4);
-    CK(dv_cu_attention_fwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq, dk, dv, NULL, dout, dlse, tc_stream()));
+    CK(dv_cu_attention_fwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq, dk, dv, dbias, dout, dlse, tc_stream()));
     float *go = tc_download(dout, nq * 4);
     float *gl = tc_download(dlse, B * Hq * Tq * 4);
     int bad = 0;
@@ -158,9 +168,10 @@ static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, i
         double d = fabs(go[i] - o[i]);
         if (!(d <= tol * 4)) { /* |v| <~ 4 for N(0,1) draws */
             if (bad < 3)
-                dv_test_fail(__FILE__, __LINE__, "attention %s D %lld causal %d off %lld mask %d: o[%lld] %.5g vs %.5g",
-                             bf16 ? "bf16" : "f16", (long long)D, causal, (long long)off, mask, (long long)i,
-                             go[i], o[i]);
+                dv_test_fail(__FILE__, __LINE__,
+                             "attention %s D %lld causal %d off %lld mask %d dropout %.2f bias %d: o[%lld] %.5g vs %.5g",
+                             bf16 ? "bf16" : "f16", (long long)D, causal, (long long)off, mask, dropout, bias_kind,
+                             (long long)i, go[i], o[i]);
             bad++;
         }
     }
@@ -171,7 +182,8 @@ static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, i
             bad++;
         }
     }
-    free(q), free(k), free(v), free(qf), free(kf), free(vf), free(o), free(lse), free(go), free(gl), free(keep);
+    free(q), free(k), free(v), free(qf), free(kf), free(vf), free(o), free(lse), free(go), free(gl), free(keep), free(bias);
+    if (nb) tc_dfree(dbias, nb * 4);
     tc_dfree(dq, nq * 2), tc_dfree(dk, nk * 2), tc_dfree(dv, nk * 2), tc_dfree(dout, nq * 4), tc_dfree(dlse, B * Hq * Tq * 4);
     if (dkeep) tc_dfree(dkeep, B * Tk);
     return bad;
@@ -183,11 +195,17 @@ TEST(cuda_flash_attention_fwd_matches_cpu) {
     for (int bf16 = 0; bf16 < 2; bf16++)
         for (int di = 0; di < 5; di++) {
             int64_t D = dims[di];
-            bad += attn_case(bf16, 2, 4, 2, 70, 133, D, false, 0, false, 700 + di);   /* cross, GQA */
-            bad += attn_case(bf16, 1, 2, 2, 129, 129, D, true, 0, false, 710 + di);   /* causal */
-            bad += attn_case(bf16, 2, 2, 1, 5, 200, D, true, 195, true, 720 + di);    /* decode step, MQA, mask */
-            bad += attn_case(bf16, 1, 1, 1, 64, 64, D, true, -70, false, 730 + di);   /* rows that see no key */
+            bad += attn_case(bf16, 2, 4, 2, 70, 133, D, false, 0, false, 0, 0, 700 + di);   /* cross, GQA */
+            bad += attn_case(bf16, 1, 2, 2, 129, 129, D, true, 0, false, 0, 0, 710 + di);   /* causal */
+            bad += attn_case(bf16, 2, 2, 1, 5, 200, D, true, 195, true, 0, 0, 720 + di);    /* decode step, MQA, mask */
+            bad += attn_case(bf16, 1, 1, 1, 64, 64, D, true, -70, false, 0, 0, 730 + di);   /* rows that see no key */
         }
+    for (int bf16 = 0; bf16 < 2; bf16++) { /* dropout and the bias, f16 and bf16 */
+        bad += attn_case(bf16, 2, 4, 2, 70, 133, 32, false, 0, true, 0.1, 0, 740);      /* dropout, GQA, mask */
+        bad += attn_case(bf16, 1, 2, 2, 80, 80, 64, true, 0, false, 0.3, 1, 750);       /* dropout, (Tk) bias */
+        bad += attn_case(bf16, 2, 4, 4, 33, 70, 16, false, 0, false, 0, 2, 760);        /* (B, 1, Tq, Tk) bias */
+        bad += attn_case(bf16, 2, 2, 1, 5, 90, 128, true, 85, true, 0.2, 2, 770);       /* all of it, decode */
+    }
     CHECK(bad == 0);
     dv_attn_geom g = {.B = 1, .Hq = 1, .Hkv = 1, .Tq = 1, .Tk = 1, .D = 48, .Dv = 32};
     CHECK(dv_cu_attention_fwd(DV_CU_BF16, &g, NULL, NULL, NULL, NULL, NULL, NULL, tc_stream()) != 0); /* Dv != D */
