@@ -1,5 +1,7 @@
 /* nn/attention.c — the fused attention op: argument checks, strides for the kernels, dispatch
- * to the portable / AVX-512 kernel, and the autograd record (FlashAttention-2 backward).
+ * to the portable / AVX-512 kernel or, for tensors on a GPU, to tensor/cuda.c's flash kernels
+ * (which take the same bias, masks and dropout seed), and the autograd record
+ * (FlashAttention-2 backward).
  *
  * Shapes and mask conventions are in nn/attention.h, the maths in kernels/attention.h.
  * The op saves only what the backward needs besides the inputs: the output (detached) and the
