@@ -1,5 +1,7 @@
 /* tensor/cuda.c — the CUDA device runtime of tensor/cuda.h: device queries, the caching
- * device allocator, per-device streams, staged host <-> device copies, tensors on cuda:N.
+ * device allocator, per-device streams, staged host <-> device copies, tensors on cuda:N
+ * (copies into contiguous tensors and into non-overlapping strided views), and the op entry
+ * points that run kernels/cuda/ on them (convolution as im2col + GEMM over chunks of images).
  *
  * Plain C against the CUDA runtime API (cuda_runtime_api.h); the kernels live in
  * kernels/cuda/. Without DV_HAVE_CUDA the second half of this file is a set of stand-ins
@@ -934,10 +936,58 @@ void dv_cuda_resize_bwd(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t 
 }
 
 /* ---- convolution: im2col (kernels/cuda/conv.cu) + the f32 GEMM (kernels/cuda/sgemm.cu) ----- */
-/* per (image, group) item, as tensor/ops_conv.c does on the CPU; one column buffer, reused
- * in stream order */
+/* Images go in chunks of nb: one im2col launch for the chunk's images and groups into col
+ * (G, K, nb, N), one GEMM per group whose N dimension spans the nb images, and one launch that
+ * transposes the (Cout, nb, N) result into y's (nb, Cout, N) with the bias. Every output is the
+ * same K-long dot product as in a GEMM per (image, group), so the result is the per-image
+ * path's bits. The backward batches im2col / col2im and the dx GEMMs the same way (gy
+ * transposed to (Cout, nb, N) first); the dW GEMMs stay one per (image, group), accumulating
+ * image after image as the CPU does (batching them would merge the images into the GEMM's K
+ * dimension: another summation order). nb is as many images as the workspace cap allows
+ * (DV_CUDA_CONV_WORKSPACE_KB, default 256 MiB); a chunk of one image needs no transpose (its
+ * GEMMs write y / dx directly, and a 1x1 / stride-1 / unpadded conv reads x in place); when not
+ * even one image's columns fit, each (image, group) gets its own im2col + GEMM, as before. */
 static bool conv_direct(const dv_conv2d_geom *g) {
     return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+static int64_t conv_workspace_cap(void) {
+    const char *e = getenv("DV_CUDA_CONV_WORKSPACE_KB");
+    long long kb = e ? atoll(e) : 0;
+    return kb > 0 ? (int64_t)kb << 10 : (int64_t)256 << 20;
+}
+
+/* images per chunk: per_image bytes of workspace each, at most B; 0 when one does not fit */
+static int64_t conv_chunk(int64_t B, int64_t per_image) {
+    int64_t cap = conv_workspace_cap();
+    if (per_image <= 0) return B;
+    int64_t nb = cap / per_image;
+    return nb < B ? nb : B;
+}
+
+/* the forward of images [b0, b0 + nb) (nb >= 1); col: G K nb N floats unless nb == 1 and
+ * direct; t: Cout nb N floats when nb > 1 */
+static void conv_fwd_chunk(const dv_conv2d_geom *g, int64_t b0, int64_t nb, int64_t Cin, int64_t Cout, int64_t G,
+                           const float *X, const float *Wt, const float *bias, float *Y, float *col, float *t,
+                           void *s) {
+    const int64_t Og = Cout / G, K = g->C * g->kh * g->kw, N = g->OH * g->OW, HW = g->H * g->W;
+    const bool in_place = nb == 1 && conv_direct(g);
+    if (!in_place)
+        dv_cuda_check(dv_cu_im2col_batch_f32(g, nb, G, X + b0 * Cin * HW, col, s), "conv2d (cuda): im2col");
+    if (nb == 1 && bias) dv_cuda_check(dv_cu_bias_fill_f32(1, Cout, N, bias, Y + b0 * Cout * N, s), "conv2d (cuda): bias");
+    for (int64_t gi = 0; gi < G; gi++) {
+        const float *xg = in_place ? X + (b0 * Cin + gi * g->C) * HW : col + gi * K * nb * N;
+        if (nb == 1) /* straight into y, the bias already there */
+            dv_cuda_check(gemm_f32_any(0, 0, Og, N, K, 1.0f, Wt + gi * Og * K, K, xg, N, bias ? 1.0f : 0.0f,
+                                       Y + (b0 * Cout + gi * Og) * N, N, s),
+                          "conv2d (cuda): gemm");
+        else
+            dv_cuda_check(gemm_f32_any(0, 0, Og, nb * N, K, 1.0f, Wt + gi * Og * K, K, xg, nb * N, 0.0f,
+                                       t + gi * Og * nb * N, nb * N, s),
+                          "conv2d (cuda): gemm");
+    }
+    if (nb > 1)
+        dv_cuda_check(dv_cu_conv_out_f32(nb, Cout, N, t, bias, Y + b0 * Cout * N, s), "conv2d (cuda): transpose + bias");
 }
 
 void dv_cuda_conv2d(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
@@ -946,25 +996,76 @@ void dv_cuda_conv2d(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cou
     int dev = x->device.index;
     void *s = st(x);
     const int64_t Og = Cout / G, K = g->C * g->kh * g->kw, N = g->OH * g->OW, HW = g->H * g->W;
-    const bool direct = conv_direct(g);
-    const float *X = dp(x), *Wt = dp(w);
+    const float *X = dp(x), *Wt = dp(w), *Bi = dp(bias);
     float *Y = dp(y);
     if (B * Cout * N == 0) return;
-    if (bias) dv_cuda_check(dv_cu_bias_fill_f32(B, Cout, N, dp(bias), Y, s), "conv2d (cuda): bias");
+    int64_t nb = conv_chunk(B, (G * K + Cout) * N * 4);
+    if (nb == 0 && G * K * N * 4 <= conv_workspace_cap()) nb = 1; /* one image without the transpose buffer */
+    if (nb >= 1) {
+        int64_t cb = nb == 1 && conv_direct(g) ? 0 : G * K * nb * N * 4, tb = nb > 1 ? Cout * nb * N * 4 : 0;
+        float *col = cb ? dv_cuda_alloc(dev, cb) : NULL, *t = tb ? dv_cuda_alloc(dev, tb) : NULL;
+        for (int64_t b0 = 0; b0 < B; b0 += nb)
+            conv_fwd_chunk(g, b0, B - b0 < nb ? B - b0 : nb, Cin, Cout, G, X, Wt, Bi, Y, col, t, s);
+        if (col) dv_cuda_free(dev, col, cb);
+        if (t) dv_cuda_free(dev, t, tb);
+        return;
+    }
+    /* not one image's columns fit the cap: per (image, group), one group's columns at a time */
+    const bool direct = conv_direct(g);
+    if (bias) dv_cuda_check(dv_cu_bias_fill_f32(B, Cout, N, Bi, Y, s), "conv2d (cuda): bias");
     int64_t cb = direct ? 0 : K * N * 4;
     float *col = cb ? dv_cuda_alloc(dev, cb) : NULL;
     for (int64_t b = 0; b < B; b++)
         for (int64_t gi = 0; gi < G; gi++) {
             const float *xg = X + (b * Cin + gi * g->C) * HW;
-            if (!direct && col) {
+            if (!direct) {
                 dv_cuda_check(dv_cu_im2col_f32(g, xg, col, s), "conv2d (cuda): im2col");
                 xg = col;
             }
             dv_cuda_check(gemm_f32_any(0, 0, Og, N, K, 1.0f, Wt + gi * Og * K, K, xg, N, bias ? 1.0f : 0.0f,
-                                         Y + (b * Cout + gi * Og) * N, N, s),
+                                       Y + (b * Cout + gi * Og) * N, N, s),
                           "conv2d (cuda): gemm");
         }
     if (col) dv_cuda_free(dev, col, cb);
+}
+
+/* the backward of images [b0, b0 + nb): dW accumulated (beta 0 for image 0), dx overwritten.
+ * col: G K nb N floats unless nb == 1 and direct; gyt: Cout nb N floats when nb > 1 and dx */
+static void conv_bwd_chunk(const dv_conv2d_geom *g, int64_t b0, int64_t nb, int64_t Cin, int64_t Cout, int64_t G,
+                           const float *X, const float *Wt, const float *GY, float *DX, float *DW, float *col,
+                           float *gyt, void *s) {
+    const int64_t Og = Cout / G, K = g->C * g->kh * g->kw, N = g->OH * g->OW, HW = g->H * g->W;
+    const bool in_place = nb == 1 && conv_direct(g);
+    if (DW) {
+        if (!in_place)
+            dv_cuda_check(dv_cu_im2col_batch_f32(g, nb, G, X + b0 * Cin * HW, col, s), "conv2d backward (cuda): im2col");
+        for (int64_t gi = 0; gi < G; gi++)
+            for (int64_t b = b0; b < b0 + nb; b++) {
+                const float *xg = in_place ? X + (b * Cin + gi * g->C) * HW : col + gi * K * nb * N + (b - b0) * N;
+                dv_cuda_check(gemm_f32_any(0, 1, Og, K, N, 1.0f, GY + (b * Cout + gi * Og) * N, N, xg,
+                                           in_place ? N : nb * N, b == 0 ? 0.0f : 1.0f, DW + gi * Og * K, K, s),
+                              "conv2d backward (cuda): dW gemm");
+            }
+    }
+    if (DX) {
+        float *dxc = DX + b0 * Cin * HW;
+        if (nb == 1) {
+            for (int64_t gi = 0; gi < G; gi++)
+                dv_cuda_check(gemm_f32_any(1, 0, K, N, Og, 1.0f, Wt + gi * Og * K, K, GY + (b0 * Cout + gi * Og) * N, N,
+                                           0.0f, in_place ? dxc + gi * g->C * HW : col + gi * K * N, N, s),
+                              "conv2d backward (cuda): dx gemm");
+        } else {
+            /* gy (nb, Cout, N) of the chunk -> (Cout, nb, N), so that a group's rows are one matrix */
+            dv_cuda_check(dv_cu_copy_strided(3, (const int64_t[]){Cout, nb, N}, 4, gyt, GY + b0 * Cout * N,
+                                             (const int64_t[]){N, Cout * N, 1}, s),
+                          "conv2d backward (cuda): transpose gy");
+            for (int64_t gi = 0; gi < G; gi++)
+                dv_cuda_check(gemm_f32_any(1, 0, K, nb * N, Og, 1.0f, Wt + gi * Og * K, K, gyt + gi * Og * nb * N,
+                                           nb * N, 0.0f, col + gi * K * nb * N, nb * N, s),
+                              "conv2d backward (cuda): dx gemm");
+        }
+        if (!in_place) dv_cuda_check(dv_cu_col2im_batch_f32(g, nb, G, col, dxc, s), "conv2d backward (cuda): col2im");
+    }
 }
 
 void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t Cout, int64_t G, const dv_tensor *x,
@@ -974,7 +1075,8 @@ void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t
     void *s = st(gy);
     const int64_t Og = Cout / G, K = g->C * g->kh * g->kw, N = g->OH * g->OW, HW = g->H * g->W;
     const bool direct = conv_direct(g);
-    const float *GY = dp(gy);
+    const float *GY = dp(gy), *X = dp(x), *Wt = dp(w);
+    float *DX = dp(dx), *DW = dp(dw);
     if (db) { /* sum over the plane, then over the batch: two deterministic reductions */
         if (B * Cout == 0) dv_cuda_fill_tensor_(db, 0.0);
         else {
@@ -984,34 +1086,51 @@ void dv_cuda_conv2d_bwd(const dv_conv2d_geom *g, int64_t B, int64_t Cin, int64_t
             dv_cuda_free(dev, tmp, B * Cout * 4);
         }
     }
+    if (dw && (B == 0 || N == 0)) { /* no products: dW is 0 */
+        dv_cuda_fill_tensor_(dw, 0.0);
+        DW = NULL;
+    }
+    if (dx && N == 0) { /* no output reads x: dx is 0 */
+        dv_cuda_fill_tensor_(dx, 0.0);
+        DX = NULL;
+    }
+    if (B == 0 || (!DW && !DX)) return;
+    int64_t nb = conv_chunk(B, (G * K + (DX ? Cout : 0)) * N * 4);
+    if (nb == 0 && G * K * N * 4 <= conv_workspace_cap()) nb = 1;
+    if (nb >= 1) {
+        int64_t cb = nb == 1 && direct ? 0 : G * K * nb * N * 4, tb = nb > 1 && DX ? Cout * nb * N * 4 : 0;
+        float *col = cb ? dv_cuda_alloc(dev, cb) : NULL, *gyt = tb ? dv_cuda_alloc(dev, tb) : NULL;
+        for (int64_t b0 = 0; b0 < B; b0 += nb)
+            conv_bwd_chunk(g, b0, B - b0 < nb ? B - b0 : nb, Cin, Cout, G, X, Wt, GY, DX, DW, col, gyt, s);
+        if (col) dv_cuda_free(dev, col, cb);
+        if (gyt) dv_cuda_free(dev, gyt, tb);
+        return;
+    }
+    /* not one image's columns fit the cap: per (image, group), as the forward */
     int64_t cb = direct ? 0 : K * N * 4;
     float *col = cb ? dv_cuda_alloc(dev, cb) : NULL;
-    if (dw) {
-        if (B == 0 || N == 0) dv_cuda_fill_tensor_(dw, 0.0);
-        else
-            for (int64_t gi = 0; gi < G; gi++)
-                for (int64_t b = 0; b < B; b++) {
-                    const float *xg = (const float *)dp(x) + (b * Cin + gi * g->C) * HW;
-                    if (!direct && col) {
-                        dv_cuda_check(dv_cu_im2col_f32(g, xg, col, s), "conv2d backward (cuda): im2col");
-                        xg = col;
-                    }
-                    dv_cuda_check(gemm_f32_any(0, 1, Og, K, N, 1.0f, GY + (b * Cout + gi * Og) * N, N, xg, N,
-                                                 b == 0 ? 0.0f : 1.0f, (float *)dp(dw) + gi * Og * K, K, s),
-                                  "conv2d backward (cuda): dW gemm");
+    if (DW)
+        for (int64_t gi = 0; gi < G; gi++)
+            for (int64_t b = 0; b < B; b++) {
+                const float *xg = X + (b * Cin + gi * g->C) * HW;
+                if (!direct) {
+                    dv_cuda_check(dv_cu_im2col_f32(g, xg, col, s), "conv2d backward (cuda): im2col");
+                    xg = col;
                 }
-    }
-    if (dx) {
-        if (!direct || N == 0) dv_cuda_fill_tensor_(dx, 0.0);
-        if (N > 0)
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t gi = 0; gi < G; gi++) {
-                    float *dxg = (float *)dp(dx) + (b * Cin + gi * g->C) * HW;
-                    dv_cuda_check(gemm_f32_any(1, 0, K, N, Og, 1.0f, (const float *)dp(w) + gi * Og * K, K,
-                                                 GY + (b * Cout + gi * Og) * N, N, 0.0f, direct ? dxg : col, N, s),
-                                  "conv2d backward (cuda): dx gemm");
-                    if (!direct && col) dv_cuda_check(dv_cu_col2im_f32(g, col, dxg, s), "conv2d backward (cuda): col2im");
-                }
+                dv_cuda_check(gemm_f32_any(0, 1, Og, K, N, 1.0f, GY + (b * Cout + gi * Og) * N, N, xg, N,
+                                           b == 0 ? 0.0f : 1.0f, DW + gi * Og * K, K, s),
+                              "conv2d backward (cuda): dW gemm");
+            }
+    if (DX) {
+        if (!direct) dv_cuda_fill_tensor_(dx, 0.0);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t gi = 0; gi < G; gi++) {
+                float *dxg = DX + (b * Cin + gi * g->C) * HW;
+                dv_cuda_check(gemm_f32_any(1, 0, K, N, Og, 1.0f, Wt + gi * Og * K, K, GY + (b * Cout + gi * Og) * N, N,
+                                           0.0f, direct ? dxg : col, N, s),
+                              "conv2d backward (cuda): dx gemm");
+                if (!direct) dv_cuda_check(dv_cu_col2im_f32(g, col, dxg, s), "conv2d backward (cuda): col2im");
+            }
     }
     if (col) dv_cuda_free(dev, col, cb);
 }

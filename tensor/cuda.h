@@ -224,7 +224,8 @@ void dv_cuda_resize(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, 
 void dv_cuda_resize_bwd(bool bilinear, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, int align_corners,
                         const dv_tensor *gy, dv_tensor *gx);
 
-/* tensor/ops_conv.c on CUDA tensors: im2col + the f32 GEMM per (image, group), g the
+/* tensor/ops_conv.c on CUDA tensors: im2col + the f32 GEMM over chunks of images (one GEMM per
+ * group and chunk; the workspace capped by DV_CUDA_CONV_WORKSPACE_KB, default 256 MiB), g the
  * per-group geometry (C = Cin / G); x (B, Cin, H, W), w (Cout, Cin / G, kh, kw), y, gy
  * (B, Cout, OH, OW), all contiguous f32 on one device. The backward computes what is non-NULL
  * (dx, dw overwritten; db the sum of gy over b, OH, OW). */

@@ -268,6 +268,16 @@ int dv_cu_im2col_f32(const dv_conv2d_geom *g, const float *x, float *col, dv_cu_
 int dv_cu_col2im_f32(const dv_conv2d_geom *g, const float *col, float *x, dv_cu_stream stream);
 /* y (B, C, N) [b][c][:] = bias[c] */
 int dv_cu_bias_fill_f32(int64_t B, int64_t C, int64_t N, const float *bias, float *y, dv_cu_stream stream);
+/* nb images and G groups at once (g the per-group geometry, Cin = G g->C, K = g->C kh kw,
+ * N = OH OW): col (G, K, nb, N) = im2col of x (nb, Cin, H, W); x (nb, Cin, H, W) = col2im of
+ * col (overwritten, not accumulated); y (nb, C, N) = t (C, nb, N) transposed, + bias[c] when
+ * bias is not NULL */
+int dv_cu_im2col_batch_f32(const dv_conv2d_geom *g, int64_t nb, int64_t G, const float *x, float *col,
+                           dv_cu_stream stream);
+int dv_cu_col2im_batch_f32(const dv_conv2d_geom *g, int64_t nb, int64_t G, const float *col, float *x,
+                           dv_cu_stream stream);
+int dv_cu_conv_out_f32(int64_t nb, int64_t C, int64_t N, const float *t, const float *bias, float *y,
+                       dv_cu_stream stream);
 
 /* ---- reductions beyond sum (reduce_ext.cu): kernels/reduce_ext.h's contracts, f32 ------- */
 /* x contiguous (outer, n, inner); y and idx (outer, inner). The CPU's loops per output

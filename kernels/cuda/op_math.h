@@ -1,7 +1,9 @@
 /* kernels/cuda/op_math.h — the index arithmetic of the CUDA tensor-op kernels (index.cu,
- * pool.cu, resize.cu): where a gathered element lives, which pooling windows and which
- * resize taps cover an input element (the backward kernels gather over those instead of
- * scattering with atomics, so they are deterministic and add in the CPU kernels' order).
+ * pool.cu, resize.cu, conv.cu): where a gathered element lives, which pooling windows, resize
+ * taps and convolution taps cover an input element (the backward kernels gather over those
+ * instead of scattering with atomics, so they are deterministic and add in the CPU kernels'
+ * order; col2im takes the column buffer's row stride, so one image's columns may sit among
+ * those of a batch).
  *
  * DV_HD functions (kernels/cuda/common.h): tests/test_cuda_host_ops.c compiles them for the
  * host and checks them against the portable kernels and brute force inside `make test`,
@@ -273,9 +275,11 @@ DV_HD float dv_cu_im2col_elem(const dv_conv2d_geom *g, const float *x, int64_t r
 
 /* the sum of the column entries that read input element (c, ih, iw): over the taps (i, j) in
  * ascending order (kernels/conv_impl.h's col2im adds them in that order), the output (oh, ow)
- * with oh sh - ph + i dh = ih and ow sw - pw + j dw = iw, when it exists */
-DV_HD float dv_cu_col2im_elem(const dv_conv2d_geom *g, const float *col, int64_t c, int64_t ih, int64_t iw) {
-    int64_t N = g->OH * g->OW;
+ * with oh sh - ph + i dh = ih and ow sw - pw + j dw = iw, when it exists. Rows of col are ld
+ * apart (OH OW for one image's col; nb OH OW when nb images' columns sit side by side, col
+ * pointing at this image's first column). */
+DV_HD float dv_cu_col2im_elem_ld(const dv_conv2d_geom *g, const float *col, int64_t ld, int64_t c, int64_t ih,
+                                 int64_t iw) {
     float s = 0.0f;
     for (int64_t i = 0; i < g->kh; i++) {
         int64_t th = ih + g->ph - i * g->dh;
@@ -287,10 +291,15 @@ DV_HD float dv_cu_col2im_elem(const dv_conv2d_geom *g, const float *col, int64_t
             if (tw < 0 || tw % g->sw) continue;
             int64_t ow = tw / g->sw;
             if (ow >= g->OW) continue;
-            s += col[((c * g->kh + i) * g->kw + j) * N + oh * g->OW + ow];
+            s += col[((c * g->kh + i) * g->kw + j) * ld + oh * g->OW + ow];
         }
     }
     return s;
+}
+
+/* the same for one image's col (rows OH OW apart) */
+DV_HD float dv_cu_col2im_elem(const dv_conv2d_geom *g, const float *col, int64_t c, int64_t ih, int64_t iw) {
+    return dv_cu_col2im_elem_ld(g, col, g->OH * g->OW, c, ih, iw);
 }
 
 #endif
