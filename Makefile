@@ -7,7 +7,8 @@
 #   make run        the README's main job (tools/demo.sh)
 #   make test-cuda  build/test-cuda: every CUDA kernel against the CPU (skips without a GPU)
 #   make test-cuda-sim  the same tests with every CUDA kernel run on the CPU by tests/simt's
-#                   SIMT emulator (build-sim/; needs g++ only, no nvcc, no GPU)
+#                   SIMT emulator (build-sim/; needs g++ only, no nvcc, no GPU);
+#                   test-cuda-sim-asan: that under AddressSanitizer + UBSan
 #
 # The portable C files are compiled for baseline x86-64 (or whatever the host is), so the
 # binary runs on any CPU; kernels/avx512/*.c get their own -mavx512* flags and are only
@@ -75,6 +76,7 @@ SIMT_SRC  :=
 ifeq ($(SIMT),1)
   CUDA_SRC    := $(wildcard kernels/cuda/*.cu)
   SIMT_SRC    := $(wildcard tests/simt/*.cc)
+  TCUDA_SIMT  := $(wildcard tests/simt/*.cu)
   CFLAGS      += -DDV_HAVE_CUDA -Itests/simt/include
   SIMT_CXXFLAGS := $(OPT) -g -std=c++17 -I. -Itests/simt/include -DDV_HAVE_CUDA -DDV_SIMT -D__CUDACC__ \
                    -D__CUDA_ARCH__=900 -ffp-contract=off -fno-strict-aliasing -fno-math-errno -Wall -Wextra -Wno-unused-parameter \
@@ -98,14 +100,14 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(OBJ)/%.o) $(AVX512_SRC:%.c=$(OBJ)/%.o) $(CUDA_SRC:%
              $(SIMT_SRC:%.cc=$(OBJ)/%.o)
 # build/test-cuda: the GPU-vs-CPU parity tests (tests/cuda/) with the shared runner and helpers
 TCUDA_SRC := $(wildcard tests/cuda/*.c)
-TCUDA_OBJ := $(TCUDA_SRC:%.c=$(OBJ)/%.o) $(OBJ)/tests/main.o $(OBJ)/tests/util.o
+TCUDA_OBJ := $(TCUDA_SRC:%.c=$(OBJ)/%.o) $(OBJ)/tests/main.o $(OBJ)/tests/util.o $(TCUDA_SIMT:%.cu=$(OBJ)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(OBJ)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(OBJ)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(OBJ)/%.o)
 
 LIB := $(BUILD)/libdualvla.a
 
-.PHONY: all test test-asan test-cuda test-cuda-sim bench run clean deps print-nvcc
+.PHONY: all test test-asan test-cuda test-cuda-sim test-cuda-sim-asan bench run clean deps print-nvcc
 all: $(LIB) $(BUILD)/dualvla $(BUILD)/test $(BUILD)/bench $(if $(HAVE_CUDA),$(BUILD)/test-cuda)
 
 # system headers the build needs (stb); installs them when root, else says what to install
@@ -120,13 +122,17 @@ $(OBJ)/kernels/avx512/%.o: kernels/avx512/%.c | $(DEPS_STAMP)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
 
 ifeq ($(SIMT),1)
-.PRECIOUS: $(OBJ)/kernels/cuda/%.cc
-$(OBJ)/kernels/cuda/%.cc: kernels/cuda/%.cu
+# kernels/cuda/*.cu and the emulator's own test kernels (tests/simt/*.cu)
+.PRECIOUS: $(OBJ)/%.cc
+$(OBJ)/%.cc: %.cu
 	@mkdir -p $(dir $@)
 	sed -e '1i #line 1 "$<"' -e 's/\([A-Za-z_][A-Za-z0-9_]*\(<[^<>]*>\)\{0,1\}\)<<<\([^;]*\)>>>/$(SIMT_LAUNCH)/' \
 	    -e 's/$(SIMT_DYNSHARED)/\2 *const \3 = (\2 *)dv_simt::dynamic_shared();/' $< > $@
 
 $(OBJ)/kernels/cuda/%.o: $(OBJ)/kernels/cuda/%.cc
+	$(CXX) $(SIMT_CXXFLAGS) -include cuda_runtime.h -c $< -o $@
+
+$(OBJ)/tests/simt/%.o: $(OBJ)/tests/simt/%.cc
 	$(CXX) $(SIMT_CXXFLAGS) -include cuda_runtime.h -c $< -o $@
 
 $(OBJ)/tests/simt/%.o: tests/simt/%.cc
@@ -176,6 +182,13 @@ test-cuda: $(BUILD)/test-cuda
 test-cuda-sim:
 	$(MAKE) BUILD=$(SIM_BUILD) SIMT=1 $(SIM_BUILD)/test-cuda
 	./$(SIM_BUILD)/test-cuda
+
+# the same under AddressSanitizer + UBSan (a kernel reading past a device buffer is reported, up
+# to the caching allocator's size-class rounding); ~3 min to build, ~1.5 min to run
+test-cuda-sim-asan:
+	$(MAKE) BUILD=$(SIM_BUILD)-asan SIMT=1 CC="$(ASAN_CC)" CXX="$(CXX) -fsanitize=address,undefined \
+	    -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 $(SIM_BUILD)-asan/test-cuda
+	ASAN_OPTIONS=detect_leaks=0 ./$(SIM_BUILD)-asan/test-cuda
 
 # every test under AddressSanitizer + UndefinedBehaviorSanitizer (the sanitizer flags ride on
 # CC so the Makefile's own CFLAGS stay intact)

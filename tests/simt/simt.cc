@@ -1,7 +1,8 @@
 /* tests/simt/simt.cc — the SIMT emulator's scheduler (`make test-cuda-sim`): runs a CUDA grid
  * on the calling CPU thread. Blocks run one after another; within a block every CUDA thread is
- * a fiber with its own stack, switched by a 12-instruction x86-64 context switch (ucontext on
- * other hosts). A fiber runs until it exits, reaches __syncthreads (it waits until every live
+ * a fiber with its own stack, switched by a 14-instruction x86-64 context switch (ucontext on
+ * other hosts, or with -DDV_SIMT_UCONTEXT: swapcontext makes a system call per switch — the whole
+ * tests/cuda suite took 242 s that way against 29 s with this switch, on the shared 2 cores). A fiber runs until it exits, reaches __syncthreads (it waits until every live
  * thread of the block is there) or a warp collective (a shuffle or an mma.sync: it waits until
  * every lane of the mask has deposited its operands; the last lane to arrive computes every
  * lane's result). Threads are resumed in increasing index order, or decreasing with
@@ -32,7 +33,10 @@
 #define DV_SIMT_HAVE_MMA 1
 #endif
 
-#if !defined(__x86_64__)
+/* the hand-written switch on x86-64 (-DDV_SIMT_UCONTEXT: swapcontext, for comparison) */
+#if defined(__x86_64__) && !defined(DV_SIMT_UCONTEXT)
+#define DV_SIMT_ASM_SWITCH 1
+#else
 #include <ucontext.h>
 #endif
 
@@ -58,7 +62,7 @@ struct Fiber {
     char *stack;           /* lowest usable byte; a guard page lies below */
     State state;
     uint3 idx;
-#if !defined(__x86_64__)
+#if !defined(DV_SIMT_ASM_SWITCH)
     ucontext_t uc;
 #endif
 };
@@ -90,7 +94,7 @@ struct Sched {
     const char *file;
     int line;
     void *main_sp;
-#if !defined(__x86_64__)
+#if !defined(DV_SIMT_ASM_SWITCH)
     ucontext_t main_uc;
 #endif
 };
@@ -134,7 +138,7 @@ std::mutex g_launch_lock;
 }
 
 /* ---- fibers ------------------------------------------------------------------------------ */
-#if defined(__x86_64__)
+#if defined(DV_SIMT_ASM_SWITCH)
 /* void dv_simt_switch(void **save_sp, void *to_sp): push the callee-saved registers, park the
  * stack pointer in *save_sp, take to_sp, pop the other fiber's registers and return into it */
 extern "C" void dv_simt_switch(void **save_sp, void *to_sp);
@@ -163,7 +167,7 @@ asm(".text\n"
 void fiber_main();
 
 void fiber_init(Fiber &f) {
-#if defined(__x86_64__)
+#if defined(DV_SIMT_ASM_SWITCH)
     /* as if fiber_main had been called and had switched out: 6 saved registers, then the
      * return address fiber_main, then a fake return address of fiber_main itself, so that its
      * entry sees rsp = 8 mod 16 as after a call */
@@ -187,7 +191,7 @@ void switch_fiber(int from, int to) { /* -1: the launching (main) context */
         S.cur = to;
         g_threadIdx = S.fib[to].idx;
     }
-#if defined(__x86_64__)
+#if defined(DV_SIMT_ASM_SWITCH)
     dv_simt_switch(from >= 0 ? &S.fib[from].sp : &S.main_sp, to >= 0 ? S.fib[to].sp : S.main_sp);
 #else
     swapcontext(from >= 0 ? &S.fib[from].uc : &S.main_uc, to >= 0 ? &S.fib[to].uc : &S.main_uc);
@@ -384,6 +388,22 @@ void group_collective(int first, int count, const char *what, void (*done)(void 
     }
 }
 
+static int g_order = -1; /* -1: not read from the environment yet, 0 forward, 1 reverse */
+
+static bool reverse_order() {
+    if (g_order < 0) {
+        const char *e = getenv("DV_SIMT_ORDER");
+        g_order = e && !strcmp(e, "reverse");
+    }
+    return g_order == 1;
+}
+
+bool set_reverse_order(bool reverse) {
+    bool was = reverse_order();
+    g_order = reverse;
+    return was;
+}
+
 cudaError_t launch(const char *file, int line, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                    void (*body)(void *), void *ctx) {
     uint64_t nt = (uint64_t)block.x * block.y * block.z;
@@ -394,12 +414,7 @@ cudaError_t launch(const char *file, int line, dim3 grid, dim3 block, size_t sme
     if (!runtime_stream_ok(s)) return runtime_set_error(cudaErrorInvalidResourceHandle);
 
     std::lock_guard<std::mutex> lock(g_launch_lock);
-    static int order = -1;
-    if (order < 0) {
-        const char *e = getenv("DV_SIMT_ORDER");
-        order = e && !strcmp(e, "reverse");
-    }
-    S.reverse = order == 1;
+    S.reverse = reverse_order();
     S.body = body, S.ctx = ctx, S.file = file, S.line = line;
     S.n = (int)nt;
     g_gridDim = grid, g_blockDim = block;

@@ -112,6 +112,10 @@ size_t dynamic_shared_limit();
 void dynamic_shared_begin_block(size_t bytes); /* called by the scheduler */
 unsigned long block_serial(); /* counts the blocks run, for per-block state elsewhere (wgmma.cc) */
 
+/* resume the threads of a block in decreasing index order (true) or increasing (false); returns
+ * the previous setting. The default comes from DV_SIMT_ORDER=reverse. */
+bool set_reverse_order(bool reverse);
+
 /* runs body(ctx) as every thread of the grid; returns the launch error (also left for
  * cudaGetLastError), cudaSuccess when it ran */
 cudaError_t launch(const char *file, int line, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
