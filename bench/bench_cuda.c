@@ -6,7 +6,10 @@
  *   gemm       bf16 in, bf16 out, f32 accumulation: TFLOP/s at 4096^3, 8192^3 and the
  *              LLaVA-7B projections 600x4096x4096 and 600x11008x4096 (M x N x K), the layout
  *              of torch.matmul(a, b) (tb = 0) and of a linear layer x W^T (tb = 1); and the
- *              f32 CUDA-core GEMM at 4096^3 beside torch's f32 matmul (TF32 off, its default)
+ *              f32 CUDA-core GEMM at 4096^3 beside torch's f32 matmul (TF32 off, its default);
+ *              on an sm_90 GPU each shape also gets a 'wgmma' row: dv_cu_gemm_wgmma (the Hopper
+ *              kernel, kernels/cuda/gemm_sm90a.cu) called directly, its result checked (all-ones
+ *              inputs: every output is K), whatever DV_CUDA_WGMMA says
  *   attention  flash attention forward and backward, bf16, 32 heads x 128, T = 600 and 4096,
  *              causal: TFLOP/s counting the causal half (forward 2 * 2 * B H T^2 D / 2, the
  *              backward 2.5 times that, FlashAttention-2's convention)
@@ -33,6 +36,7 @@ int dv_bench_cuda(int argc, char **argv);
 #ifdef DV_HAVE_CUDA
 #include "kernels/attention.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/half.h"
 
 static const double MIN_SECONDS = 0.3;
 
@@ -88,6 +92,24 @@ static void run_gemm(void *ctx) {
                   "bench gemm");
 }
 
+static void run_gemm_wgmma(void *ctx) {
+    gemm_job *j = ctx;
+    dv_cuda_check(dv_cu_gemm_wgmma(DV_CU_BF16, 0, j->tb, j->M, j->N, j->K, 1.0f, j->A, j->K, 0, j->B,
+                                   j->tb ? j->K : j->N, 0, 0.0f, j->C, j->N, 0, false, 1, dv_cuda_stream(0)),
+                  "bench gemm wgmma");
+}
+
+/* the inputs are all 1.0, so every output is K (exact in bf16 for K a power of two times a
+ * small integer, as here): the first and last element say whether the kernel computed at all */
+static bool gemm_result_ok(const gemm_job *j) {
+    uint16_t first, last;
+    dv_cuda_synchronize(0);
+    dv_cuda_copy_d2h(0, &first, j->C, 2);
+    dv_cuda_copy_d2h(0, &last, (const uint16_t *)j->C + (j->M * j->N - 1), 2);
+    float want = dv_bf16_to_f32(dv_f32_to_bf16((float)j->K));
+    return dv_bf16_to_f32(first) == want && dv_bf16_to_f32(last) == want;
+}
+
 static void run_sgemm(void *ctx) {
     gemm_job *j = ctx;
     dv_cuda_check(dv_cu_gemm_f32(0, 0, j->M, j->N, j->K, 1.0f, j->A, j->K, j->B, j->N, 0.0f, j->C, j->N,
@@ -97,7 +119,11 @@ static void run_sgemm(void *ctx) {
 
 static int bench_gemm(void) {
     const int64_t shapes[][3] = {{4096, 4096, 4096}, {8192, 8192, 8192}, {600, 4096, 4096}, {600, 11008, 4096}};
-    printf("cuda gemm, bf16 in / bf16 out, f32 accumulation (TFLOP/s):\n");
+    const char *env = getenv("DV_CUDA_WGMMA");
+    const bool wg = dv_cu_gemm_wgmma_device(), wg_default = env && !strcmp(env, "1");
+    printf("cuda gemm, bf16 in / bf16 out, f32 accumulation (TFLOP/s); plain rows: dv_cu_gemm (%s)%s\n",
+           wg && wg_default ? "wgmma, DV_CUDA_WGMMA=1" : "mma.sync",
+           wg ? ", 'wgmma' rows: dv_cu_gemm_wgmma (sm_90a, never measured before this run)" : "");
     for (int s = 0; s < 4; s++)
         for (int tb = 0; tb < 2; tb++) {
             gemm_job j = {shapes[s][0], shapes[s][1], shapes[s][2], tb, NULL, NULL, NULL};
@@ -114,6 +140,13 @@ static int bench_gemm(void) {
             double flops = 2.0 * j.M * j.N * j.K;
             double peer = torch_seconds("gemm", key);
             print_line(name, flops / t * 1e-12, isnan(peer) ? NAN : flops / peer * 1e-12, "TFLOP/s");
+            if (wg) {
+                dv_cuda_check(dv_cu_fill(j.C, nc / 2, 2, 0, dv_cuda_stream(0)), "fill");
+                double tw = time_gpu(run_gemm_wgmma, &j);
+                char wname[128];
+                snprintf(wname, sizeof wname, "%s wgmma%s", name, gemm_result_ok(&j) ? "" : " (WRONG RESULT)");
+                print_line(wname, flops / tw * 1e-12, isnan(peer) ? NAN : flops / peer * 1e-12, "TFLOP/s");
+            }
             dv_cuda_free(0, j.A, na), dv_cuda_free(0, j.B, nb), dv_cuda_free(0, j.C, nc);
         }
     gemm_job f = {4096, 4096, 4096, 0, NULL, NULL, NULL};

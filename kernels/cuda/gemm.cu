@@ -292,6 +292,10 @@ extern "C" int dv_cu_gemm(dv_cu_half dtype, int ta, int tb, int64_t M, int64_t N
     p.C = C, p.ldc = ldc, p.sc = stride_c, p.c_f32 = c_f32;
     p.vec_a = aligned16(A, lda, stride_a, batch);
     p.vec_b = aligned16(B, ldb, stride_b, batch);
+    /* the wgmma kernel (gemm_sm90a.cu), opt-in with DV_CUDA_WGMMA=1 on an sm_90 device */
+    if (dv_cu_gemm_wgmma_wanted(M, N, K))
+        return dv_cu_gemm_wgmma(dtype, ta, tb, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
+                                stride_c, c_f32, batch, stream);
     cudaStream_t s = (cudaStream_t)stream;
     const bool bf16 = dtype == DV_CU_BF16;
     if (M <= MAXM && !ta && tb) {

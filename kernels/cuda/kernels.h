@@ -120,6 +120,25 @@ int dv_cu_gemm(dv_cu_half dtype, int ta, int tb, int64_t M, int64_t N, int64_t K
                int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, bool c_f32,
                int64_t batch, dv_cu_stream stream);
 
+/* The same GEMM on Hopper's warpgroup tensor-core instruction (gemm_sm90a.cu: wgmma.mma_async
+ * m64n256k16, 128 x 256 tiles, operands through 128-byte-swizzled shared memory; built for
+ * sm_90a only). NEVER RUN ON A GPU: checked only by the CPU SIMT emulator (`make
+ * test-cuda-sim`). Same arguments and results as dv_cu_gemm, all four layouts (an operand that
+ * is not K-contiguous is transposed as it is loaded). Returns cudaErrorInvalidValue without
+ * launching anything when the current device is not compute capability 9.0 (the code exists
+ * only for sm_90a) or an argument is invalid.
+ * dv_cu_gemm takes this path only when DV_CUDA_WGMMA=1 is set in the environment (read once),
+ * the device is sm_90 (asked once per device) and M >= 128, N >= 128, K >= 64: OFF by default
+ * until it has been measured against the mma.sync kernel on an H100.
+ * dv_cu_gemm_wgmma_device: the current device can run it; dv_cu_gemm_wgmma_wanted: the
+ * conditions above hold for this M, N, K. */
+int dv_cu_gemm_wgmma(dv_cu_half dtype, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                     const uint16_t *A, int64_t lda, int64_t stride_a, const uint16_t *B, int64_t ldb,
+                     int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, bool c_f32,
+                     int64_t batch, dv_cu_stream stream);
+bool dv_cu_gemm_wgmma_device(void);
+bool dv_cu_gemm_wgmma_wanted(int64_t M, int64_t N, int64_t K);
+
 /* f32 GEMM on the CUDA cores (sgemm.cu), kernels/gemm.h's contract for one matrix */
 int dv_cu_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
