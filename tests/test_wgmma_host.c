@@ -8,7 +8,8 @@
  *     bits 7-9) written here apart from dv_wg_swz, for every k16 step and both operands
  *   - the accumulator fragment map covers the 64 x 256 result once and matches the ISA's
  *     figure at hand-checked points
- *   - the loader pieces cover each tile once, eight threads a 128-byte row
+ *   - the loader pieces cover each tile once, eight threads a 128-byte row; for an operand that
+ *     is not K-contiguous they form 8 x 8 blocks, and the register transpose is checked
  *   - the grouped tile order is a bijection
  * What this cannot check is the hardware: tests/cuda/test_cuda_wgmma.c runs the kernel (on a
  * GPU, or on the SIMT emulator with its own reading of the wgmma semantics).
@@ -188,6 +189,42 @@ TEST(wgmma_host_loader_pieces_cover_tiles_once) {
             CHECK_MSG(bad == 0, "%d rows, kcontig %d: %d bad", R, kc, bad);
             free(seen);
         }
+}
+
+TEST(wgmma_host_transposed_pieces_form_8x8_blocks) {
+    /* for an operand with the row index contiguous, pieces 8 j .. 8 j + 7 of a thread are one
+     * 8 x 8 block: the same 8 rows, 8 consecutive k from a multiple of 8 */
+    const int rows[2] = {DV_WG_BM, DV_WG_BN};
+    const int npieces[2] = {DV_WG_A_PIECES, DV_WG_B_PIECES};
+    int bad = 0;
+    for (int ti = 0; ti < 2; ti++)
+        for (int t = 0; t < DV_WG_LOADERS; t++)
+            for (int j = 0; j < npieces[ti] / 8; j++) {
+                int r0, k0;
+                dv_wg_piece(t, 8 * j, rows[ti], false, &r0, &k0);
+                bad += k0 % 8 != 0 || r0 % 8 != 0;
+                for (int e = 1; e < 8; e++) {
+                    int r, k;
+                    dv_wg_piece(t, 8 * j + e, rows[ti], false, &r, &k);
+                    bad += r != r0 || k != k0 + e;
+                }
+            }
+    CHECK(bad == 0);
+    CHECK(DV_WG_A_PIECES % 8 == 0 && DV_WG_B_PIECES % 8 == 0);
+}
+
+TEST(wgmma_host_transpose8x8) {
+    uint16_t m[8][8];
+    uint32_t in[8][4], out[8][4];
+    for (int e = 0; e < 8; e++)
+        for (int c = 0; c < 8; c++) m[e][c] = (uint16_t)(0x1000 * (e + 1) + 0x11 * c + (e * 7 + c * 3) % 5);
+    for (int e = 0; e < 8; e++)
+        for (int i = 0; i < 4; i++) in[e][i] = (uint32_t)m[e][2 * i] | (uint32_t)m[e][2 * i + 1] << 16;
+    dv_wg_transpose8x8((const uint32_t(*)[4])in, out);
+    int bad = 0;
+    for (int c = 0; c < 8; c++)
+        for (int j = 0; j < 4; j++) bad += out[c][j] != ((uint32_t)m[2 * j][c] | (uint32_t)m[2 * j + 1][c] << 16);
+    CHECK(bad == 0);
 }
 
 TEST(wgmma_host_tile_order_is_a_bijection) {

@@ -21,7 +21,8 @@
  *     chunk c sits at chunk c ^ (r % 8) (kernels/cuda/gemm_sm90a.h, dv_wg_swz)
  *   - the producer moves tiles global -> registers (16-byte loads, 24 a thread a step) ->
  *     shared (16-byte stores into the swizzle; an operand that is not K-contiguous in global
- *     memory, A with ta or B without tb, is transposed on the way in with 2-byte stores), then
+ *     memory, A with ta or B without tb, is read in blocks of 8 x 8 and transposed in
+ *     registers on the way in, dv_wg_transpose8x8), then
  *     fence.proxy.async so the tensor cores (the async proxy) see those generic-proxy stores
  *   - step kt: the consumers issue the 4 wgmma of stage kt % 4, commit them as a group and wait
  *     until only that group is in flight (group kt - 1 done); meanwhile the producer stores
@@ -179,38 +180,54 @@ __device__ __noinline__ uint4 load_piece_edge(const uint16_t *p, int64_t ld, int
     return u.v;
 }
 
+/* The global row (relative to the thread's first) that piece `it` reads: dv_wg_piece's map
+ * with the thread's own offset taken out — STEP rows a piece for a k-contiguous operand, else
+ * 8 consecutive rows a block and JSTEP rows from one block to the next */
+template <int R, bool KCONTIG> __host__ __device__ constexpr int piece_row(int it) {
+    return KCONTIG ? it * (DV_WG_LOADERS / (BK / 8)) : (it / 8) * (8 * DV_WG_LOADERS / (R / 8)) + it % 8;
+}
+
 /* this loader thread's pieces of the R-row tile whose corner is (outer0, inner0) in the global
- * operand (outer_n, inner_n): dv_wg_piece's map, walked with one pointer so that no per-piece
- * 64-bit address stays live between steps: piece it is `step` global rows below piece it - 1 */
+ * operand (outer_n, inner_n), walked with one pointer so that no per-piece 64-bit address stays
+ * live between steps */
 template <int R, bool KCONTIG>
 __device__ __forceinline__ void load_tile(int t, uint4 *v, const uint16_t *p, int64_t ld, int64_t outer_n,
                                           int64_t inner_n, int64_t outer0, int64_t inner0, bool vec) {
-    constexpr int PER_ROW = KCONTIG ? BK / 8 : R / 8;  /* loader threads along one global row */
-    constexpr int STEP = DV_WG_LOADERS / PER_ROW;      /* global rows from one piece to the next */
-    const int64_t o = outer0 + t / PER_ROW, i = inner0 + (t % PER_ROW) * 8;
+    constexpr int PER_ROW = KCONTIG ? BK / 8 : R / 8; /* loader threads along one global row */
+    constexpr int NP = R * BK / 8 / DV_WG_LOADERS;
+    const int64_t o = outer0 + (KCONTIG ? 1 : 8) * (t / PER_ROW), i = inner0 + (t % PER_ROW) * 8;
     const bool inner_ok = vec && i + 8 <= inner_n;
     const uint16_t *q = p + o * ld + i;
 #pragma unroll
-    for (int it = 0; it < R * BK / 8 / DV_WG_LOADERS; it++) {
-        if (inner_ok && o + it * STEP < outer_n) v[it] = *(const uint4 *)q;
-        else v[it] = load_piece_edge(p, ld, outer_n, inner_n, o + it * STEP, i);
-        q += STEP * ld;
+    for (int it = 0; it < NP; it++) {
+        const int64_t oo = o + piece_row<R, KCONTIG>(it);
+        if (inner_ok && oo < outer_n) v[it] = *(const uint4 *)q;
+        else v[it] = load_piece_edge(p, ld, outer_n, inner_n, oo, i);
+        if (it + 1 < NP) q += (piece_row<R, KCONTIG>(it + 1) - piece_row<R, KCONTIG>(it)) * ld;
     }
 }
 
 template <int R, bool KCONTIG>
 __device__ __forceinline__ void store_tile(int t, unsigned char *tile, const uint4 *v) {
+    constexpr int NP = R * BK / 8 / DV_WG_LOADERS;
+    if (KCONTIG) {
 #pragma unroll
-    for (int it = 0; it < R * BK / 8 / DV_WG_LOADERS; it++) {
-        int r, k;
-        dv_wg_piece(t, it, R, KCONTIG, &r, &k);
-        if (KCONTIG) {
+        for (int it = 0; it < NP; it++) {
+            int r, k;
+            dv_wg_piece(t, it, R, true, &r, &k);
             *(uint4 *)(tile + dv_wg_swz(r, k)) = v[it];
-        } else { /* the piece runs along rows r .. r+7 at one k */
-            union { uint4 v; uint16_t h[8]; } u;
-            u.v = v[it];
+        }
+    } else { /* blocks of 8 pieces (k .. k+7, each rows r .. r+7) -> rows r .. r+7, k .. k+7 */
 #pragma unroll
-            for (int e = 0; e < 8; e++) *(uint16_t *)(tile + dv_wg_swz(r + e, k)) = u.h[e];
+        for (int j = 0; j < NP / 8; j++) {
+            int r, k;
+            dv_wg_piece(t, 8 * j, R, false, &r, &k);
+            union { uint4 v[8]; uint32_t w[8][4]; } in, out;
+#pragma unroll
+            for (int e = 0; e < 8; e++) in.v[e] = v[8 * j + e];
+            dv_wg_transpose8x8(in.w, out.w);
+#pragma unroll
+            for (int c = 0; c < 8; c++) *(uint4 *)(tile + dv_wg_swz(r + c, k)) = out.v[c];
         }
     }
 }

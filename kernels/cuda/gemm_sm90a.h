@@ -88,15 +88,38 @@ DV_HD void dv_wg_c_coord(int t, int i, int *row, int *col) {
 }
 
 /* ---- global -> shared pieces -------------------------------------------------------------- */
-/* Piece `it` of loader thread t (0 .. DV_WG_LOADERS - 1) for an R-row tile (R = BM for A, BN
- * for B) of an operand stored k-contiguous in global memory (A with ta = 0, B with tb = 1):
- * row r, k .. k + 7 — eight consecutive threads read one 128-byte row. Stored with the row
- * index contiguous (A with ta = 1, B with tb = 0: the global operand is (K, R)): k, rows
- * r .. r + 7 — R / 8 consecutive threads read one row of the global operand. */
+/* Piece `it` (0 .. R * BK / 8 / DV_WG_LOADERS - 1) of loader thread t (0 .. DV_WG_LOADERS - 1)
+ * for an R-row tile (R = BM for A, BN for B), 8 halves of one global row:
+ *   - operand stored k-contiguous in global memory (A with ta = 0, B with tb = 1): row r,
+ *     k .. k + 7, stored as is as one 16-byte chunk; eight consecutive threads read one
+ *     128-byte row
+ *   - stored with the row index contiguous (A with ta = 1, B with tb = 0: the global operand
+ *     is (K, R)): the tile is (R / 8) x 8 blocks of 8 rows x 8 k; loader t takes blocks
+ *     b = t + DV_WG_LOADERS j (j < R / DV_WG_LOADERS), and pieces it = 8 j .. 8 j + 7 are the
+ *     block's 8 k (k = 8 (b / (R / 8)) + it % 8), each covering rows r .. r + 7 with
+ *     r = 8 (b % (R / 8)); the loader transposes the 8 pieces in registers
+ *     (dv_wg_transpose8x8) into the 8 rows' 16-byte chunks. R / 8 consecutive threads read one
+ *     global row. */
 DV_HD void dv_wg_piece(int t, int it, int R, bool kcontig, int *r, int *k) {
-    int v = t + it * DV_WG_LOADERS;
-    if (kcontig) { *r = v / (DV_WG_BK / 8); *k = (v % (DV_WG_BK / 8)) * 8; }
-    else { *k = v / (R / 8); *r = (v % (R / 8)) * 8; }
+    if (kcontig) {
+        int v = t + it * DV_WG_LOADERS;
+        *r = v / (DV_WG_BK / 8); *k = (v % (DV_WG_BK / 8)) * 8;
+    } else {
+        int b = t + (it / 8) * DV_WG_LOADERS;
+        *k = 8 * (b / (R / 8)) + it % 8; *r = 8 * (b % (R / 8));
+    }
+}
+
+/* The 8 x 8 transpose of 16-bit elements held as words: in[e][i] holds elements (e, 2i) (low
+ * half) and (e, 2i + 1) (high half); out[c][j] gets (2j, c) and (2j + 1, c). One byte permute
+ * per output word on the GPU. */
+DV_HD void dv_wg_transpose8x8(const uint32_t in[8][4], uint32_t out[8][4]) {
+    for (int j = 0; j < 4; j++)
+        for (int i = 0; i < 4; i++) {
+            uint32_t a = in[2 * j][i], b = in[2 * j + 1][i];
+            out[2 * i][j] = (a & 0xffffu) | (b << 16);
+            out[2 * i + 1][j] = (a >> 16) | (b & 0xffff0000u);
+        }
 }
 
 /* ---- tile order ------------------------------------------------------------------------------ */
