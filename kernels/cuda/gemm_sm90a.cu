@@ -269,7 +269,9 @@ __global__ void __launch_bounds__(NT, 1) gemm_wgmma(Params p) {
      * kt: groups kt - 1 and kt only). Tile kt + 2 is read after two more barriers.
      * The two roles are the two branches of one if / else, each with its own registers (the
      * producer's 24 staged pieces are never live beside the consumers' 128 accumulators); both
-     * pass the same number of __syncthreads: one before the loop, one a step. */
+     * pass the same number of __syncthreads: one before the loop, one a step. The barrier is
+     * reached from two places, each by whole warps (bar.sync 0 is .aligned per warp and counts
+     * the block's arrivals at barrier 0 wherever they come from). */
     if (wg == 2) {
         uint4 ra[DV_WG_A_PIECES], rb[DV_WG_B_PIECES];
         /* prologue: tiles 0 and 1 into stages 0 and 1, tile 2 into registers */
