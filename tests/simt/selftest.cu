@@ -68,10 +68,10 @@ __global__ void half_warp_shuffle(int *out) {
 __global__ void full_mask_shuffle(int *out) { out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1); }
 
 int run_exchange(int *d, int n, int blocks, bool barrier, bool reverse, int *host) {
-    bool was = dv_simt::set_reverse_order(reverse);
+    int was = dv_simt::set_thread_order(reverse ? dv_simt::ORDER_REVERSE : dv_simt::ORDER_FORWARD);
     memset(d, 0, sizeof(int) * n * blocks);
     exchange<<<blocks, n>>>(d, barrier);
-    dv_simt::set_reverse_order(was);
+    dv_simt::set_thread_order(was);
     int wrong = 0;
     for (int b = 0; b < blocks; b++)
         for (int t = 0; t < n; t++) {
@@ -95,7 +95,8 @@ TEST(simt_barrier_orders_and_missing_barrier) {
     }
     /* without the barrier thread t reads sh[t + 1] before thread t + 1 has written it when the
      * threads run in increasing order: every thread but the last is wrong; in decreasing order
-     * the writes come first and the bug hides — which is why CI runs both orders */
+     * the writes come first and the bug hides — which is why CI runs both orders (and
+     * DV_SIMT_ORDER=random[:seed] mixes them) */
     int wrong_fwd = run_exchange(d, n, blocks, false, false, h);
     CHECK_MSG(h[0] == -1, "an unwritten shared int reads %d, not the 0xff fill", h[0]);
     int wrong_rev = run_exchange(d, n, blocks, false, true, h);

@@ -5,9 +5,9 @@
  * tests/cuda suite took 242 s that way against 29 s with this switch, on the shared 2 cores). A fiber runs until it exits, reaches __syncthreads (it waits until every live
  * thread of the block is there) or a warp collective (a shuffle or an mma.sync: it waits until
  * every lane of the mask has deposited its operands; the last lane to arrive computes every
- * lane's result). Threads are resumed in increasing index order, or decreasing with
- * DV_SIMT_ORDER=reverse, so code that relies on an order the hardware does not promise (a
- * missing barrier) gives a different answer one of the two ways.
+ * lane's result). Threads are resumed in increasing index order, decreasing with
+ * DV_SIMT_ORDER=reverse, or pseudo-randomly with DV_SIMT_ORDER=random[:seed], so code that relies
+ * on an order the hardware does not promise (a missing barrier) gives a different answer.
  *
  * Launch checks, as the CUDA runtime makes them: block size 0 or above 1024 threads (x, y
  * <= 1024, z <= 64), grid 0 or above 2^31-1 x 65535 x 65535, dynamic shared memory above
@@ -88,7 +88,8 @@ struct Sched {
     Warp warp[kMaxThreads / 32];
     Group group[kMaxThreads / 32];
     int n, live, at_bar, cur;
-    bool reverse;
+    int order;             /* ORDER_* */
+    uint64_t rng;          /* xorshift state of ORDER_RANDOM */
     void (*body)(void *);
     void *ctx;
     const char *file;
@@ -200,20 +201,33 @@ void switch_fiber(int from, int to) { /* -1: the launching (main) context */
 
 /* the current thread stops running (it waits or has exited): switch to the next runnable
  * thread in scheduling order, or back to the launcher when all have exited */
+int random_thread() {
+    S.rng ^= S.rng << 13, S.rng ^= S.rng >> 7, S.rng ^= S.rng << 17;
+    return (int)(S.rng % (uint64_t)S.n);
+}
+
 void yield() {
     int me = S.cur;
+    if (S.order == ORDER_RANDOM) me = random_thread(); /* scan from a random thread instead */
     for (int k = 1; k <= S.n; k++) {
-        int t = S.reverse ? (me - k + S.n) % S.n : (me + k) % S.n;
+        int t = S.order == ORDER_REVERSE ? (me - k + S.n) % S.n : (me + k) % S.n;
         if (S.fib[t].state == RUNNABLE) {
-            if (t != me) switch_fiber(me, t);
+            if (t != S.cur) switch_fiber(S.cur, t);
             return;
         }
     }
     if (S.live == 0) {
-        switch_fiber(me, -1);
+        switch_fiber(S.cur, -1);
         die("a finished thread was resumed");
     }
     die("deadlock: no thread can run");
+}
+
+/* the thread a block, or the phase after a barrier, starts with: the first in order (a random
+ * one in random order) */
+int first_thread() {
+    if (S.order == ORDER_RANDOM) return random_thread();
+    return S.order == ORDER_REVERSE ? S.n - 1 : 0;
 }
 
 /* every live thread is at the barrier: release them and restart from the first in order */
@@ -221,8 +235,8 @@ void release_barrier() {
     for (int t = 0; t < S.n; t++)
         if (S.fib[t].state == WAIT_BAR) S.fib[t].state = RUNNABLE;
     S.at_bar = 0;
-    int first = S.reverse ? S.n - 1 : 0;
-    while (S.fib[first].state != RUNNABLE) first += S.reverse ? -1 : 1;
+    int first = first_thread();
+    while (S.fib[first].state != RUNNABLE) first = S.order == ORDER_REVERSE ? (first + S.n - 1) % S.n : (first + 1) % S.n;
     if (first != S.cur) switch_fiber(S.cur, first);
 }
 
@@ -388,19 +402,30 @@ void group_collective(int first, int count, const char *what, void (*done)(void 
     }
 }
 
-static int g_order = -1; /* -1: not read from the environment yet, 0 forward, 1 reverse */
+static int g_order = -1; /* -1: not read from the environment yet, else ORDER_* */
+static uint64_t g_seed = 1;
 
-static bool reverse_order() {
+/* DV_SIMT_ORDER: forward (default), reverse, or random[:seed] (a reproducible pseudo-random
+ * thread after every wait) */
+static int thread_order() {
     if (g_order < 0) {
         const char *e = getenv("DV_SIMT_ORDER");
-        g_order = e && !strcmp(e, "reverse");
+        g_order = ORDER_FORWARD;
+        if (e && !strcmp(e, "reverse")) g_order = ORDER_REVERSE;
+        else if (e && !strncmp(e, "random", 6)) {
+            g_order = ORDER_RANDOM;
+            if (e[6] == ':') g_seed = strtoull(e + 7, nullptr, 10);
+        } else if (e && *e && strcmp(e, "forward")) {
+            fprintf(stderr, "SIMT emulator: DV_SIMT_ORDER=%s: expected forward, reverse or random[:seed]\n", e);
+            abort();
+        }
     }
-    return g_order == 1;
+    return g_order;
 }
 
-bool set_reverse_order(bool reverse) {
-    bool was = reverse_order();
-    g_order = reverse;
+int set_thread_order(int order) {
+    int was = thread_order();
+    g_order = order;
     return was;
 }
 
@@ -414,7 +439,8 @@ cudaError_t launch(const char *file, int line, dim3 grid, dim3 block, size_t sme
     if (!runtime_stream_ok(s)) return runtime_set_error(cudaErrorInvalidResourceHandle);
 
     std::lock_guard<std::mutex> lock(g_launch_lock);
-    S.reverse = reverse_order();
+    S.order = thread_order();
+    S.rng = g_seed * 0x9E3779B97F4A7C15ull + 1; /* the same order for the same launch sequence */
     S.body = body, S.ctx = ctx, S.file = file, S.line = line;
     S.n = (int)nt;
     g_gridDim = grid, g_blockDim = block;
@@ -435,7 +461,7 @@ cudaError_t launch(const char *file, int line, dim3 grid, dim3 block, size_t sme
                     fiber_init(S.fib[t]);
                 }
                 S.live = S.n, S.at_bar = 0;
-                switch_fiber(-1, S.reverse ? S.n - 1 : 0);
+                switch_fiber(-1, first_thread());
                 /* back here when every thread of the block has exited */
             }
     return cudaSuccess;

@@ -112,9 +112,11 @@ size_t dynamic_shared_limit();
 void dynamic_shared_begin_block(size_t bytes); /* called by the scheduler */
 unsigned long block_serial(); /* counts the blocks run, for per-block state elsewhere (wgmma.cc) */
 
-/* resume the threads of a block in decreasing index order (true) or increasing (false); returns
- * the previous setting. The default comes from DV_SIMT_ORDER=reverse. */
-bool set_reverse_order(bool reverse);
+/* the order in which the threads of a block are resumed: increasing index, decreasing, or
+ * pseudo-random; returns the previous one. The default comes from DV_SIMT_ORDER=forward,
+ * reverse or random[:seed]. */
+enum { ORDER_FORWARD, ORDER_REVERSE, ORDER_RANDOM };
+int set_thread_order(int order);
 
 /* runs body(ctx) as every thread of the grid; returns the launch error (also left for
  * cudaGetLastError), cudaSuccess when it ran */
