@@ -30,7 +30,7 @@
  *
  * Deliberately NOT emulated: the memory model (every store is at once visible to every thread,
  * so a missing __syncthreads or __threadfence shows only when the scheduling order exposes it —
- * run with DV_SIMT_ORDER=reverse too), data races (sequential scheduling hides them), timing
+ * run with DV_SIMT_ORDER=reverse and random too), data races (sequential scheduling hides them), timing
  * and occupancy, warp divergence beyond the collectives (lanes of a warp run one by one, not in
  * lock-step), __launch_bounds__ and register / shared-memory limits of static __shared__
  * arrays, address spaces (a kernel that dereferences a host pointer works here), nvcc's FMA
