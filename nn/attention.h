@@ -34,8 +34,9 @@
  * so the backward regenerates it; the caller draws a fresh seed per call from its own generator
  * (a checkpointed rng keeps a resumed run bit for bit). 0 at inference.
  *
- * Dv may differ from D. Not here: f16/bf16 inputs; on CUDA: the bias and dropout (the CUDA
- * flash kernels refuse them with a message).
+ * Dv may differ from D. On CUDA the same contract (bias, dropout with the same mask, masks, GQA)
+ * runs on the flash kernels, with q, k, v rounded to bf16 for the tensor cores; head dims above
+ * 128 are refused there with a message. Not here: f16/bf16 inputs.
  */
 #ifndef DV_NN_ATTENTION_H
 #define DV_NN_ATTENTION_H
