@@ -23,9 +23,11 @@
  * walks K with 16-byte loads, A's rows are staged in shared memory 512 columns at a time and
  * shared by the block's 8 warps (8 columns).
  *
- * Not here (yet): cp.async / ldmatrix / a 3-4 stage pipeline, wgmma and TMA on sm_90a, split-K,
- * TF32 for f32 inputs, epilogue fusion (bias, activation). Those are the next steps to
- * reach cuBLAS; this file is the correct, readable baseline they are measured against.
+ * Hopper: with DV_CUDA_WGMMA=1 on an sm_90 device, dv_cu_gemm sends large problems to the
+ * wgmma kernel of gemm_sm90a.cu instead (opt-in until it has been measured on an H100).
+ * Not here (yet): cp.async / ldmatrix / a 3-4 stage pipeline, split-K, epilogue fusion (bias,
+ * activation); TF32 for f32 inputs is sgemm_tf32.cu. Those are the next steps to reach
+ * cuBLAS; this file is the correct, readable baseline they are measured against.
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
