@@ -12,7 +12,8 @@
  *              inputs: every output is K), whatever DV_CUDA_WGMMA says
  *   attention  flash attention forward and backward, bf16, 32 heads x 128, T = 600 and 4096,
  *              causal: TFLOP/s counting the causal half (forward 2 * 2 * B H T^2 D / 2, the
- *              backward 2.5 times that, FlashAttention-2's convention)
+ *              backward 2.5 times that, FlashAttention-2's convention); the backward twice:
+ *              the tensor-core kernels (the default) and the CUDA-core ones (DV_CUDA_ATTN_BWD=cores)
  *   adamw      fused AdamW over 64M f32 parameters: GB/s of its 28 bytes a parameter
  *   bandwidth  gelu and softmax GB/s beside cudaMemcpy device-to-device GB/s (the issue's
  *              target: memory-bound kernels >= 70% of the copy)
@@ -161,7 +162,7 @@ static int bench_gemm(void) {
 }
 
 /* ---- attention ---- */
-typedef struct { dv_attn_geom g; void *q, *k, *v, *work; float *o, *lse, *dq, *dk, *dv; } attn_job;
+typedef struct { dv_attn_geom g; void *q, *k, *v, *work; float *o, *lse, *dq, *dk, *dv; dv_cu_attn_bwd_kind bk; } attn_job;
 static void run_attn(void *ctx) {
     attn_job *j = ctx;
     dv_cuda_check(dv_cu_attention_fwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, NULL, j->o, j->lse, dv_cuda_stream(0)),
@@ -169,8 +170,8 @@ static void run_attn(void *ctx) {
 }
 static void run_attn_bwd(void *ctx) {
     attn_job *j = ctx; /* dO = O: any values do */
-    dv_cuda_check(dv_cu_attention_bwd(DV_CU_BF16, &j->g, j->q, j->k, j->v, NULL, j->o, j->lse, j->o, j->g.Dv, j->dq,
-                                      j->dk, j->dv, NULL, j->work, dv_cuda_stream(0)),
+    dv_cuda_check(dv_cu_attention_bwd_with(j->bk, DV_CU_BF16, &j->g, j->q, j->k, j->v, NULL, j->o, j->lse, j->o, j->g.Dv,
+                                           j->dq, j->dk, j->dv, NULL, j->work, dv_cuda_stream(0)),
                   "bench attention backward");
 }
 
@@ -199,11 +200,14 @@ static int bench_attention(void) {
         int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&j.g);
         j.dq = dv_cuda_alloc(0, n * 4), j.dk = dv_cuda_alloc(0, n * 4), j.dv = dv_cuda_alloc(0, n * 4);
         j.work = dv_cuda_alloc(0, wb);
-        t = time_gpu(run_attn_bwd, &j);
-        snprintf(name, sizeof name, "bwd T=%lld (CUDA cores)", (long long)T);
         snprintf(key, sizeof key, "attn_bwd_%lld", (long long)T);
         peer = torch_seconds("attention", key);
-        print_line(name, 2.5 * flops / t * 1e-12, isnan(peer) ? NAN : 2.5 * flops / peer * 1e-12, "TFLOP/s");
+        for (int tc = 1; tc >= 0; tc--) { /* the tensor-core backward (the default), then the CUDA-core one */
+            j.bk = tc ? DV_CU_ATTN_BWD_TC : DV_CU_ATTN_BWD_CORES;
+            t = time_gpu(run_attn_bwd, &j);
+            snprintf(name, sizeof name, "bwd T=%lld (%s)", (long long)T, tc ? "tensor cores" : "CUDA cores");
+            print_line(name, 2.5 * flops / t * 1e-12, isnan(peer) ? NAN : 2.5 * flops / peer * 1e-12, "TFLOP/s");
+        }
         dv_cuda_free(0, j.dq, n * 4), dv_cuda_free(0, j.dk, n * 4), dv_cuda_free(0, j.dv, n * 4);
         dv_cuda_free(0, j.work, wb);
         dv_cuda_free(0, j.q, n * 2), dv_cuda_free(0, j.k, n * 2), dv_cuda_free(0, j.v, n * 2);

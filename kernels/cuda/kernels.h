@@ -165,20 +165,29 @@ int dv_cu_attention_fwd(dv_cu_half dtype, const dv_attn_geom *g, const uint16_t 
 
 /* Backward of dv_cu_attention_fwd (kernels/attention.h formulas, FlashAttention-2 order:
  * Dr = rowsum(dO * O), then dK, dV (and dbias) per key tile and dQ per query tile, each
- * recomputing P = exp(S - lse) and the dropout mask — two passes, no atomics, deterministic).
+ * recomputing P = exp(S - lse) and the dropout mask — no atomics, deterministic).
  * q, k, v, bias, lse, dropout as the forward; o (the forward's) and dout f32, contiguous
  * (B, Hq, Tq, ocols) with ocols <= D (the columns past ocols count as 0: v's zero padding).
  * Outputs f32, contiguous, overwritten, any may be NULL: dq (B, Hq, Tq, D), dk and dv
  * (B, Hkv, Tk, D), summed over the query heads of a group, dbias (B, Hq, g->dbias_rows, Tk),
  * summed over the queries when dbias_rows is 1. work: dv_cu_attention_bwd_work_bytes bytes.
- * This first version runs on CUDA cores (f32 FMA from shared-memory tiles of 16 x 16), a
- * correct reference for the tensor-core FA2 backward that is still to come. Same limits as
- * the forward. */
+ * Two implementations (attention_bwd.cu's header): tensor cores (the default; dO, P and dS
+ * rounded to the inputs' dtype for the mma, f32 accumulation; Dr from the same rounded dO) and
+ * CUDA cores (f32 FMA on tiles of 16, everything after the inputs f32: the reference).
+ * dv_cu_attention_bwd takes the CUDA cores when the environment has DV_CUDA_ATTN_BWD=cores,
+ * else the tensor cores; dv_cu_attention_bwd_with names one (AUTO: that same choice). Same
+ * limits as the forward. */
+typedef enum { DV_CU_ATTN_BWD_AUTO, DV_CU_ATTN_BWD_TC, DV_CU_ATTN_BWD_CORES } dv_cu_attn_bwd_kind;
 size_t dv_cu_attention_bwd_work_bytes(const dv_attn_geom *g);
 int dv_cu_attention_bwd(dv_cu_half dtype, const dv_attn_geom *g, const uint16_t *q,
                         const uint16_t *k, const uint16_t *v, const float *bias, const float *o,
                         const float *lse, const float *dout, int64_t ocols, float *dq, float *dk,
                         float *dv, float *dbias, void *work, dv_cu_stream stream);
+int dv_cu_attention_bwd_with(dv_cu_attn_bwd_kind kind, dv_cu_half dtype, const dv_attn_geom *g,
+                             const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                             const float *bias, const float *o, const float *lse,
+                             const float *dout, int64_t ocols, float *dq, float *dk, float *dv,
+                             float *dbias, void *work, dv_cu_stream stream);
 
 /* The kernels' operands from the f32 tensors: dst (B, H, T, DP) bf16, contiguous = src (B, H,
  * T, D) f32 read through src_stride (b, h, t) (unit stride in d), rounded to nearest even,

@@ -212,10 +212,46 @@ TEST(cuda_flash_attention_fwd_matches_cpu) {
 }
 
 /* the backward against kernels/attention.h's portable f32 backward on the same (half-rounded)
- * q, k, v and the same f32 o, lse and dO: everything after the inputs is f32 on both sides, so
- * the gradients agree to f32 summation-order noise (1e-4 of the largest). With dropout (the
- * CPU's mask, regenerated on the GPU) and the additive bias: bias_kind 1 a (Tk) row broadcast
- * over b, h, i (dbias rows summed), 2 a full (B, Hq, Tq, Tk) one, with -inf entries. */
+ * q, k, v and the same f32 o, lse and dO, both implementations (kernels/cuda/attention_bwd.cu):
+ *   CUDA cores    everything after the inputs is f32 on both sides, so the gradients agree to
+ *                 f32 summation-order noise: 1e-4 of the largest
+ *   tensor cores  dO, P and dS rounded to the inputs' dtype for the mma (unit roundoff u = 2^-8
+ *                 bf16, 2^-11 f16), f32 accumulation. Each gradient is a sum of products of
+ *                 two operands each off by at most u relative (dV: (Z P)^T dO; dK: dS^T Q with
+ *                 dS itself from the rounded dO; dQ: dS K), so an element moves by about
+ *                 2u sum|terms|, which for these random inputs is a few u of the largest
+ *                 element; Dr uses the same rounded dO, so no cancellation error is added.
+ *                 Tolerance 1.5e-2 (bf16, ~4u) / 2e-3 (f16, ~4u) of the largest, against the
+ *                 CPU and against the CUDA cores. Under `make test-cuda-sim` the largest error
+ *                 of any case is 4.9e-3 (bf16) / 5.1e-4 (f16) of the largest element, about u:
+ *                 the tolerance leaves 3-4x for the GPU's exp2f and FMA contraction
+ *                 (DV_TEST_ATTN_ERR=1 prints every case's error).
+ * With dropout (the CPU's mask, regenerated on the GPU) and the additive bias: bias_kind 1 a
+ * (Tk) row broadcast over b, h, i (dbias rows summed), 2 a full (B, Hq, Tq, Tk) one, with -inf
+ * entries. The outputs start as NaN, so an element a kernel forgets to write fails. */
+static const double attn_tol_cores = 1e-4, attn_tol_tc[2] = {2e-3, 1.5e-2}; /* [bf16] */
+
+/* bad elements of got against want, tol relative to max(1e-3, max |want|) */
+static int attn_cmp(const char *what, const char *name, const float *got, const float *want, int64_t n, double tol,
+                    int *bad) {
+    double scale = 1e-3, worst = 0;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    int nbad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= tol * scale)) {
+            if (*bad + nbad < 3)
+                dv_test_fail(__FILE__, __LINE__, "%s: %s[%lld] %.6g vs %.6g (tol %.1e of %.3g)", what, name,
+                             (long long)i, got[i], want[i], tol, scale);
+            nbad++;
+        }
+        if (e > worst || e != e) worst = e;
+    }
+    if (getenv("DV_TEST_ATTN_ERR")) printf("  %-60s %-5s max err %.3e of %.3g = %.2e\n", what, name, worst, scale, worst / scale);
+    *bad += nbad;
+    return nbad;
+}
+
 static int attn_bwd_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t D, bool causal,
                          int64_t off, bool mask, double dropout, int bias_kind, uint64_t seed) {
     int64_t nq = B * Hq * Tq * D, nk = B * Hkv * Tk * D, nr = B * Hq * Tq;
@@ -249,39 +285,52 @@ static int attn_bwd_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t T
     g.keep = dkeep;
     void *dq_ = tc_upload(q, nq * 2), *dk_ = tc_upload(k, nk * 2), *dv_ = tc_upload(v, nk * 2), *do_ = tc_upload(df, nq * 4);
     void *dof = tc_upload(o, nq * 4), *dl = tc_upload(lse, nr * 4), *dbias = nb ? tc_upload(bias, nb * 4) : NULL;
-    float *gq = tc_dalloc(nq * 4), *gk = tc_dalloc(nk * 4), *gv = tc_dalloc(nk * 4), *gb = nb ? tc_dalloc(ndb * 4) : NULL;
+    const int64_t nmax = nq > nk ? (nq > ndb ? nq : ndb) : (nk > ndb ? nk : ndb);
+    float *nans = malloc(nmax * 4);
+    for (int64_t i = 0; i < nmax; i++) nans[i] = NAN;
     int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&g);
     void *dwork = tc_dalloc(wb);
-    CK(dv_cu_attention_bwd(bf16 ? DV_CU_BF16 : DV_CU_F16, &g, dq_, dk_, dv_, dbias, dof, dl, do_, D, gq, gk, gv, gb, dwork,
-                           tc_stream()));
-    float *rq = tc_download(gq, nq * 4), *rk = tc_download(gk, nk * 4), *rv = tc_download(gv, nk * 4);
-    float *rb = nb ? tc_download(gb, ndb * 4) : NULL;
-    const double tol = 1e-4;
-    int bad = 0;
-    const float *got[4] = {rq, rk, rv, rb}, *want[4] = {dq, dk, dv, db};
+    char what[160];
+    snprintf(what, sizeof what, "attention bwd %s B %lld Hq %lld Hkv %lld Tq %lld Tk %lld D %lld causal %d off %lld "
+             "mask %d dropout %.2f bias %d", bf16 ? "bf16" : "f16", (long long)B, (long long)Hq, (long long)Hkv,
+             (long long)Tq, (long long)Tk, (long long)D, causal, (long long)off, mask, dropout, bias_kind);
     const int64_t cnt[4] = {nq, nk, nk, nb ? ndb : 0};
-    for (int t = 0; t < 4; t++) {
-        double scale = 1e-3;
-        for (int64_t i = 0; i < cnt[t]; i++) scale = fmax(scale, fabs(want[t][i]));
-        for (int64_t i = 0; i < cnt[t]; i++)
-            if (!(fabs(got[t][i] - want[t][i]) <= tol * scale)) {
-                if (bad < 3)
-                    dv_test_fail(__FILE__, __LINE__,
-                                 "attention bwd %s D %lld causal %d mask %d dropout %.2f bias %d: %s[%lld] %.6g vs %.6g",
-                                 bf16 ? "bf16" : "f16", (long long)D, causal, mask, dropout, bias_kind,
-                                 (const char *[]){"dq", "dk", "dv", "dbias"}[t], (long long)i, got[t][i], want[t][i]);
-                bad++;
-            }
+    const char *names[4] = {"dq", "dk", "dv", "dbias"};
+    float *res[2][4]; /* [tensor cores][dq dk dv dbias], downloaded */
+    for (int tc = 0; tc < 2; tc++) {
+        float *gq = tc_upload(nans, nq * 4), *gk = tc_upload(nans, nk * 4), *gv = tc_upload(nans, nk * 4);
+        float *gb = nb ? tc_upload(nans, ndb * 4) : NULL;
+        CK(dv_cu_attention_bwd_with(tc ? DV_CU_ATTN_BWD_TC : DV_CU_ATTN_BWD_CORES, bf16 ? DV_CU_BF16 : DV_CU_F16, &g,
+                                    dq_, dk_, dv_, dbias, dof, dl, do_, D, gq, gk, gv, gb, dwork, tc_stream()));
+        res[tc][0] = tc_download(gq, nq * 4), res[tc][1] = tc_download(gk, nk * 4), res[tc][2] = tc_download(gv, nk * 4);
+        res[tc][3] = nb ? tc_download(gb, ndb * 4) : NULL;
+        tc_dfree(gq, nq * 4), tc_dfree(gk, nk * 4), tc_dfree(gv, nk * 4);
+        if (nb) tc_dfree(gb, ndb * 4);
     }
-    free(q), free(k), free(v), free(df), free(qf), free(kf), free(vf), free(o), free(lse);
-    free(dq), free(dk), free(dv), free(rq), free(rk), free(rv), free(keep), free(bias), free(db), free(rb);
+    int bad = 0;
+    const float *want[4] = {dq, dk, dv, db};
+    char w2[200];
+    for (int t = 0; t < 4; t++) {
+        if (!cnt[t]) continue;
+        snprintf(w2, sizeof w2, "%s, cuda cores vs cpu", what);
+        attn_cmp(w2, names[t], res[0][t], want[t], cnt[t], attn_tol_cores, &bad);
+        snprintf(w2, sizeof w2, "%s, tensor cores vs cpu", what);
+        attn_cmp(w2, names[t], res[1][t], want[t], cnt[t], attn_tol_tc[bf16], &bad);
+        snprintf(w2, sizeof w2, "%s, tensor cores vs cuda cores", what);
+        attn_cmp(w2, names[t], res[1][t], res[0][t], cnt[t], attn_tol_tc[bf16], &bad);
+    }
+    for (int tc = 0; tc < 2; tc++)
+        for (int t = 0; t < 4; t++) free(res[tc][t]);
+    free(q), free(k), free(v), free(df), free(qf), free(kf), free(vf), free(o), free(lse), free(nans);
+    free(dq), free(dk), free(dv), free(keep), free(bias), free(db);
     tc_dfree(dq_, nq * 2), tc_dfree(dk_, nk * 2), tc_dfree(dv_, nk * 2), tc_dfree(do_, nq * 4), tc_dfree(dof, nq * 4);
-    tc_dfree(dl, nr * 4), tc_dfree(gq, nq * 4), tc_dfree(gk, nk * 4), tc_dfree(gv, nk * 4), tc_dfree(dwork, wb);
-    if (nb) tc_dfree(dbias, nb * 4), tc_dfree(gb, ndb * 4);
+    tc_dfree(dl, nr * 4), tc_dfree(dwork, wb);
+    if (nb) tc_dfree(dbias, nb * 4);
     if (dkeep) tc_dfree(dkeep, B * Tk);
     return bad;
 }
 
+/* each case: the CUDA cores and the tensor cores against the CPU, and against each other */
 TEST(cuda_attention_bwd_matches_cpu) {
     int bad = 0;
     for (int bf16 = 0; bf16 < 2; bf16++) {
@@ -297,6 +346,62 @@ TEST(cuda_attention_bwd_matches_cpu) {
     bad += attn_bwd_case(1, 2, 2, 2, 19, 19, 8, true, 0, true, 0, 2, 870);        /* full bias, causal */
     bad += attn_bwd_case(1, 1, 4, 2, 40, 35, 32, true, 3, false, 0.1, 2, 880);    /* all of it */
     CHECK(bad == 0);
+}
+
+/* the tensor-core backward's tiles of 64: ragged Tq, Tk (not multiples of 64, several tiles,
+ * so a key tile walks query tiles and the causal start tile is not 0), Tq != Tk with a causal
+ * offset of either sign, 4 query heads per key head (dK, dV summed over them in one block),
+ * head dims 40 (fragments padded to 48) and 128 (8 fragments of 16) */
+TEST(cuda_attention_bwd_tensor_cores_tiles) {
+    int bad = 0;
+    bad += attn_bwd_case(1, 1, 4, 1, 150, 93, 40, false, 0, true, 0, 0, 900);     /* ragged, Hq/Hkv 4, D 40 */
+    bad += attn_bwd_case(1, 1, 2, 2, 130, 200, 64, true, 70, false, 0, 0, 910);   /* Tq < Tk, causal offset 70 */
+    bad += attn_bwd_case(1, 1, 4, 1, 200, 77, 40, true, -60, false, 0.2, 1, 920); /* Tq > Tk, offset -60, dropout, (Tk) bias */
+    bad += attn_bwd_case(1, 1, 4, 1, 70, 129, 128, true, 59, true, 0, 2, 930);    /* D 128, full bias, mask */
+    bad += attn_bwd_case(0, 1, 4, 1, 97, 66, 128, false, 0, false, 0.1, 0, 940);  /* f16, D 128, dropout */
+    bad += attn_bwd_case(0, 1, 4, 1, 81, 130, 40, true, 49, true, 0, 0, 950);     /* f16, D 40, causal */
+    CHECK(bad == 0);
+}
+
+/* dv_cu_attention_bwd's choice: the tensor cores, or the CUDA cores when the environment has
+ * DV_CUDA_ATTN_BWD=cores — bit for bit the kernel dv_cu_attention_bwd_with names, and the two
+ * kernels differ (their roundings do) */
+TEST(cuda_attention_bwd_env_picks_the_kernel) {
+    const int64_t H = 2, T = 70, D = 32, n = H * T * D, nr = H * T;
+    uint16_t *q = rand_half(n, 960, 1), *k = rand_half(n, 961, 1), *v = rand_half(n, 962, 1);
+    float *o = tc_randn(n, 963, 1.0), *dout = tc_randn(n, 964, 1.0), *lse = tc_randn(nr, 965, 1.0);
+    for (int64_t i = 0; i < nr; i++) lse[i] += 4.0f;
+    dv_attn_geom g = {.B = 1, .Hq = H, .Hkv = H, .Tq = T, .Tk = T, .D = D, .Dv = D, .q_stride = {n, T * D, D},
+                      .k_stride = {n, T * D, D}, .v_stride = {n, T * D, D}, .scale = 1.0 / sqrt((double)D),
+                      .causal = true, .dbias_rows = 1};
+    void *dq_ = tc_upload(q, n * 2), *dk_ = tc_upload(k, n * 2), *dv_ = tc_upload(v, n * 2);
+    void *dof = tc_upload(o, n * 4), *ddo = tc_upload(dout, n * 4), *dl = tc_upload(lse, nr * 4);
+    int64_t wb = (int64_t)dv_cu_attention_bwd_work_bytes(&g);
+    void *dwork = tc_dalloc(wb);
+    char *saved = getenv("DV_CUDA_ATTN_BWD") ? strdup(getenv("DV_CUDA_ATTN_BWD")) : NULL;
+    float *res[4]; /* named tensor cores, named CUDA cores, default, default with DV_CUDA_ATTN_BWD=cores */
+    for (int c = 0; c < 4; c++) {
+        float *gq = tc_dalloc(n * 4);
+        if (c == 2) unsetenv("DV_CUDA_ATTN_BWD");
+        if (c == 3) setenv("DV_CUDA_ATTN_BWD", "cores", 1);
+        if (c < 2)
+            CK(dv_cu_attention_bwd_with(c == 0 ? DV_CU_ATTN_BWD_TC : DV_CU_ATTN_BWD_CORES, DV_CU_BF16, &g, dq_, dk_, dv_,
+                                        NULL, dof, dl, ddo, D, gq, NULL, NULL, NULL, dwork, tc_stream()));
+        else
+            CK(dv_cu_attention_bwd(DV_CU_BF16, &g, dq_, dk_, dv_, NULL, dof, dl, ddo, D, gq, NULL, NULL, NULL, dwork,
+                                   tc_stream()));
+        res[c] = tc_download(gq, n * 4);
+        tc_dfree(gq, n * 4);
+    }
+    if (saved) setenv("DV_CUDA_ATTN_BWD", saved, 1);
+    else unsetenv("DV_CUDA_ATTN_BWD");
+    CHECK_MSG(memcmp(res[2], res[0], n * 4) == 0, "the default backward is not the tensor-core one");
+    CHECK_MSG(memcmp(res[3], res[1], n * 4) == 0, "DV_CUDA_ATTN_BWD=cores does not give the CUDA-core backward");
+    CHECK_MSG(memcmp(res[0], res[1], n * 4) != 0, "the two backward kernels agree bit for bit: one is not run");
+    for (int c = 0; c < 4; c++) free(res[c]);
+    free(q), free(k), free(v), free(o), free(dout), free(lse), free(saved);
+    tc_dfree(dq_, n * 2), tc_dfree(dk_, n * 2), tc_dfree(dv_, n * 2), tc_dfree(dof, n * 4), tc_dfree(ddo, n * 4);
+    tc_dfree(dl, nr * 4), tc_dfree(dwork, wb);
 }
 
 /* empty geometries: nothing launched (a 0-block grid is a launch error that would stick to the
