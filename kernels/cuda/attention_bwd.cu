@@ -46,11 +46,12 @@
  * Not here: ldmatrix / cp.async (the SIMT emulator of `make test-cuda-sim` has neither), a
  * pipelined or split-Q pass 2 (one block per key tile: few blocks for short Tk and large B*Hkv
  * only), passes 2 and 3 fused with atomics for dQ (FA2's own choice; this file stays
- * deterministic), wgmma on sm_90a, head dims above 128. nvcc -Xptxas -v (sm_80): dkdv_tc at
- * D = 128 uses 254 registers without spills, at D = 64 168 with 40 bytes of spills; dq_tc 200
- * / 128. The tensor-core kernels have NEVER RUN ON A GPU: they are checked only under the SIMT
- * emulator (both thread orders), whose mma follows the PTX ISA's fragment layouts; their speed
- * is unmeasured.
+ * deterministic), wgmma on sm_90a, head dims above 128. nvcc 13 -Xptxas -v: dkdv_tc at D = 128
+ * 255 registers and ~30 bytes of spills on sm_80, 247 and none on sm_90; at D = 64 168 / 160;
+ * dq_tc 200-210 (D = 128) and 128 with a few spilled bytes (D = 64). The tensor-core kernels
+ * have NEVER RUN ON A GPU: they are checked only under the SIMT emulator (forward, reverse and
+ * random thread orders, and AddressSanitizer), whose mma follows the PTX ISA's fragment
+ * layouts; their speed is unmeasured.
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
@@ -377,6 +378,7 @@ __global__ void __launch_bounds__(NTH) dkdv_tc(Geom g, const uint16_t *__restric
     __shared__ __align__(16) uint16_t Qs[BT * SD];
     __shared__ __align__(16) uint16_t dOs[BT * SD];
     __shared__ float lse_s[BT], dr_s[BT]; /* lse in base 2 */
+    __shared__ uint32_t dkey_s[BT];       /* the queries' dropout row keys */
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, tig = lane % 4;
     const int64_t b = blockIdx.y / g.Hkv, hk = blockIdx.y % g.Hkv, k0 = (int64_t)blockIdx.x * BT;
@@ -409,6 +411,7 @@ __global__ void __launch_bounds__(NTH) dkdv_tc(Geom g, const uint16_t *__restric
                 int64_t i = q0 + threadIdx.x;
                 lse_s[threadIdx.x] = i < g.Tq ? lse[bh * g.Tq + i] * LOG2E : -INFINITY;
                 dr_s[threadIdx.x] = i < g.Tq ? dr[bh * g.Tq + i] : 0.0f;
+                if (g.drop) dkey_s[threadIdx.x] = dv_attn_drop_row(g.drop_seed, b, h, i);
             }
             __syncthreads();
 #pragma unroll 1
@@ -446,10 +449,7 @@ __global__ void __launch_bounds__(NTH) dkdv_tc(Geom g, const uint16_t *__restric
                             if (g.bias)
                                 x += g.bias[b * g.bias_s[0] + h * g.bias_s[1] + i * g.bias_s[2] + j * g.bias_s[3]] * LOG2E;
                             float p = exp2f(x - lse_s[col]), z = 1.0f;
-                            if (g.drop)
-                                z = dv_attn_drop_hash(dv_attn_drop_row(g.drop_seed, b, h, i), (uint32_t)j) >= g.drop_thr
-                                        ? g.drop_keep
-                                        : 0.0f;
+                            if (g.drop) z = dv_attn_drop_hash(dkey_s[col], (uint32_t)j) >= g.drop_thr ? g.drop_keep : 0.0f;
                             zp = z * p;
                             ds = p * (z * dp[t][r] - dr_s[col]);
                         }
