@@ -351,7 +351,8 @@ TEST(cuda_attention_bwd_matches_cpu) {
 /* the tensor-core backward's tiles of 64: ragged Tq, Tk (not multiples of 64, several tiles,
  * so a key tile walks query tiles and the causal start tile is not 0), Tq != Tk with a causal
  * offset of either sign, 4 query heads per key head (dK, dV summed over them in one block),
- * head dims 40 (fragments padded to 48) and 128 (8 fragments of 16) */
+ * head dims 40 (fragments padded to 48) and 128 (8 fragments of 16), and key tiles past every
+ * query's causal horizon */
 TEST(cuda_attention_bwd_tensor_cores_tiles) {
     int bad = 0;
     bad += attn_bwd_case(1, 1, 4, 1, 150, 93, 40, false, 0, true, 0, 0, 900);     /* ragged, Hq/Hkv 4, D 40 */
@@ -360,6 +361,9 @@ TEST(cuda_attention_bwd_tensor_cores_tiles) {
     bad += attn_bwd_case(1, 1, 4, 1, 70, 129, 128, true, 59, true, 0, 2, 930);    /* D 128, full bias, mask */
     bad += attn_bwd_case(0, 1, 4, 1, 97, 66, 128, false, 0, false, 0.1, 0, 940);  /* f16, D 128, dropout */
     bad += attn_bwd_case(0, 1, 4, 1, 81, 130, 40, true, 49, true, 0, 0, 950);     /* f16, D 40, causal */
+    /* key tiles that no query sees (k0 = 128 > Tq - 1 + offset): their dK, dV, dbias are 0 */
+    bad += attn_bwd_case(1, 1, 2, 1, 20, 150, 32, true, 10, false, 0, 1, 960);   /* (Tk) bias, rows summed */
+    bad += attn_bwd_case(1, 1, 2, 1, 20, 150, 32, true, 10, false, 0, 2, 970);   /* full bias */
     CHECK(bad == 0);
 }
 
