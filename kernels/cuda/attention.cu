@@ -29,6 +29,7 @@
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/mma.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -36,6 +37,13 @@
 #include <math.h>
 
 namespace {
+
+using dvcu::mma16816;
+using dvcu::from_f32;
+using dvcu::pack;
+using dvcu::pack_f32;
+using dvcu::acc_pair_to_a;
+using dvcu::b_from_k_rows;
 
 constexpr int BQ = DV_CU_ATTN_BQ, BKV = DV_CU_ATTN_BKV, NW = DV_CU_ATTN_WARPS;
 constexpr float LOG2E = 1.4426950408889634074f;
@@ -57,32 +65,8 @@ struct Geom {
     bool vec;               /* k and v rows 16-byte aligned: vector tile loads */
 };
 
-template <bool BF16>
-__device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-#ifdef DV_SIMT /* the CPU emulator of `make test-cuda-sim` (tests/simt/simt.h) */
-    dv_simt::mma_m16n8k16(BF16, d, a, b, d);
-#else
-    if (BF16)
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    else
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
 
-template <bool BF16> __device__ __forceinline__ uint16_t from_f32(float x);
-template <> __device__ __forceinline__ uint16_t from_f32<true>(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
-template <> __device__ __forceinline__ uint16_t from_f32<false>(float x) { return __half_as_ushort(__float2half_rn(x)); }
 
-/* two halves into one 32-bit register, lo = the lower column / key index */
-__device__ __forceinline__ uint32_t pack(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
-template <bool BF16>
-__device__ __forceinline__ uint32_t pack_f32(float lo, float hi) { return pack(from_f32<BF16>(lo), from_f32<BF16>(hi)); }
 
 /* rows [t0, t0 + BKV) of a (T, D) head (row stride ld) into S[BKV][SD], zeros past T and D */
 template <int SD>
@@ -229,18 +213,14 @@ __global__ void __launch_bounds__(NW * 32) attn_fwd(Geom g, const uint16_t *__re
 #pragma unroll
         for (int kc = 0; kc < BKV / 16; kc++) {
             uint32_t pa[4];
-            pa[0] = pack_f32<BF16>(s[2 * kc][0], s[2 * kc][1]);
-            pa[1] = pack_f32<BF16>(s[2 * kc][2], s[2 * kc][3]);
-            pa[2] = pack_f32<BF16>(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-            pa[3] = pack_f32<BF16>(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+            acc_pair_to_a<BF16>(pa, s[2 * kc], s[2 * kc + 1]);
             const int key = kc * 16 + tig * 2;
 #pragma unroll
             for (int t = 0; t < ND8; t++) {
                 if (t * 8 >= DP) break;
                 const int d = t * 8 + gq;
                 uint32_t bf[2];
-                bf[0] = pack(Vs[key * SD + d], Vs[(key + 1) * SD + d]);
-                bf[1] = pack(Vs[(key + 8) * SD + d], Vs[(key + 9) * SD + d]);
+                b_from_k_rows(bf, Vs, SD, key, d);
                 mma16816<BF16>(acc[t], pa, bf);
             }
         }

@@ -55,6 +55,7 @@
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/mma.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -64,6 +65,14 @@
 #include <string.h>
 
 namespace {
+
+using dvcu::mma16816;
+using dvcu::to_f32;
+using dvcu::from_f32;
+using dvcu::pack;
+using dvcu::pack_f32;
+using dvcu::acc_pair_to_a;
+using dvcu::b_from_k_rows;
 
 constexpr int T16 = 16, NT = 256, DMAX = 128, SD = DMAX + 1, OWN = T16 * DMAX / NT; /* 8 */
 
@@ -86,9 +95,6 @@ struct Geom {
     float drop_keep;        /* 1 / (1 - dropout) */
 };
 
-template <bool BF16> __device__ __forceinline__ float to_f32(uint16_t h);
-template <> __device__ __forceinline__ float to_f32<true>(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
-template <> __device__ __forceinline__ float to_f32<false>(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
 /* rows [t0, t0 + 16) of a (T, D) head with row stride ld, as f32, zeros past T */
 template <bool BF16>
@@ -287,32 +293,8 @@ __global__ void __launch_bounds__(NT) dq_kernel(Geom g, const uint16_t *__restri
 constexpr int BT = 64, NW = 4, NTH = NW * 32;
 constexpr float LOG2E = 1.4426950408889634074f;
 
-template <bool BF16>
-__device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-#ifdef DV_SIMT /* the CPU emulator of `make test-cuda-sim` (tests/simt/simt.h) */
-    dv_simt::mma_m16n8k16(BF16, d, a, b, d);
-#else
-    if (BF16)
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    else
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
 
-template <bool BF16> __device__ __forceinline__ uint16_t from_f32(float x);
-template <> __device__ __forceinline__ uint16_t from_f32<true>(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
-template <> __device__ __forceinline__ uint16_t from_f32<false>(float x) { return __half_as_ushort(__float2half_rn(x)); }
 
-/* two halves into one 32-bit register, lo = the lower column / row index */
-__device__ __forceinline__ uint32_t pack(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
-template <bool BF16>
-__device__ __forceinline__ uint32_t pack_f32(float lo, float hi) { return pack(from_f32<BF16>(lo), from_f32<BF16>(hi)); }
 
 /* rows [t0, t0 + BT) of a half (T, D) head (row stride ld) into S[BT][SD], zeros past T and
  * from D up to DP (D is a multiple of 8, so a pair never straddles it) */
@@ -461,10 +443,8 @@ __global__ void __launch_bounds__(NTH) dkdv_tc(Geom g, const uint16_t *__restric
                         }
                     }
                 uint32_t pa[4], sa[4];
-                pa[0] = pack_f32<BF16>(s[0][0], s[0][1]), pa[1] = pack_f32<BF16>(s[0][2], s[0][3]);
-                pa[2] = pack_f32<BF16>(s[1][0], s[1][1]), pa[3] = pack_f32<BF16>(s[1][2], s[1][3]);
-                sa[0] = pack_f32<BF16>(dp[0][0], dp[0][1]), sa[1] = pack_f32<BF16>(dp[0][2], dp[0][3]);
-                sa[2] = pack_f32<BF16>(dp[1][0], dp[1][1]), sa[3] = pack_f32<BF16>(dp[1][2], dp[1][3]);
+                acc_pair_to_a<BF16>(pa, s[0], s[1]);
+                acc_pair_to_a<BF16>(sa, dp[0], dp[1]);
                 /* dV += (Z P)^T dO, dK += dS^T Q: k = the 16 queries, n = 8 columns of d */
                 const int row = qc * 16 + tig * 2;
 #pragma unroll
@@ -472,10 +452,8 @@ __global__ void __launch_bounds__(NTH) dkdv_tc(Geom g, const uint16_t *__restric
                     if (t * 8 >= DP) break;
                     const int d = t * 8 + gq;
                     uint32_t bo[2], bq[2];
-                    bo[0] = pack(dOs[row * SD + d], dOs[(row + 1) * SD + d]);
-                    bo[1] = pack(dOs[(row + 8) * SD + d], dOs[(row + 9) * SD + d]);
-                    bq[0] = pack(Qs[row * SD + d], Qs[(row + 1) * SD + d]);
-                    bq[1] = pack(Qs[(row + 8) * SD + d], Qs[(row + 9) * SD + d]);
+                    b_from_k_rows(bo, dOs, SD, row, d);
+                    b_from_k_rows(bq, Qs, SD, row, d);
                     mma16816<BF16>(adv[t], pa, bo);
                     mma16816<BF16>(adk[t], sa, bq);
                 }
@@ -596,8 +574,7 @@ __global__ void __launch_bounds__(NTH) dq_tc(Geom g, const uint16_t *__restrict_
                     dp[t][r] = ds;
                 }
             uint32_t sa[4];
-            sa[0] = pack_f32<BF16>(dp[0][0], dp[0][1]), sa[1] = pack_f32<BF16>(dp[0][2], dp[0][3]);
-            sa[2] = pack_f32<BF16>(dp[1][0], dp[1][1]), sa[3] = pack_f32<BF16>(dp[1][2], dp[1][3]);
+            acc_pair_to_a<BF16>(sa, dp[0], dp[1]);
             /* dQ += dS K: k = the 16 keys, n = 8 columns of d */
             const int kr = kc * 16 + tig * 2;
 #pragma unroll
@@ -605,8 +582,7 @@ __global__ void __launch_bounds__(NTH) dq_tc(Geom g, const uint16_t *__restrict_
                 if (t * 8 >= DP) break;
                 const int d = t * 8 + gq;
                 uint32_t bk[2];
-                bk[0] = pack(Ks[kr * SD + d], Ks[(kr + 1) * SD + d]);
-                bk[1] = pack(Ks[(kr + 8) * SD + d], Ks[(kr + 9) * SD + d]);
+                b_from_k_rows(bk, Ks, SD, kr, d);
                 mma16816<BF16>(acc[t], sa, bk);
             }
         }

@@ -31,12 +31,17 @@
  */
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/mma.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 namespace {
+
+using dvcu::mma16816;
+using dvcu::to_f32;
+using dvcu::from_f32;
 
 constexpr int BM = DV_CU_GEMM_BM, BN = DV_CU_GEMM_BN, BK = DV_CU_GEMM_BK, SK = DV_CU_GEMM_SK;
 constexpr int NT = DV_CU_GEMM_THREADS, MI = DV_CU_GEMM_MI, NI = DV_CU_GEMM_NI;
@@ -51,31 +56,7 @@ struct Params {
     bool c_f32, vec_a, vec_b;
 };
 
-template <bool BF16> __device__ __forceinline__ float to_f32(uint16_t h);
-template <> __device__ __forceinline__ float to_f32<true>(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
-template <> __device__ __forceinline__ float to_f32<false>(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-template <bool BF16> __device__ __forceinline__ uint16_t from_f32(float x);
-template <> __device__ __forceinline__ uint16_t from_f32<true>(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
-template <> __device__ __forceinline__ uint16_t from_f32<false>(float x) { return __half_as_ushort(__float2half_rn(x)); }
 
-/* D += A B for one m16n8k16 tile; a: 4 x 32-bit (8 halves), b: 2 x 32-bit, d: 4 f32 */
-template <bool BF16>
-__device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-#ifdef DV_SIMT /* the CPU emulator of `make test-cuda-sim` (tests/simt/simt.h) */
-    dv_simt::mma_m16n8k16(BF16, d, a, b, d);
-#else
-    if (BF16)
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    else
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
 
 /* 8 consecutive halves along the contiguous dimension of a row-major (rows, cols) operand with
  * leading dimension ld: elements (row, col .. col+7), zeros outside */

@@ -46,6 +46,7 @@
  */
 #include "kernels/cuda/gemm_sm90a.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/mma.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -59,6 +60,9 @@
 #endif
 
 namespace {
+
+using dvcu::to_f32;
+using dvcu::from_f32;
 
 constexpr int BM = DV_WG_BM, BN = DV_WG_BN, BK = DV_WG_BK, NT = DV_WG_THREADS, STAGES = DV_WG_STAGES;
 constexpr int NACC = DV_WG_N / 2; /* accumulators a thread: 128 */
@@ -74,12 +78,6 @@ struct Params {
     bool c_f32, vec_a, vec_b, c_pair;
 };
 
-template <bool BF16> __device__ __forceinline__ float to_f32(uint16_t h);
-template <> __device__ __forceinline__ float to_f32<true>(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
-template <> __device__ __forceinline__ float to_f32<false>(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-template <bool BF16> __device__ __forceinline__ uint16_t from_f32(float x);
-template <> __device__ __forceinline__ uint16_t from_f32<true>(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
-template <> __device__ __forceinline__ uint16_t from_f32<false>(float x) { return __half_as_ushort(__float2half_rn(x)); }
 
 /* ---- the wgmma instructions (PTX ISA 9.7.15) ---------------------------------------------- */
 __device__ __forceinline__ void wgmma_fence() {
