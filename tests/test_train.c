@@ -12,6 +12,7 @@
 #include "tools/cmd_act.c"
 
 #include "test.h"
+#include "tests/util.h"
 #include "models/dit/standin.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
@@ -302,26 +303,8 @@ static const char *e2e_root(void) {
     return root;
 }
 
-/* runs `dualvla train dit` in this process with its output silenced */
-static int run_cmd(int (*cmd)(int, char **), const char *name, const char *const *args, int n) {
-    char *argv[40];
-    argv[0] = (char *)name, argv[1] = "dit";
-    for (int i = 0; i < n; i++) argv[2 + i] = (char *)args[i];
-    argv[2 + n] = NULL;
-    fflush(stdout), fflush(stderr);
-    int out = dup(1), errfd = dup(2), null = open("/dev/null", O_WRONLY);
-    if (!dv_test_verbose) dup2(null, 1), dup2(null, 2);
-    int threads = omp_get_max_threads();
-    int rc = cmd(2 + n, argv);
-    omp_set_num_threads(threads);
-    fflush(stdout), fflush(stderr);
-    dup2(out, 1), dup2(errfd, 2);
-    close(out), close(errfd), close(null);
-    return rc;
-}
-
-static int run_train(const char *const *args, int n) { return run_cmd(dv_cmd_train, "train", args, n); }
-static int run_act(const char *const *args, int n) { return run_cmd(dv_cmd_act, "act", args, n); }
+static int run_train(const char *const *args, int n) { return ut_run_cli(dv_cmd_train, "train", "dit", args, n); }
+static int run_act(const char *const *args, int n) { return ut_run_cli(dv_cmd_act, "act", "dit", args, n); }
 
 /* every tensor of a equals (bytes) the same-named tensor of b, and the names agree */
 static int ckpt_equal(const char *a, const char *b, int *ntensors) {

@@ -292,6 +292,8 @@ done:
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <omp.h>
 
 bool ut_aborts_with(void (*fn)(void *), void *ctx, const char *want) {
     int fds[2];
@@ -375,4 +377,22 @@ dv_pyobj *ut_calvin_lang_ann(dv_pyarena *a, int n) {
     dv_py_set(a, root, "language", lang);
     dv_py_set(a, root, "info", info);
     return root;
+}
+
+int ut_run_cli(int (*cmd)(int, char **), const char *name, const char *sub, const char *const *args, int n) {
+    char *argv[64];
+    DV_ASSERT(n + 3 <= 64, "ut_run_cli: %d arguments", n);
+    argv[0] = (char *)name, argv[1] = (char *)sub;
+    for (int i = 0; i < n; i++) argv[2 + i] = (char *)args[i];
+    argv[2 + n] = NULL;
+    fflush(stdout), fflush(stderr);
+    int out = dup(1), errfd = dup(2), null = open("/dev/null", O_WRONLY);
+    if (!dv_test_verbose) dup2(null, 1), dup2(null, 2);
+    int threads = omp_get_max_threads();
+    int rc = cmd(2 + n, argv);
+    omp_set_num_threads(threads);
+    fflush(stdout), fflush(stderr);
+    dup2(out, 1), dup2(errfd, 2);
+    close(out), close(errfd), close(null);
+    return rc;
 }

@@ -56,4 +56,9 @@ bool ut_aborts_with(void (*fn)(void *), void *ctx, const char *want);
  * ann, task, emb (n, 1, 384) f32; "info": episodes, indx) built with the pickle builders in a */
 dv_pyobj *ut_calvin_lang_ann(dv_pyarena *a, int n);
 
+/* a CLI command (tools/: dv_cmd_train, dv_cmd_act, ...) run in this process as
+ * `name sub args...`, its stdout and stderr sent to /dev/null unless the tests run verbose,
+ * the OpenMP thread count restored afterwards (--threads changes it); returns its exit code */
+int ut_run_cli(int (*cmd)(int, char **), const char *name, const char *sub, const char *const *args, int n);
+
 #endif

@@ -11,6 +11,7 @@
  */
 #ifdef DV_HAVE_CUDA
 #include "tests/cuda/cuda_util.h"
+#include "tests/util.h"
 
 #include "tools/train_log.c"
 #include "tools/dit_session.c"
@@ -23,7 +24,6 @@
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
 
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,21 +165,6 @@ TEST(cuda_checkpoint_with_device_tensors) {
 }
 
 /* ---- the CLI on the GPU ------------------------------------------------------------------ */
-static int run_quiet(int (*cmd)(int, char **), const char *name, const char *const *args, int n) {
-    char *argv[40];
-    argv[0] = (char *)name, argv[1] = "dit";
-    for (int i = 0; i < n; i++) argv[2 + i] = (char *)args[i];
-    argv[2 + n] = NULL;
-    fflush(stdout), fflush(stderr);
-    int out = dup(1), errfd = dup(2), null = open("/dev/null", O_WRONLY);
-    if (!dv_test_verbose) dup2(null, 1), dup2(null, 2);
-    int rc = cmd(2 + n, argv);
-    fflush(stdout), fflush(stderr);
-    dup2(out, 1), dup2(errfd, 2);
-    close(out), close(errfd), close(null);
-    return rc;
-}
-
 /* the losses of loss.csv (step, loss, ...), at most n */
 static int read_losses(const char *csv, double *loss, int n) {
     int64_t *st = NULL, cnt = 0;
@@ -217,13 +202,13 @@ TEST(cuda_train_dit_cli_matches_cpu_and_resumes_across_devices) {
 
     const char *tc[] = {"--data", data, "--config", cfg, "--steps", "3", "--batch", "2", "--out", oc,
                         "--threads", "1", "--quiet"};
-    CHECK(run_quiet(dv_cmd_train, "train", tc, 13) == 0);
+    CHECK(ut_run_cli(dv_cmd_train, "train", "dit", tc, 13) == 0);
     const char *tg[] = {"--data", data, "--config", cfg, "--steps", "3", "--batch", "2", "--out", og,
                         "--threads", "1", "--quiet", "--device", "cuda:0", "--stop-at", "2"};
-    CHECK(run_quiet(dv_cmd_train, "train", tg, 17) == 0);
+    CHECK(ut_run_cli(dv_cmd_train, "train", "dit", tg, 17) == 0);
     /* the GPU run stopped at step 2: resume it on the CPU for the last step */
     const char *tr[] = {"--data", data, "--out", og, "--threads", "1", "--quiet", "--resume"};
-    CHECK(run_quiet(dv_cmd_train, "train", tr, 8) == 0);
+    CHECK(ut_run_cli(dv_cmd_train, "train", "dit", tr, 8) == 0);
 
     double lc[4] = {0}, lg[4] = {0};
     snprintf(csv, sizeof csv, "%s/loss.csv", oc);
@@ -241,7 +226,7 @@ TEST(cuda_train_dit_cli_matches_cpu_and_resumes_across_devices) {
     snprintf(val, sizeof val, "%s/validation", data);
     const char *a[] = {"--ckpt", ck, "--data", val, "--episode", "0", "--frame", "5", "--threads", "1",
                        "--rollout", "2", "--device", "cuda"};
-    CHECK(run_quiet(dv_cmd_act, "act", a, 14) == 0);
+    CHECK(ut_run_cli(dv_cmd_act, "act", "dit", a, 14) == 0);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     CHECK(system(cmd) == 0);
