@@ -1,6 +1,7 @@
 /* tests/cuda/cuda_util.c — see cuda_util.h; and the skip: build/test-cuda without a usable
  * device prints one line and exits 0 before any test runs. */
 #include "tests/cuda/cuda_util.h"
+#include "kernels/half.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -105,4 +106,59 @@ void tc_graph_parity(const char *what, tc_graph_fn f, dv_tensor **cpu_in, int n,
     }
     for (int i = 0; i < n; i++) dv_zero_grad(cpu_in[i]), dv_set_requires_grad(cpu_in[i], false), dv_release(dev_in[i]);
     dv_release(yc), dv_release(yd), dv_release(gout), dv_release(goutd), dv_release(yb), dv_release(ycc);
+}
+
+uint16_t *tc_rand_half(int64_t n, uint64_t seed, int bf16) {
+    float *f = tc_randn(n, seed, 1.0);
+    uint16_t *h = malloc((size_t)(n ? n : 1) * 2);
+    for (int64_t i = 0; i < n; i++) h[i] = bf16 ? dv_f32_to_bf16(f[i]) : dv_f32_to_f16(f[i]);
+    free(f);
+    return h;
+}
+
+double tc_half_val(uint16_t h, int bf16) { return bf16 ? dv_bf16_to_f32(h) : dv_f16_to_f32(h); }
+
+int tc_half_gemm_case(const char *name, tc_half_gemm_fn gemm, tc_gemm_tol_fn tol, int bf16, int ta, int tb, int64_t M,
+                      int64_t N, int64_t K, int64_t batch, int pad, int c_f32, float alpha, float beta, uint64_t seed) {
+    int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    int64_t lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+    int64_t sa = ar * lda, sb = br * ldb, sc = M * ldc;
+    uint16_t *A = tc_rand_half(sa * batch, seed, bf16), *B = tc_rand_half(sb * batch, seed + 1, bf16);
+    float *C0 = tc_randn(sc * batch, seed + 2, 1.0);
+    uint16_t *C0h = malloc((size_t)(sc * batch > 0 ? sc * batch : 1) * 2);
+    for (int64_t i = 0; i < sc * batch; i++) C0h[i] = bf16 ? dv_f32_to_bf16(C0[i]) : dv_f32_to_f16(C0[i]);
+    void *dA = tc_upload(A, sa * batch * 2), *dB = tc_upload(B, sb * batch * 2);
+    int64_t cbytes = sc * batch * (c_f32 ? 4 : 2);
+    void *dC = tc_upload(c_f32 ? (void *)C0 : (void *)C0h, cbytes);
+    dv_cuda_check(gemm(bf16 ? DV_CU_BF16 : DV_CU_F16, ta, tb, M, N, K, alpha, dA, lda, sa, dB, ldb, sb, beta, dC, ldc,
+                       sc, c_f32, batch, tc_stream()),
+                  name);
+    void *got = tc_download(dC, cbytes);
+    int bad = 0;
+    for (int64_t z = 0; z < batch; z++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0, sabs = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    double a = tc_half_val(A[z * sa + (ta ? k * lda + m : m * lda + k)], bf16);
+                    double b = tc_half_val(B[z * sb + (tb ? n * ldb + k : k * ldb + n)], bf16);
+                    s += a * b, sabs += fabs(a * b);
+                }
+                int64_t o = z * sc + m * ldc + n;
+                double c0 = c_f32 ? C0[o] : tc_half_val(C0h[o], bf16);
+                double want = alpha * s + (beta != 0 ? beta * c0 : 0);
+                double g = c_f32 ? ((float *)got)[o] : tc_half_val(((uint16_t *)got)[o], bf16);
+                double mag = fabs(alpha) * sabs + fabs(beta * c0);
+                if (!(fabs(g - want) <= tol(want, mag, K, bf16, c_f32))) {
+                    if (bad < 3)
+                        dv_test_fail(__FILE__, __LINE__,
+                                     "%s %s ta%d tb%d %lldx%lldx%lld b%lld c_f32 %d: [%lld,%lld,%lld] %.7g vs %.7g", name,
+                                     bf16 ? "bf16" : "f16", ta, tb, (long long)M, (long long)N, (long long)K,
+                                     (long long)batch, c_f32, (long long)z, (long long)m, (long long)n, g, want);
+                    bad++;
+                }
+            }
+    free(A), free(B), free(C0), free(C0h), free(got);
+    tc_dfree(dA, sa * batch * 2), tc_dfree(dB, sb * batch * 2), tc_dfree(dC, cbytes);
+    return bad;
 }

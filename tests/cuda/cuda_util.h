@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "kernels/cuda/kernels.h"
 #include "tensor/cuda.h"
 #include "tests/test.h"
 
@@ -27,5 +28,22 @@ double tc_compare_f64(const char *what, const double *got, const double *want, i
  * f32. Records failures naming what. */
 typedef dv_tensor *(*tc_graph_fn)(dv_tensor **in);
 void tc_graph_parity(const char *what, tc_graph_fn f, dv_tensor **cpu_in, int n, double tol);
+
+/* n f16 / bf16 values (bits) drawn from N(0, 1) and rounded (deterministic in seed) / their value */
+uint16_t *tc_rand_half(int64_t n, uint64_t seed, int bf16);
+double tc_half_val(uint16_t h, int bf16);
+
+/* One half-precision GEMM case (dv_cu_gemm's contract) through gemm: random A, B (and C for
+ * beta), leading dimensions padded by pad elements (odd pads: unaligned operands), checked
+ * element by element against a double product of the same rounded inputs. An element passes
+ * when |got - want| <= tol(want, mag, K, bf16, c_f32), with mag = |alpha| sum_k |a b| +
+ * |beta c|. Records a failure naming `name` for the first bad elements; returns their count. */
+typedef int (*tc_half_gemm_fn)(dv_cu_half dtype, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                               const uint16_t *A, int64_t lda, int64_t stride_a, const uint16_t *B, int64_t ldb,
+                               int64_t stride_b, float beta, void *C, int64_t ldc, int64_t stride_c, bool c_f32,
+                               int64_t batch, dv_cu_stream stream);
+typedef double (*tc_gemm_tol_fn)(double want, double mag, int64_t K, int bf16, int c_f32);
+int tc_half_gemm_case(const char *name, tc_half_gemm_fn gemm, tc_gemm_tol_fn tol, int bf16, int ta, int tb, int64_t M,
+                      int64_t N, int64_t K, int64_t batch, int pad, int c_f32, float alpha, float beta, uint64_t seed);
 
 #endif

@@ -20,59 +20,16 @@
 
 #define CK(call) dv_cuda_check((call), #call)
 
-static uint16_t *rand_half(int64_t n, uint64_t seed, int bf16) {
-    float *f = tc_randn(n, seed, 1.0);
-    uint16_t *h = malloc((size_t)n * 2);
-    for (int64_t i = 0; i < n; i++) h[i] = bf16 ? dv_f32_to_bf16(f[i]) : dv_f32_to_f16(f[i]);
-    free(f);
-    return h;
+/* the file header's tolerance: 3e-5 of sum |a b| (+ 1e-6), plus the half output's rounding */
+static double tc_tol(double want, double mag, int64_t K, int bf16, int c_f32) {
+    (void)K;
+    return 3e-5 * mag + 1e-6 + (c_f32 ? 0 : fabs(want) * (bf16 ? 1.0 / 256 : 1.0 / 2048));
 }
-static double hval(uint16_t h, int bf16) { return bf16 ? dv_bf16_to_f32(h) : dv_f16_to_f32(h); }
 
-/* one GEMM case against a double reference; returns the number of bad elements */
+/* one GEMM case through dv_cu_gemm against a double reference; returns the number of bad elements */
 static int gemm_case(int bf16, int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, int pad, int c_f32,
                      float alpha, float beta, uint64_t seed) {
-    /* leading dimensions padded by `pad` elements (pad odd: unaligned, element-wise loads) */
-    int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
-    int64_t lda = ac + pad, ldb = bc + pad, ldc = N + pad;
-    int64_t sa = ar * lda, sb = br * ldb, sc = M * ldc;
-    uint16_t *A = rand_half(sa * batch, seed, bf16), *B = rand_half(sb * batch, seed + 1, bf16);
-    float *C0 = tc_randn(sc * batch, seed + 2, 1.0);
-    uint16_t *C0h = malloc((size_t)(sc * batch) * 2);
-    for (int64_t i = 0; i < sc * batch; i++) C0h[i] = bf16 ? dv_f32_to_bf16(C0[i]) : dv_f32_to_f16(C0[i]);
-    void *dA = tc_upload(A, sa * batch * 2), *dB = tc_upload(B, sb * batch * 2);
-    int64_t cbytes = sc * batch * (c_f32 ? 4 : 2);
-    void *dC = tc_upload(c_f32 ? (void *)C0 : (void *)C0h, cbytes);
-    CK(dv_cu_gemm(bf16 ? DV_CU_BF16 : DV_CU_F16, ta, tb, M, N, K, alpha, dA, lda, sa, dB, ldb, sb, beta, dC, ldc, sc,
-                  c_f32, batch, tc_stream()));
-    void *got = tc_download(dC, cbytes);
-    int bad = 0;
-    for (int64_t z = 0; z < batch; z++)
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t n = 0; n < N; n++) {
-                double s = 0, sabs = 0;
-                for (int64_t k = 0; k < K; k++) {
-                    double a = hval(A[z * sa + (ta ? k * lda + m : m * lda + k)], bf16);
-                    double b = hval(B[z * sb + (tb ? n * ldb + k : k * ldb + n)], bf16);
-                    s += a * b, sabs += fabs(a * b);
-                }
-                int64_t o = z * sc + m * ldc + n;
-                double c0 = c_f32 ? C0[o] : hval(C0h[o], bf16);
-                double want = alpha * s + (beta != 0 ? beta * c0 : 0);
-                double g = c_f32 ? ((float *)got)[o] : hval(((uint16_t *)got)[o], bf16);
-                double tol = 3e-5 * (fabs(alpha) * sabs + fabs(beta * c0)) + 1e-6 +
-                             (c_f32 ? 0 : fabs(want) * (bf16 ? 1.0 / 256 : 1.0 / 2048));
-                if (!(fabs(g - want) <= tol)) {
-                    if (bad < 3)
-                        dv_test_fail(__FILE__, __LINE__, "gemm %s ta%d tb%d %lldx%lldx%lld b%lld c_f32 %d: [%lld,%lld,%lld] %.6g vs %.6g",
-                                     bf16 ? "bf16" : "f16", ta, tb, (long long)M, (long long)N, (long long)K, (long long)batch,
-                                     c_f32, (long long)z, (long long)m, (long long)n, g, want);
-                    bad++;
-                }
-            }
-    free(A), free(B), free(C0), free(C0h), free(got);
-    tc_dfree(dA, sa * batch * 2), tc_dfree(dB, sb * batch * 2), tc_dfree(dC, cbytes);
-    return bad;
+    return tc_half_gemm_case("gemm", dv_cu_gemm, tc_tol, bf16, ta, tb, M, N, K, batch, pad, c_f32, alpha, beta, seed);
 }
 
 TEST(cuda_gemm_tensor_cores_all_layouts) {
@@ -131,10 +88,10 @@ TEST(cuda_gemm_degenerate_sizes) {
 static int attn_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t D, bool causal,
                      int64_t off, bool mask, double dropout, int bias_kind, uint64_t seed) {
     int64_t nq = B * Hq * Tq * D, nk = B * Hkv * Tk * D;
-    uint16_t *q = rand_half(nq, seed, bf16), *k = rand_half(nk, seed + 1, bf16), *v = rand_half(nk, seed + 2, bf16);
+    uint16_t *q = tc_rand_half(nq, seed, bf16), *k = tc_rand_half(nk, seed + 1, bf16), *v = tc_rand_half(nk, seed + 2, bf16);
     float *qf = malloc(nq * 4), *kf = malloc(nk * 4), *vf = malloc(nk * 4), *o = malloc(nq * 4), *lse = malloc(B * Hq * Tq * 4);
-    for (int64_t i = 0; i < nq; i++) qf[i] = (float)hval(q[i], bf16);
-    for (int64_t i = 0; i < nk; i++) kf[i] = (float)hval(k[i], bf16), vf[i] = (float)hval(v[i], bf16);
+    for (int64_t i = 0; i < nq; i++) qf[i] = (float)tc_half_val(q[i], bf16);
+    for (int64_t i = 0; i < nk; i++) kf[i] = (float)tc_half_val(k[i], bf16), vf[i] = (float)tc_half_val(v[i], bf16);
     uint8_t *keep = NULL, *dkeep = NULL;
     if (mask) {
         keep = malloc(B * Tk);
@@ -255,12 +212,12 @@ static int attn_cmp(const char *what, const char *name, const float *got, const 
 static int attn_bwd_case(int bf16, int64_t B, int64_t Hq, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t D, bool causal,
                          int64_t off, bool mask, double dropout, int bias_kind, uint64_t seed) {
     int64_t nq = B * Hq * Tq * D, nk = B * Hkv * Tk * D, nr = B * Hq * Tq;
-    uint16_t *q = rand_half(nq, seed, bf16), *k = rand_half(nk, seed + 1, bf16), *v = rand_half(nk, seed + 2, bf16);
+    uint16_t *q = tc_rand_half(nq, seed, bf16), *k = tc_rand_half(nk, seed + 1, bf16), *v = tc_rand_half(nk, seed + 2, bf16);
     float *df = tc_randn(nq, seed + 3, 1.0);
     float *qf = malloc(nq * 4), *kf = malloc(nk * 4), *vf = malloc(nk * 4), *o = malloc(nq * 4);
     float *lse = malloc(nr * 4), *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
-    for (int64_t i = 0; i < nq; i++) qf[i] = (float)hval(q[i], bf16);
-    for (int64_t i = 0; i < nk; i++) kf[i] = (float)hval(k[i], bf16), vf[i] = (float)hval(v[i], bf16);
+    for (int64_t i = 0; i < nq; i++) qf[i] = (float)tc_half_val(q[i], bf16);
+    for (int64_t i = 0; i < nk; i++) kf[i] = (float)tc_half_val(k[i], bf16), vf[i] = (float)tc_half_val(v[i], bf16);
     uint8_t *keep = NULL, *dkeep = NULL;
     if (mask) {
         keep = malloc(B * Tk);
@@ -372,7 +329,7 @@ TEST(cuda_attention_bwd_tensor_cores_tiles) {
  * kernels differ (their roundings do) */
 TEST(cuda_attention_bwd_env_picks_the_kernel) {
     const int64_t H = 2, T = 70, D = 32, n = H * T * D, nr = H * T;
-    uint16_t *q = rand_half(n, 960, 1), *k = rand_half(n, 961, 1), *v = rand_half(n, 962, 1);
+    uint16_t *q = tc_rand_half(n, 960, 1), *k = tc_rand_half(n, 961, 1), *v = tc_rand_half(n, 962, 1);
     float *o = tc_randn(n, 963, 1.0), *dout = tc_randn(n, 964, 1.0), *lse = tc_randn(nr, 965, 1.0);
     for (int64_t i = 0; i < nr; i++) lse[i] += 4.0f;
     dv_attn_geom g = {.B = 1, .Hq = H, .Hkv = H, .Tq = T, .Tk = T, .D = D, .Dv = D, .q_stride = {n, T * D, D},

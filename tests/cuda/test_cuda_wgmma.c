@@ -22,15 +22,6 @@
 
 #define CK(call) dv_cuda_check((call), #call)
 
-static uint16_t *rand_half(int64_t n, uint64_t seed, int bf16) {
-    float *f = tc_randn(n, seed, 1.0);
-    uint16_t *h = malloc((size_t)(n ? n : 1) * 2);
-    for (int64_t i = 0; i < n; i++) h[i] = bf16 ? dv_f32_to_bf16(f[i]) : dv_f32_to_f16(f[i]);
-    free(f);
-    return h;
-}
-static double hval(uint16_t h, int bf16) { return bf16 ? dv_bf16_to_f32(h) : dv_f16_to_f32(h); }
-
 /* one ulp of the half dtype at |x| (8 significant bits for bf16, 11 for f16, f16 subnormals
  * spaced 2^-24) */
 static double half_ulp(double x, int bf16) {
@@ -54,51 +45,17 @@ static int skip_unless_sm90(void) {
     return 1;
 }
 
+/* the file header's tolerance: 1e-5 sqrt(K) of sum |alpha a b| + |beta c|, plus one ulp of a
+ * half output */
+static double wg_tol(double want, double mag, int64_t K, int bf16, int c_f32) {
+    return 1e-5 * sqrt((double)(K > 1 ? K : 1)) * mag + 1e-30 + (c_f32 ? 0 : half_ulp(want, bf16));
+}
+
 /* one GEMM through dv_cu_gemm_wgmma against a double reference; returns the bad elements */
 static int wg_case(int bf16, int ta, int tb, int64_t M, int64_t N, int64_t K, int64_t batch, int pad, int c_f32,
                    float alpha, float beta, uint64_t seed) {
-    /* leading dimensions padded by `pad` elements (odd: unaligned, element-wise loads) */
-    int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
-    int64_t lda = ac + pad, ldb = bc + pad, ldc = N + pad;
-    int64_t sa = ar * lda, sb = br * ldb, sc = M * ldc;
-    uint16_t *A = rand_half(sa * batch, seed, bf16), *B = rand_half(sb * batch, seed + 1, bf16);
-    float *C0 = tc_randn(sc * batch, seed + 2, 1.0);
-    uint16_t *C0h = malloc((size_t)(sc * batch) * 2);
-    for (int64_t i = 0; i < sc * batch; i++) C0h[i] = bf16 ? dv_f32_to_bf16(C0[i]) : dv_f32_to_f16(C0[i]);
-    void *dA = tc_upload(A, sa * batch * 2), *dB = tc_upload(B, sb * batch * 2);
-    int64_t cbytes = sc * batch * (c_f32 ? 4 : 2);
-    void *dC = tc_upload(c_f32 ? (void *)C0 : (void *)C0h, cbytes);
-    CK(dv_cu_gemm_wgmma(bf16 ? DV_CU_BF16 : DV_CU_F16, ta, tb, M, N, K, alpha, dA, lda, sa, dB, ldb, sb, beta, dC,
-                        ldc, sc, c_f32, batch, tc_stream()));
-    void *got = tc_download(dC, cbytes);
-    int bad = 0;
-    for (int64_t z = 0; z < batch; z++)
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t n = 0; n < N; n++) {
-                double s = 0, sabs = 0;
-                for (int64_t k = 0; k < K; k++) {
-                    double a = hval(A[z * sa + (ta ? k * lda + m : m * lda + k)], bf16);
-                    double b = hval(B[z * sb + (tb ? n * ldb + k : k * ldb + n)], bf16);
-                    s += a * b, sabs += fabs(a * b);
-                }
-                int64_t o = z * sc + m * ldc + n;
-                double c0 = c_f32 ? C0[o] : hval(C0h[o], bf16);
-                double want = alpha * s + (beta != 0 ? beta * c0 : 0);
-                double g = c_f32 ? ((float *)got)[o] : hval(((uint16_t *)got)[o], bf16);
-                double tol = 1e-5 * sqrt((double)(K > 1 ? K : 1)) * (fabs(alpha) * sabs + fabs(beta * c0)) + 1e-30 +
-                             (c_f32 ? 0 : half_ulp(want, bf16));
-                if (!(fabs(g - want) <= tol)) {
-                    if (bad < 3)
-                        dv_test_fail(__FILE__, __LINE__,
-                                     "wgmma %s ta%d tb%d %lldx%lldx%lld b%lld c_f32 %d: [%lld,%lld,%lld] %.7g vs %.7g",
-                                     bf16 ? "bf16" : "f16", ta, tb, (long long)M, (long long)N, (long long)K,
-                                     (long long)batch, c_f32, (long long)z, (long long)m, (long long)n, g, want);
-                    bad++;
-                }
-            }
-    free(A), free(B), free(C0), free(C0h), free(got);
-    tc_dfree(dA, sa * batch * 2), tc_dfree(dB, sb * batch * 2), tc_dfree(dC, cbytes);
-    return bad;
+    return tc_half_gemm_case("wgmma", dv_cu_gemm_wgmma, wg_tol, bf16, ta, tb, M, N, K, batch, pad, c_f32, alpha, beta,
+                             seed);
 }
 
 TEST(cuda_wgmma_gemm_tiles_edges_dtypes) {
