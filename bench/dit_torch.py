@@ -14,12 +14,27 @@ Prints machine-readable lines for the C bench:
   torch_train_s <best s>   torch_peak_rss_mb <MiB>
 (--infer-reps 0 or --train-reps 0 skips that part)
 Run: /usr/bin/python3 bench/dit_torch.py [--preset paper] [--batch 64] [--threads 2]
+
+--device cuda[:N]: the model, its AdamW state and the inputs on that GPU (the reference modules
+build masks, tables and paddings with plain torch.* factory calls: they see a copy of the torch
+module whose factories default to the GPU — not torch.set_default_device, whose per-call
+dispatch hook would slow every op of the launch-bound batch-1 chunk), every timed call ended
+by torch.cuda.synchronize() (the warm-up too); torch's defaults otherwise (f32, TF32 off for
+matmuls, on for cuDNN convolutions). Instead of the RSS line it prints
+  torch_cuda_step_peak_mb <MiB>   max_memory_allocated() during a training step above
+                                  memory_allocated() before it (the last timed step)
+  torch_cuda_peak_mb <MiB>        max_memory_allocated() during that step, in all (weights,
+                                  AdamW state and inputs included; with --train-reps 0 over
+                                  the inference)
+Without CUDA in this torch it says so on stderr and exits 2. On the CPU (the default) the
+behaviour is that of the script before the option existed.
 """
 import argparse
 import os
 import resource
 import sys
 import time
+import types
 
 import torch
 import torch.nn.functional as F
@@ -37,24 +52,43 @@ PRESETS = {
 }
 
 
+FACTORIES = ("arange", "empty", "eye", "full", "linspace", "ones", "rand", "randint", "randn", "tensor",
+             "zeros")
+
+
+def torch_on(dev):
+    """a copy of the torch module whose factory functions put their result on dev unless told"""
+    m = types.ModuleType(f"torch_on_{dev}")
+    m.__dict__.update(torch.__dict__)
+    for name in FACTORIES:
+        def factory(*args, _f=getattr(torch, name), **kw):
+            kw.setdefault("device", dev)
+            return _f(*args, **kw)
+        setattr(m, name, factory)
+    return m
+
+
 def inputs(cfg, B, g):
-    I = cfg["image_size"]
-    return dict(rgb_static=torch.rand(B, cfg["static_frames"], 3, I, I, generator=g),
-                rgb_gripper=torch.rand(B, 3, I, I, generator=g),
-                depth_static=torch.rand(B, 1, I, I, generator=g),
-                depth_gripper=torch.rand(B, 1, I, I, generator=g),
-                proprio=torch.randn(B, cfg["proprio_dim"], generator=g),
-                gen_actions=torch.rand(B, cfg["chunk"], 7, generator=g) * 2 - 1,
-                gen_latents=torch.randn(B, cfg["gen_latent_tokens"], cfg["gen_latent_dim"], generator=g))
+    I, d = cfg["image_size"], g.device
+    return dict(rgb_static=torch.rand(B, cfg["static_frames"], 3, I, I, generator=g, device=d),
+                rgb_gripper=torch.rand(B, 3, I, I, generator=g, device=d),
+                depth_static=torch.rand(B, 1, I, I, generator=g, device=d),
+                depth_gripper=torch.rand(B, 1, I, I, generator=g, device=d),
+                proprio=torch.randn(B, cfg["proprio_dim"], generator=g, device=d),
+                gen_actions=torch.rand(B, cfg["chunk"], 7, generator=g, device=d) * 2 - 1,
+                gen_latents=torch.randn(B, cfg["gen_latent_tokens"], cfg["gen_latent_dim"], generator=g,
+                                        device=d))
 
 
-def timed(fn, n):
-    """seconds of n single calls after a warm-up call"""
+def timed(fn, n, sync=lambda: None):
+    """seconds of n single calls after a warm-up call, each ended by sync() (the GPU's queue)"""
     fn()  # warm-up
+    sync()
     ts = []
     for _ in range(n):
         t0 = time.perf_counter()
         fn()
+        sync()
         ts.append(time.perf_counter() - t0)
     return ts
 
@@ -66,15 +100,33 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--infer-reps", type=int, default=5)
     ap.add_argument("--train-reps", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
+    try:
+        dev = torch.device(a.device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        sys.exit(f"dit_torch.py: --device {a.device}: expected cpu, cuda or cuda:N")
+    cuda = dev.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print(f"dit_torch.py: --device {a.device}: this torch ({torch.__version__}) has no usable CUDA",
+              file=sys.stderr)
+        sys.exit(2)
     torch.set_num_threads(a.threads)
     torch.set_default_dtype(torch.float32)
+    if cuda:
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        torch.cuda.set_device(dev)
+        ref.torch = torch_on(dev)
     torch.manual_seed(0)
     cfg = PRESETS[a.preset]
-    pol = ref.Policy(cfg)
+    pol = ref.Policy(cfg).to(dev)
     for n, p in pol.named_parameters():
         p.requires_grad_(not n.startswith("vision_encoder."))
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(device=dev).manual_seed(0)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     T, N, S = 100, 5, 3.0
     ac = ref.alphas_cumprod(T).float()
 
@@ -84,10 +136,10 @@ def main():
         with torch.no_grad():
             enc = pol.encode(inp1)
             enc2 = (torch.cat([enc[0]] * 2), torch.cat([enc[1]] * 2), torch.cat([enc[2]] * 2), enc[3])
-            x = torch.randn(1, cfg["chunk"], 7)
-            d2 = torch.tensor([False, True])
+            x = torch.randn(1, cfg["chunk"], 7, device=dev)
+            d2 = torch.tensor([False, True], device=dev)
             for t in range(T - T // N, -1, -(T // N)):
-                o = pol.denoise(enc2, torch.cat([x, x]), torch.full((2,), t, dtype=torch.int64), d2)
+                o = pol.denoise(enc2, torch.cat([x, x]), torch.full((2,), t, dtype=torch.int64, device=dev), d2)
                 o = o[1:] + S * (o[:1] - o[1:])
                 x = ref.ddim_step(ac, o, t, x, T, N, cfg["pred"])
         return x
@@ -97,29 +149,35 @@ def main():
         # the adapters (resamplers, latent adapter, cross-attention K/V), CFG as two calls
         with torch.no_grad():
             feats = pol.features(inp1)
-            x = torch.randn(1, cfg["chunk"], 7)
+            x = torch.randn(1, cfg["chunk"], 7, device=dev)
             for t in range(T - T // N, -1, -(T // N)):
-                tt = torch.full((1,), t, dtype=torch.int64)
-                oc = pol.denoise(pol.adapt(inp1, feats), x, tt, torch.tensor([False]))
-                ou = pol.denoise(pol.adapt(inp1, feats), x, tt, torch.tensor([True]))
+                tt = torch.full((1,), t, dtype=torch.int64, device=dev)
+                oc = pol.denoise(pol.adapt(inp1, feats), x, tt, torch.tensor([False], device=dev))
+                ou = pol.denoise(pol.adapt(inp1, feats), x, tt, torch.tensor([True], device=dev))
                 x = ref.ddim_step(ac, ou + S * (oc - ou), t, x, T, N, cfg["pred"])
         return x
 
     if a.infer_reps > 0:
-        ts = timed(infer, a.infer_reps)
+        ts = timed(infer, a.infer_reps, sync)
         print("torch_infer_times " + " ".join(f"{t:.6f}" for t in ts), flush=True)
-        ts = timed(infer_released_style, a.infer_reps)
+        ts = timed(infer_released_style, a.infer_reps, sync)
         print("torch_infer_released_style_times " + " ".join(f"{t:.6f}" for t in ts), flush=True)
 
     B = a.batch if a.train_reps > 0 else 1
     inpB = inputs(cfg, B, g)
-    actions = torch.rand(B, cfg["chunk"], 7, generator=g) * 2 - 1
+    actions = torch.rand(B, cfg["chunk"], 7, generator=g, device=dev) * 2 - 1
     opt = torch.optim.AdamW([p for p in pol.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-3)
 
+    step_peak = [0]
+
     def train():
-        t = torch.randint(0, T, (B,), generator=g)
-        noise = torch.randn(B, cfg["chunk"], 7, generator=g)
-        drop = torch.rand(B, generator=g) < 0.1
+        if cuda:
+            sync()
+            live = torch.cuda.memory_allocated(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+        t = torch.randint(0, T, (B,), generator=g, device=dev)
+        noise = torch.randn(B, cfg["chunk"], 7, generator=g, device=dev)
+        drop = torch.rand(B, generator=g, device=dev) < 0.1
         enc = pol.encode(inpB)
         al = ac[t][:, None, None]
         pred = pol.denoise(enc, al.sqrt() * actions + (1 - al).sqrt() * noise, t, drop)
@@ -127,11 +185,21 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if cuda:
+            sync()
+            step_peak[0] = torch.cuda.max_memory_allocated(dev) - live
 
     if a.train_reps > 0:
-        t_tr = min(timed(train, a.train_reps))
+        t_tr = min(timed(train, a.train_reps, sync))
         print(f"torch_train_s {t_tr:.6f}", flush=True)
-    print(f"torch_peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}", flush=True)
+    if cuda:
+        # train() resets the peak: with training this is the last step's total (weights, AdamW
+        # state, inputs included), without it the inference's
+        if a.train_reps > 0:
+            print(f"torch_cuda_step_peak_mb {step_peak[0] / 1048576:.1f}", flush=True)
+        print(f"torch_cuda_peak_mb {torch.cuda.max_memory_allocated(dev) / 1048576:.1f}", flush=True)
+    else:
+        print(f"torch_peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}", flush=True)
 
 
 if __name__ == "__main__":

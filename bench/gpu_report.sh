@@ -2,7 +2,10 @@
 # bench/gpu_report.sh — everything issue 4 asks to run on a GPU machine, in one command, with
 # one report: the build, `make test-cuda` (GPU vs CPU for every kernel), the CUDA benchmark
 # table beside PyTorch (bench/cuda_torch.py, when python3 has torch with CUDA), the same GEMM
-# rows with the opt-in wgmma path (DV_CUDA_WGMMA=1), and the DiT training step on the GPU.
+# rows with the opt-in wgmma path (DV_CUDA_WGMMA=1), the DiT specialist's chunk latency and
+# training step on the GPU beside the same network in torch on the same GPU (bench dit --device
+# cuda: the paper preset with the peer, the released preset's shape without one), and the DiT
+# trained on the GPU end to end.
 #
 #   bash bench/gpu_report.sh [OUT_DIR]        (default: build/gpu_report)
 #
@@ -52,6 +55,13 @@ part "GEMM with the wgmma path (DV_CUDA_WGMMA=1)" env DV_CUDA_WGMMA=1 ./build/be
 part "flash attention beside scaled_dot_product_attention" ./build/bench --device cuda attention
 part "fused AdamW beside torch.optim.AdamW(fused=True)" ./build/bench --device cuda adamw
 part "memory-bound kernels beside the device-to-device copy" ./build/bench --device cuda bandwidth
+
+# the DiT specialist on the GPU (random weights): one chunk at batch 1, one training step at
+# batch 64; the torch peer (bench/dit_torch.py --device cuda) builds the paper network only
+part "DiT specialist on the GPU beside torch on the GPU (paper preset)" \
+    ./build/bench --device cuda dit --preset paper
+part "DiT specialist on the GPU, the released preset's shape (no peer)" \
+    ./build/bench --device cuda dit --preset released --no-torch
 
 # the DiT specialist trained on the GPU end to end, on a small synthetic CALVIN split
 data="$out/calvin_synth"

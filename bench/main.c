@@ -24,7 +24,8 @@ static const struct {
      "fused attention vs the unfused op-by-op path [--threads N] [--quick]"},
     {"adamw", dv_bench_adamw, "fused AdamW update GB/s vs memcpy [--threads N]"},
     {"calvin", dv_bench_calvin, "CALVIN loader samples/s (3DDA B=15, DiT B=64), npz MB/s [--threads N] [--quick] [--dir SPLIT] [--no-peer]"},
-    {"dit", dv_bench_dit, "DiT specialist: chunk latency and training step vs PyTorch [--batch B] [--no-torch]"},
+    {"dit", dv_bench_dit, "DiT specialist: chunk latency and training step vs PyTorch [--preset P] [--batch B] "
+     "[--device cuda[:N]] [--reps N] [--infer-only] [--no-torch]"},
     {"cuda", dv_bench_cuda, "CUDA kernels vs torch on the GPU: cuda [gemm|attention|adamw|bandwidth]"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
@@ -124,7 +125,14 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    /* `bench --device cuda gemm` is `bench cuda gemm`; `--device cpu` is the default */
+    /* `bench --device cuda gemm` is `bench cuda gemm`; `--device cpu` is the default. The DiT
+     * bench runs on either device, so `bench --device D dit ...` is `bench dit --device D ...` */
+    char *dit_argv[64];
+    if (argc > 3 && argc < 62 && !strcmp(argv[1], "--device") && !strcmp(argv[3], "dit")) {
+        dit_argv[0] = argv[0], dit_argv[1] = argv[3], dit_argv[2] = argv[1], dit_argv[3] = argv[2];
+        for (int i = 4; i <= argc; i++) dit_argv[i] = argv[i];   /* with the closing NULL */
+        argv = dit_argv;
+    }
     if (argc > 2 && !strcmp(argv[1], "--device") && !strcmp(argv[2], "cuda")) argc--, argv++;
     else if (argc > 2 && !strcmp(argv[1], "--device") && !strcmp(argv[2], "cpu")) argv[2] = argv[0], argc -= 2, argv += 2;
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
