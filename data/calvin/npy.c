@@ -22,16 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int dv_npy_errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-#define ERRF(...) dv_npy_errf(err, errlen, __VA_ARGS__)
+#define ERRF(...) dv_errf(err, errlen, __VA_ARGS__)
 
 /* ---------------------------------------------------------------- dtypes */
 

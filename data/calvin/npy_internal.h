@@ -9,12 +9,11 @@
 
 #include <stdio.h>
 
+#include "tensor/tensor.h" /* dv_errf */
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "data/calvin assumes a little-endian host (arrays are handed over in host order)"
 #endif
-
-/* printf into err (when err is non-NULL); always returns -1 */
-int dv_npy_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* a parsed .npy header */
 typedef struct {

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERRF(...) dv_npy_errf(err, errlen, __VA_ARGS__)
+#define ERRF(...) dv_errf(err, errlen, __VA_ARGS__)
 
 #define SIG_LOCAL 0x04034b50u
 #define SIG_CENTRAL 0x02014b50u

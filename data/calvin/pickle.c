@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERRF(...) dv_npy_errf(err, errlen, __VA_ARGS__)
+#define ERRF(...) dv_errf(err, errlen, __VA_ARGS__)
 
 /* ---------------------------------------------------------------- arena */
 
