@@ -46,6 +46,18 @@ __global__ void extreme_kernel(int is_max, int64_t outer, int64_t n, int64_t inn
     }
 }
 
+/* combines the lanes' (value, index) pairs of a warp by dv_cu_extreme_take; every lane ends
+ * with the warp's pair */
+__device__ __forceinline__ void warp_extreme(float *best, long long *bi, int is_max) {
+    for (int o = 16; o > 0; o >>= 1) {
+        float v = __shfl_xor_sync(0xffffffffu, *best, o);
+        long long j = __shfl_xor_sync(0xffffffffu, *bi, o);
+        int64_t b64 = *bi;
+        dv_cu_extreme_take(v, j, best, &b64, is_max);
+        *bi = b64;
+    }
+}
+
 /* inner == 1, long rows: one block of kThreads per row. Each thread takes the preferred pair
  * of its strided share (ascending indices), then warp shuffles and one shared-memory hop
  * combine them by dv_cu_extreme_prefer — a total order, so the result does not depend on
@@ -62,26 +74,14 @@ __global__ void extreme_rows_kernel(int is_max, int64_t n, const float *__restri
         dv_cu_extreme_take(xr[i], i, &best, &b64, is_max);
         bi = b64;
     }
-    for (int o = 16; o > 0; o >>= 1) {
-        float v = __shfl_xor_sync(0xffffffffu, best, o);
-        long long j = __shfl_xor_sync(0xffffffffu, bi, o);
-        int64_t b64 = bi;
-        dv_cu_extreme_take(v, j, &best, &b64, is_max);
-        bi = b64;
-    }
+    warp_extreme(&best, &bi, is_max);
     int lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32;
     if (lane == 0) sv[w] = best, si[w] = bi;
     __syncthreads();
     if (w != 0) return; /* the first warp finishes; no __syncthreads below */
     best = lane < nw ? sv[lane] : 0.0f;
     bi = lane < nw ? si[lane] : -1;
-    for (int o = 16; o > 0; o >>= 1) {
-        float v = __shfl_xor_sync(0xffffffffu, best, o);
-        long long j = __shfl_xor_sync(0xffffffffu, bi, o);
-        int64_t b64 = bi;
-        dv_cu_extreme_take(v, j, &best, &b64, is_max);
-        bi = b64;
-    }
+    warp_extreme(&best, &bi, is_max);
     if (lane == 0) {
         if (y) y[blockIdx.x] = best;
         if (idx) idx[blockIdx.x] = bi;
