@@ -8,22 +8,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static int ds_fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int dv_train_config_preset(dv_train_config *c, const char *name, char *err, size_t errlen) {
     dv_train_config t;
@@ -141,7 +131,7 @@ int dv_train_config_parse(dv_train_config *cfg, const char *text, const char *wh
             char *val = ds_trim(eq + 1);
             char e2[256];
             if (dv_train_config_preset(&c, val, e2, sizeof e2))
-                rc = ds_fail(err, errlen, "%s:%d: key 'preset': %s", what, line, e2);
+                rc = dv_errf(err, errlen, "%s:%d: key 'preset': %s", what, line, e2);
             continue;
         }
         if (!eq || (strncmp(key, "train.", 6) && strncmp(key, "standin.", 8))) {
@@ -152,11 +142,11 @@ int dv_train_config_parse(dv_train_config *cfg, const char *text, const char *wh
         const tfield *f = NULL;
         for (int i = 0; i < NTFIELDS; i++)
             if (!strcmp(TFIELDS[i].key, key)) f = &TFIELDS[i];
-        if (!f) { rc = ds_fail(err, errlen, "%s:%d: unknown key '%s'", what, line, key); break; }
+        if (!f) { rc = dv_errf(err, errlen, "%s:%d: unknown key '%s'", what, line, key); break; }
         void *dst = (char *)&c + f->off;
         if (f->k == T_GEN) {
             if (strcmp(val, "standin")) {
-                rc = ds_fail(err, errlen, "%s:%d: key '%s': '%s' is not available: the generalist "
+                rc = dv_errf(err, errlen, "%s:%d: key '%s': '%s' is not available: the generalist "
                              "tower does not exist yet; the only source is 'standin' "
                              "(models/dit/standin.h)", what, line, key, val);
                 break;
@@ -167,7 +157,7 @@ int dv_train_config_parse(dv_train_config *cfg, const char *text, const char *wh
         if (f->k == T_PATH) {
             if (!strcmp(val, "none")) val = "";
             if (strlen(val) >= sizeof c.standin.latents_path) {
-                rc = ds_fail(err, errlen, "%s:%d: key '%s': path too long", what, line, key);
+                rc = dv_errf(err, errlen, "%s:%d: key '%s': path too long", what, line, key);
                 break;
             }
             snprintf((char *)dst, sizeof c.standin.latents_path, "%s", val);
@@ -179,7 +169,7 @@ int dv_train_config_parse(dv_train_config *cfg, const char *text, const char *wh
         bool bad = !*val || *end || errno || v != v || v < f->lo || v > f->hi ||
                    (f->k != T_F64 && val[0] == '-');
         if (bad) {
-            rc = ds_fail(err, errlen, "%s:%d: key '%s': '%s' is not %s in [%g, %g] (%s)", what, line,
+            rc = dv_errf(err, errlen, "%s:%d: key '%s': '%s' is not %s in [%g, %g] (%s)", what, line,
                          key, val, f->k == T_F64 ? "a number" : "an integer", f->lo, f->hi, f->help);
             break;
         }
@@ -194,10 +184,10 @@ int dv_train_config_parse(dv_train_config *cfg, const char *text, const char *wh
     free(buf);
     if (rc == 0) {
         if (c.max_latency > c.model.gen_chunk)
-            rc = ds_fail(err, errlen, "%s: train.max_latency = %d exceeds gen_chunk = %d", what,
+            rc = dv_errf(err, errlen, "%s: train.max_latency = %d exceeds gen_chunk = %d", what,
                          c.max_latency, c.model.gen_chunk);
         else if (c.warmup_steps > c.steps)
-            rc = ds_fail(err, errlen, "%s: train.warmup_steps = %lld exceeds train.steps = %lld", what,
+            rc = dv_errf(err, errlen, "%s: train.warmup_steps = %lld exceeds train.steps = %lld", what,
                          (long long)c.warmup_steps, (long long)c.steps);
     }
     if (rc == 0) *cfg = c;
@@ -298,11 +288,11 @@ int dv_train_inputs(const dv_dit_config *cfg, const dv_standin *s, const dv_calv
 
 int dv_session_device(const char *s, dv_device *d, char *err, size_t errlen) {
     char why[256];
-    if (dv_device_parse(s, d, why, sizeof why)) return ds_fail(err, errlen, "--device: %s", why);
+    if (dv_device_parse(s, d, why, sizeof why)) return dv_errf(err, errlen, "--device: %s", why);
     if (d->type == DV_CPU) return 0;
-    if (!dv_cuda_available()) return ds_fail(err, errlen, "--device %s: %s", s, dv_cuda_unavailable_reason());
+    if (!dv_cuda_available()) return dv_errf(err, errlen, "--device %s: %s", s, dv_cuda_unavailable_reason());
     if (d->index >= dv_cuda_device_count())
-        return ds_fail(err, errlen, "--device %s: this machine has %d CUDA device(s) (cuda:0 .. cuda:%d)", s,
+        return dv_errf(err, errlen, "--device %s: this machine has %d CUDA device(s) (cuda:0 .. cuda:%d)", s,
                        dv_cuda_device_count(), dv_cuda_device_count() - 1);
     return 0;
 }
@@ -313,8 +303,8 @@ int dv_ckpt_read_config(const char *path, char **text, char *err, size_t errlen)
     if (dv_st_open(path, &f, err, errlen)) return -1;
     const char *mark = dv_st_meta(f, "dualvla.checkpoint"), *cfg = dv_st_meta(f, "dualvla.config");
     int rc = 0;
-    if (!mark) rc = ds_fail(err, errlen, "%s: not a dualvla checkpoint (no __metadata__ 'dualvla.checkpoint')", path);
-    else if (!cfg) rc = ds_fail(err, errlen, "%s: the checkpoint holds no config ('dualvla.config')", path);
+    if (!mark) rc = dv_errf(err, errlen, "%s: not a dualvla checkpoint (no __metadata__ 'dualvla.checkpoint')", path);
+    else if (!cfg) rc = dv_errf(err, errlen, "%s: the checkpoint holds no config ('dualvla.config')", path);
     else *text = strdup(cfg);
     dv_st_close(f);
     return rc;
@@ -327,12 +317,12 @@ int dv_train_open_data(const char *dir, dv_calvin **train, dv_calvin **val, char
     *train = NULL;
     if (val) *val = NULL;
     if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
-        return ds_fail(err, errlen, "--data %s: not a folder", dir);
+        return dv_errf(err, errlen, "--data %s: not a folder", dir);
     snprintf(probe, sizeof probe, "%s/ep_start_end_ids.npy", dir);
     if (!stat(probe, &sb)) return dv_calvin_open(dir, train, err, errlen);
     snprintf(probe, sizeof probe, "%s/training/ep_start_end_ids.npy", dir);
     if (stat(probe, &sb))
-        return ds_fail(err, errlen, "--data %s: neither it nor %s/training holds a CALVIN split "
+        return dv_errf(err, errlen, "--data %s: neither it nor %s/training holds a CALVIN split "
                     "(ep_start_end_ids.npy)", dir, dir);
     snprintf(probe, sizeof probe, "%s/training", dir);
     if (dv_calvin_open(probe, train, err, errlen)) return -1;

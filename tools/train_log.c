@@ -1,6 +1,7 @@
 /* tools/train_log.c — progress bar, CSV loss log and SVG loss plot (see train_log.h). */
 #define _GNU_SOURCE
 #include "tools/train_log.h"
+#include "tensor/tensor.h" /* dv_errf */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,15 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int tl_fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 double dv_now_seconds(void) {
     struct timespec ts;
@@ -32,7 +24,7 @@ int dv_write_file_atomic(const char *path, const void *data, size_t n, char *err
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return tl_fail(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    if (fd < 0) return dv_errf(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
     const char *p = data;
     size_t left = n;
     while (left) {
@@ -41,19 +33,19 @@ int dv_write_file_atomic(const char *path, const void *data, size_t n, char *err
         if (w <= 0) {
             int e = errno;
             close(fd), unlink(tmp);
-            return tl_fail(err, errlen, "%s: write failed: %s", path, strerror(e));
+            return dv_errf(err, errlen, "%s: write failed: %s", path, strerror(e));
         }
         p += w, left -= (size_t)w;
     }
     if (fsync(fd) || close(fd)) {
         int e = errno;
         unlink(tmp);
-        return tl_fail(err, errlen, "%s: fsync/close failed: %s", path, strerror(e));
+        return dv_errf(err, errlen, "%s: fsync/close failed: %s", path, strerror(e));
     }
     if (rename(tmp, path)) {
         int e = errno;
         unlink(tmp);
-        return tl_fail(err, errlen, "%s: rename from %s failed: %s", path, tmp, strerror(e));
+        return dv_errf(err, errlen, "%s: rename from %s failed: %s", path, tmp, strerror(e));
     }
     char dir[1200];
     snprintf(dir, sizeof dir, "%s", path);
@@ -179,7 +171,7 @@ int dv_loss_csv_open(dv_loss_csv *c, const char *path, int64_t resume_step, char
     free(keep);
     if (rc) return -1;
     c->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (c->fd < 0) return tl_fail(err, errlen, "%s: cannot open for appending: %s", path, strerror(errno));
+    if (c->fd < 0) return dv_errf(err, errlen, "%s: cannot open for appending: %s", path, strerror(errno));
     return 0;
 }
 
@@ -191,7 +183,7 @@ int dv_loss_csv_append(dv_loss_csv *c, int64_t step, double loss, double lr, dou
     ssize_t w;
     do w = write(c->fd, row, (size_t)n);
     while (w < 0 && errno == EINTR);
-    if (w != n) return tl_fail(err, errlen, "%s: append failed: %s", c->path, w < 0 ? strerror(errno) : "short write");
+    if (w != n) return dv_errf(err, errlen, "%s: append failed: %s", c->path, w < 0 ? strerror(errno) : "short write");
     return 0;
 }
 
@@ -205,7 +197,7 @@ int dv_loss_csv_read(const char *path, int64_t **steps, double **loss, int64_t *
     *steps = NULL, *loss = NULL, *n = 0;
     size_t len = 0;
     char *buf = read_all(path, &len);
-    if (!buf) return tl_fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    if (!buf) return dv_errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     int64_t cap = 1024, cnt = 0;
     int64_t *s = malloc(sizeof(int64_t) * cap);
     double *l = malloc(sizeof(double) * cap);
@@ -218,7 +210,7 @@ int dv_loss_csv_read(const char *path, int64_t **steps, double **loss, int64_t *
         lineno++;
         if (lineno == 1) {
             if (strncmp(line, "step,loss", 9)) {
-                tl_fail(err, errlen, "%s:1: expected the header 'step,loss,...', got '%.40s'", path, line);
+                dv_errf(err, errlen, "%s:1: expected the header 'step,loss,...', got '%.40s'", path, line);
                 free(buf), free(s), free(l);
                 return -1;
             }
@@ -229,7 +221,7 @@ int dv_loss_csv_read(const char *path, int64_t **steps, double **loss, int64_t *
         long long st = strtoll(line, &end, 10);
         double v = end != line && *end == ',' ? strtod(end + 1, &end2) : 0;
         if (end == line || *end != ',' || end2 == end + 1) {
-            tl_fail(err, errlen, "%s:%d: expected 'step,loss,...', got '%.40s'", path, lineno, line);
+            dv_errf(err, errlen, "%s:%d: expected 'step,loss,...', got '%.40s'", path, lineno, line);
             free(buf), free(s), free(l);
             return -1;
         }
